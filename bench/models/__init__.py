@@ -1,0 +1,14 @@
+"""Classifiers: registered builders, trained and cached by `bench.models.train`.
+
+Every model maps images in [0,1] (N,1,28,28) to logits and owns its normalisation.
+"""
+
+from bench.registry import Registry
+
+MODELS = Registry("model")
+MODELS.declare("cnn", "bench.models.cnn:build_cnn",
+               "seed-report baseline CNN: conv32-pool-conv64-pool-fc128-dropout-fc10 (~225k params)")
+MODELS.declare("timm", "bench.models.timm_backbones:build_timm",
+               "any timm backbone by name (model_params.arch), 1-channel 28x28 stem, optional attn_layer")
+MODELS.declare("resnet_cbam", "bench.models.timm_backbones:build_resnet_cbam",
+               "timm resnet18-style backbone with CBAM attention, adapted to 28x28")

@@ -1,0 +1,63 @@
+"""timm backbones adapted to 1x28x28 input, with timm's attention blocks (`attn_layer`).
+
+timm's ResNet family takes `block_args=dict(attn_layer=...)`: "se" (squeeze-excitation),
+"cbam", "gc" (global context), "eca", "nl" (non-local) and the rest of
+`timm.layers.create_attn`. The 7x7/stride-2 stem and max-pool would shrink 28x28 to 7x7
+before the first stage, so the stem becomes a 3x3/stride-1 conv and the pool is dropped.
+https://github.com/huggingface/pytorch-image-models
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from bench.models import MODELS
+from bench.models.normalize import Normalized
+
+ATTN_ALIASES = {"non-local": "nl", "nonlocal": "nl", "global-context": "gc", "none": None, "": None}
+
+
+def _adapt_stem(net: nn.Module) -> None:
+    conv = getattr(net, "conv1", None)
+    if isinstance(conv, nn.Conv2d) and conv.kernel_size == (7, 7):
+        net.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
+    if isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
+        net.maxpool = nn.Identity()
+
+
+def _last_conv_block(net: nn.Module) -> str:
+    for name in ("layer4", "stages.3", "features"):
+        try:
+            net.get_submodule(name)
+            return name
+        except AttributeError:
+            continue
+    return [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)][-1]
+
+
+@MODELS.register("timm")
+def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes: int = 10,
+               mean: float = 0.1307, std: float = 0.3081, **timm_kwargs) -> nn.Module:
+    """timm model `arch` with `attn_layer` in every block, 1 input channel, 28x28 stem."""
+    import timm
+
+    attn = ATTN_ALIASES.get(attn_layer, attn_layer) if attn_layer else None
+    kwargs = dict(pretrained=False, in_chans=1, num_classes=n_classes, **timm_kwargs)
+    if attn:
+        kwargs["block_args"] = dict(attn_layer=attn)
+    net = timm.create_model(arch, **kwargs)
+    _adapt_stem(net)
+    return Normalized(net, mean, std, cam_layer=_last_conv_block(net))
+
+
+@MODELS.register("resnet_cbam")
+def build_resnet_cbam(n_classes: int = 10, layers: tuple = (1, 1, 1, 1), attn_layer: str = "cbam",
+                      mean: float = 0.1307, std: float = 0.3081) -> nn.Module:
+    """A small ResNet (BasicBlock, one block per stage by default) with CBAM, for 28x28."""
+    from timm.models.resnet import BasicBlock, ResNet
+
+    attn = ATTN_ALIASES.get(attn_layer, attn_layer)
+    net = ResNet(BasicBlock, list(layers), num_classes=n_classes, in_chans=1,
+                 block_args=dict(attn_layer=attn) if attn else None)
+    _adapt_stem(net)
+    return Normalized(net, mean, std, cam_layer="layer4")

@@ -1,0 +1,119 @@
+"""Train, evaluate and cache classifiers.
+
+The checkpoint lives at `<cache_dir>/models/<dataset>/<model>-<key>.pt`, where `key` hashes
+(model name, model params, dataset, seed, training settings, format version). Checkpoints
+are plain state dicts loaded with `torch.load(weights_only=True)`; a JSON sidecar keeps the
+test accuracy and training time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.models import MODELS
+
+CACHE_FORMAT = 1
+
+
+def cache_key(model: str, model_params: dict, dataset: str, seed: int, train_cfg) -> str:
+    blob = json.dumps(dict(model=model, params=model_params, dataset=dataset, seed=seed,
+                           train=dataclasses.asdict(train_cfg), fmt=CACHE_FORMAT), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def weights_hash(model: nn.Module) -> str:
+    """sha256 over the state dict (names, shapes, bytes): the model's identity in provenance."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 512) -> float:
+    model.eval()
+    correct = 0
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        correct += int((model(xb.to(device)).argmax(1).cpu() == yb).sum())
+    return correct / len(y)
+
+
+def fit(model: nn.Module, data, cfg, seed: int, device, progress: bool = True) -> dict:
+    """Train `model` on data.train with Adam (+ OneCycle if cfg.schedule == "onecycle")."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    x, y = data.train.x, data.train.y
+    steps_per_epoch = (len(y) + cfg.batch_size - 1) // cfg.batch_size
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = None
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                    steps_per_epoch=steps_per_epoch)
+    elif cfg.schedule != "constant":
+        raise ValueError(f"unknown schedule {cfg.schedule!r} (onecycle | constant)")
+    loss_fn = nn.CrossEntropyLoss()
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = torch.randperm(len(y), generator=gen)
+        bar = tqdm(perm.split(cfg.batch_size), desc=f"train epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, leave=False)
+        for idx in bar:
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            if cfg.augment:
+                xb = _shift(xb, gen)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    return dict(train_seconds=round(seconds, 2),
+                val_accuracy=accuracy(model, data.val.x, data.val.y, device),
+                test_accuracy=accuracy(model, data.test.x, data.test.y, device))
+
+
+def _shift(xb: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Random translation by up to `max_shift` pixels (zero padding): light augmentation."""
+    dx, dy = (torch.randint(-max_shift, max_shift + 1, (2,), generator=gen)).tolist()
+    return torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+
+
+def load_or_train(cfg, data, device, progress: bool = True, force: bool = False):
+    """The trained model for this config (from cache or trained now), and its metadata."""
+    key = cache_key(cfg.model, cfg.model_params, cfg.dataset, cfg.seed, cfg.train)
+    path = Path(cfg.cache_dir).expanduser() / "models" / cfg.dataset / f"{cfg.model}-{key}.pt"
+    model = MODELS.get(cfg.model)(n_classes=len(data.classes), **cfg.model_params)
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists() and not force:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        meta = json.loads(meta_path.read_text())
+        meta["cached"] = True
+    else:
+        meta = fit(model, data, cfg.train, cfg.seed, device, progress)
+        meta.update(model=cfg.model, model_params=cfg.model_params, dataset=cfg.dataset,
+                    seed=cfg.seed, train=dataclasses.asdict(cfg.train), device=str(device),
+                    n_params=sum(p.numel() for p in model.parameters()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+        tmp.replace(path)
+        meta_path.write_text(json.dumps(meta, indent=2))
+        meta["cached"] = False
+    model.to(device).eval()
+    meta.update(checkpoint=str(path), cache_key=key, weights_sha256=weights_hash(model))
+    return model, meta

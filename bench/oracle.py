@@ -1,0 +1,145 @@
+"""The Oracle: the only door through which a method touches the classifier.
+
+It counts, per instance of the current batch, the model input rows evaluated (queries)
+and the rows back-propagated (gradient queries). Counting happens here, so no solver can
+under-report its cost. A black-box view shares the counters and refuses gradients.
+
+Row ownership: every call may pass `owner`, an int64 tensor (rows,) naming the instance
+(0..n-1, as set by `start(n)`) that each row belongs to. Without it, a call with exactly
+n rows is taken row-for-row, and any other row count is spread evenly over the n
+instances (what captum's batched expansions need).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GradientRefused(RuntimeError):
+    """A black-box method asked for gradients."""
+
+
+class Oracle:
+    """Counted access to a classifier that maps [0,1] images (N,C,H,W) to logits.
+
+    Args:
+        model: the classifier (owns its input normalisation); put in eval mode here.
+        device: where the model runs; inputs are moved there.
+        batch_size: rows per forward pass for gradient-free calls.
+    """
+
+    white_box = True
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = 512):
+        self.device = torch.device(device)
+        self._model = model.to(self.device).eval()
+        for p in self._model.parameters():
+            p.requires_grad_(False)
+        self.batch_size = batch_size
+        self.n_classes: int | None = None
+        self.start(0)
+
+    # -- counters --------------------------------------------------------------------
+    def start(self, n: int) -> None:
+        """Begin counting for a batch of `n` instances (resets the per-instance counters)."""
+        self.n = n
+        self.queries = torch.zeros(n, dtype=torch.float64)
+        self.grad_queries = torch.zeros(n, dtype=torch.float64)
+        self.total_rows = 0
+        self.total_grad_rows = 0
+
+    def _count(self, counter: torch.Tensor, rows: int, owner: torch.Tensor | None) -> None:
+        if self.n == 0:
+            return
+        if owner is not None:
+            counter.index_add_(0, owner.detach().to("cpu", torch.long),
+                               torch.ones(len(owner), dtype=torch.float64))
+        elif rows == self.n:
+            counter += 1.0
+        else:
+            counter += rows / self.n
+
+    # -- forward passes ----------------------------------------------------------------
+    def logits(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of `x` without gradients, in chunks of `batch_size`; counts len(x) queries."""
+        x = x.to(self.device)
+        with torch.no_grad():
+            out = torch.cat([self._model(c) for c in x.split(self.batch_size)]) if len(x) else \
+                torch.empty(0, self._n_out(), device=self.device)
+        self._count(self.queries, len(x), owner)
+        self.total_rows += len(x)
+        self.n_classes = out.shape[1] if len(x) else self.n_classes
+        return out
+
+    def probs(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """Softmax probabilities of `x` (counted like `logits`)."""
+        return self.logits(x, owner).softmax(dim=1)
+
+    def predict(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted class of each row (counted like `logits`)."""
+        return self.logits(x, owner).argmax(dim=1)
+
+    def logits_grad(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable logits of `x` (white-box only).
+
+        Counts len(x) queries now and len(x) gradient queries when (and only when) a
+        gradient actually flows back through the returned tensor.
+        """
+        out = self._model(x.to(self.device))
+        self._count(self.queries, len(x), owner)
+        self.total_rows += len(x)
+        self.n_classes = out.shape[1]
+        if out.requires_grad:
+            owner_c = None if owner is None else owner.detach().clone()
+
+            def _hook(grad: torch.Tensor) -> None:
+                self._count(self.grad_queries, len(grad), owner_c)
+                self.total_grad_rows += len(grad)
+
+            out.register_hook(_hook)
+        return out
+
+    def forward_fn(self):
+        """A plain callable x -> logits for libraries (captum) that drive the model."""
+        return self.logits_grad
+
+    def layer(self, name: str) -> nn.Module:
+        """A named sub-module (for layer methods such as Grad-CAM; white-box only)."""
+        return self._model.get_submodule(name)
+
+    def named_layer_for_cam(self) -> str:
+        """Name of the last convolutional layer, the usual Grad-CAM target."""
+        return getattr(self._model, "cam_layer", None) or [
+            n for n, m in self._model.named_modules() if isinstance(m, nn.Conv2d)][-1]
+
+    def black_box(self) -> "BlackBoxOracle":
+        """A view of this oracle that shares its counters and refuses gradients."""
+        return BlackBoxOracle(self)
+
+    def _n_out(self) -> int:
+        return self.n_classes or 10
+
+
+class BlackBoxOracle:
+    """Gradient-free view of an Oracle: probabilities and labels only, still counted."""
+
+    white_box = False
+
+    def __init__(self, inner: Oracle) -> None:
+        self._inner = inner
+        self.device = inner.device
+
+    def logits(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        return self._inner.logits(x, owner)
+
+    def probs(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        return self._inner.probs(x, owner)
+
+    def predict(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        return self._inner.predict(x, owner)
+
+    def __getattr__(self, name: str):
+        if name in ("logits_grad", "forward_fn", "layer", "named_layer_for_cam", "_model"):
+            raise GradientRefused(f"black-box oracle refuses {name!r}: no gradients or internals")
+        return getattr(self._inner, name)

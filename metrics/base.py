@@ -1,0 +1,97 @@
+"""What every metric is: a pure function -> one score per instance (Tensor[N]) plus metadata.
+
+Counterfactual metrics take `(batch: CFBatch, ctx: MetricContext)`; attribution metrics
+take `(batch: AttrBatch, ctx: MetricContext, **params)`. Aggregation lives elsewhere
+(bench.leaderboard). A change of definition bumps `version`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class CFBatch:
+    """A batch of counterfactuals as the harness measured it.
+
+    x, x_cf: float32 (N,C,H,W) in [0,1]; target: int64 (N,); probs_cf: (N,K) softmax of
+    the model at x_cf (computed by the harness, not counted against the solver);
+    queries, grad_queries: float64 (N,) counted by the oracle; seconds: (N,) wall time.
+    """
+
+    x: torch.Tensor
+    x_cf: torch.Tensor
+    target: torch.Tensor
+    probs_cf: torch.Tensor
+    queries: torch.Tensor
+    grad_queries: torch.Tensor
+    seconds: torch.Tensor
+    index: torch.Tensor | None = None  # test-set indices of the rows
+
+    @property
+    def valid(self) -> torch.Tensor:
+        return self.probs_cf.argmax(1) == self.target.to(self.probs_cf.device)
+
+
+@dataclass
+class AttrBatch:
+    """A batch of attributions: x (N,C,H,W), attr shaped like x, explained (N,) the class
+    explained, contrast (N,) or None, and seconds (N,) spent computing them."""
+
+    x: torch.Tensor
+    attr: torch.Tensor
+    explained: torch.Tensor
+    seconds: torch.Tensor
+    contrast: torch.Tensor | None = None
+    method: str = ""
+
+
+@dataclass
+class MetricContext:
+    """Run-wide resources some metrics need (an oracle, training data, a cache dir, ...).
+
+    `oracle` evaluates the model for metrics (its counts are not charged to any method);
+    `memo` lets a metric family build an expensive resource once per run.
+    """
+
+    oracle: Any = None
+    data: Any = None
+    device: Any = "cpu"
+    cache_dir: str = "~/.cache/bench"
+    seed: int = 0
+    dataset: str = "mnist"
+    model_name: str = "cnn"
+    memo: dict = field(default_factory=dict)
+
+    def once(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = build()
+        return self.memo[key]
+
+
+def metric(registry, name: str, *, higher_is_better: bool, version: str, definition: str,
+           valid_only: bool = False, unit: str = ""):
+    """Register a metric function with its metadata.
+
+    Args:
+        registry: CF_METRICS or ATTR_METRICS.
+        higher_is_better: the direction shown as an arrow in leaderboards.
+        version: bumped whenever the definition changes.
+        definition: one line, copied into leaderboards and their README.
+        valid_only: aggregate only over rows whose counterfactual is valid (distances of a
+            failed counterfactual mean nothing); the leaderboard says so.
+    """
+
+    def deco(fn: Callable) -> Callable:
+        fn.metric_name = name
+        fn.higher_is_better = higher_is_better
+        fn.version = version
+        fn.definition = definition
+        fn.valid_only = valid_only
+        fn.unit = unit
+        return registry.register(name)(fn)
+
+    return deco

@@ -1,0 +1,71 @@
+"""Base classes for every registered method: bind (oracle + params), then call on a batch.
+
+`Method(oracle, **params)` only binds: it validates `params` against the method's frozen
+`Params` dataclass and stores them. `method(x, target)` does the work on one batch.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from bench.config import build
+from bench.oracle import Oracle
+from bench.results import AttrResult, CFResult
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """This method has no parameters."""
+
+
+class Method(abc.ABC):
+    """Common binding logic. Subclasses set `Params`, `version`, `white_box`, `paper`."""
+
+    Params: ClassVar[type] = NoParams
+    version: ClassVar[str] = "1"
+    white_box: ClassVar[bool] = True
+    paper: ClassVar[str] = ""
+    registry_name: ClassVar[str] = ""
+
+    def __init__(self, oracle: Oracle, **params) -> None:
+        if self.white_box and not getattr(oracle, "white_box", False):
+            raise TypeError(f"{type(self).__name__} is white-box and needs a white-box oracle")
+        self.oracle = oracle
+        self.params = build(self.Params, params, self.registry_name or type(self).__name__)
+
+    @classmethod
+    def param_dict(cls, **params) -> dict:
+        """The full parameter table (defaults filled in), for provenance and cache keys."""
+        return dataclasses.asdict(build(cls.Params, params, cls.registry_name or cls.__name__))
+
+
+class CounterfactualSolver(Method):
+    """(oracle, x, target) -> CFResult: move each x toward `target` (the true class)."""
+
+    kind: ClassVar[str] = "counterfactual"
+
+    @abc.abstractmethod
+    def __call__(self, x: torch.Tensor, target: torch.Tensor) -> CFResult:
+        """Counterfactuals for one batch."""
+
+
+class AttributionMethod(Method):
+    """(oracle, x, target[, contrast]) -> AttrResult: evidence in x for class `target`.
+
+    `contrast` (int64 (N,) or None) is the class Q of a contrastive question
+    "why target rather than Q?"; methods that cannot use it ignore it and say so
+    through `contrastive = False`.
+    """
+
+    kind: ClassVar[str] = "attribution"
+    contrastive: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def __call__(self, x: torch.Tensor, target: torch.Tensor,
+                 contrast: torch.Tensor | None = None) -> AttrResult:
+        """Attribution maps for one batch."""

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real MNIST, the real default CNN (trained once, cached), its errors.
+
+The cache lives in $BENCH_CACHE or ~/.cache/bench, so the 3-epoch training (~30 s on two
+cores) happens once per machine; every test then works on the real model and real errors.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from bench.config import RunConfig
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> str:
+    return os.environ.get("BENCH_CACHE", "~/.cache/bench")
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from bench.data import load_dataset
+
+    return load_dataset("mnist")
+
+
+@pytest.fixture(scope="session")
+def cnn(mnist, cache_dir):
+    """The default CNN of the default preset (trained on first use, then cached)."""
+    from bench.config import make_config
+    from bench.models.train import load_or_train
+
+    cfg = make_config("default", cache_dir=cache_dir, device="cpu")
+    model, meta = load_or_train(cfg, mnist, torch.device("cpu"), progress=False)
+    return model, meta
+
+
+@pytest.fixture()
+def oracle(cnn):
+    from bench.oracle import Oracle
+
+    return Oracle(cnn[0], "cpu")
+
+
+@pytest.fixture(scope="session")
+def errors(mnist, cnn):
+    from bench.errors import collect_errors
+    from bench.oracle import Oracle
+
+    return collect_errors(Oracle(cnn[0], "cpu"), mnist.test.x, mnist.test.y, cnn[1]["weights_sha256"])
+
+
+@pytest.fixture()
+def default_config() -> RunConfig:
+    from bench.config import make_config
+
+    return make_config("default")
