@@ -113,6 +113,13 @@ class Oracle:
         return getattr(self._model, "cam_layer", None) or [
             n for n, m in self._model.named_modules() if isinstance(m, nn.Conv2d)][-1]
 
+    def unwrap(self) -> nn.Module:
+        """The model itself, for metric libraries that drive it directly (Quantus).
+
+        Never handed to solvers or attribution methods; their cost would go uncounted.
+        """
+        return self._model
+
     def black_box(self) -> "BlackBoxOracle":
         """A view of this oracle that shares its counters and refuses gradients."""
         return BlackBoxOracle(self)
@@ -140,6 +147,6 @@ class BlackBoxOracle:
         return self._inner.predict(x, owner)
 
     def __getattr__(self, name: str):
-        if name in ("logits_grad", "forward_fn", "layer", "named_layer_for_cam", "_model"):
+        if name in ("logits_grad", "forward_fn", "layer", "named_layer_for_cam", "_model", "unwrap"):
             raise GradientRefused(f"black-box oracle refuses {name!r}: no gradients or internals")
         return getattr(self._inner, name)

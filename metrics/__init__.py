@@ -23,3 +23,14 @@ for _name, _summary in [
     ("seconds", "wall time per instance (batch time / batch size)"),
 ]:
     CF_METRICS.declare(_name, f"{_CF}:{_name}", _summary)
+
+_PL = "metrics.plausibility"
+for _name, _summary in [
+    ("knn_ratio", "mean distance of x_cf to its k nearest target-class training images / same for x"),
+    ("im1", "IM1 (Van Looveren & Klaise): AE_target recon error / AE_original recon error at x_cf"),
+    ("im2", "IM2 (Van Looveren & Klaise): ||AE_target(x_cf) - AE_all(x_cf)||^2 / ||x_cf||_1"),
+    ("oracle_agreement", "1 if an independently trained second classifier also assigns x_cf to target"),
+]:
+    CF_METRICS.declare(_name, f"{_PL}:{_name}", _summary)
+
+# Attribution metrics (ATTR_METRICS) are declared below.

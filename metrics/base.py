@@ -39,7 +39,10 @@ class CFBatch:
 @dataclass
 class AttrBatch:
     """A batch of attributions: x (N,C,H,W), attr shaped like x, explained (N,) the class
-    explained, contrast (N,) or None, and seconds (N,) spent computing them."""
+    explained, contrast (N,) or None, and seconds (N,) spent computing them.
+
+    `explain_fn(x, explained) -> attr` re-runs the same method with the same parameters
+    (for metrics that perturb the input and re-explain, e.g. MaxSensitivity)."""
 
     x: torch.Tensor
     attr: torch.Tensor
@@ -47,6 +50,7 @@ class AttrBatch:
     seconds: torch.Tensor
     contrast: torch.Tensor | None = None
     method: str = ""
+    explain_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass

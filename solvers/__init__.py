@@ -13,3 +13,13 @@ ATTRIBUTIONS = Registry("attribution")
 
 SOLVERS.declare("gradient", "solvers.gradient:GradientSolver",
                 "white-box Wachter-style solver: CE toward target + L2 + TV on delta, Adam, batched")
+SOLVERS.declare("growing_spheres", "solvers.growing_spheres:GrowingSpheres",
+                "black-box Growing Spheres (Laugel et al. 2018), targeted, log-space radii, batched")
+SOLVERS.declare("alibi_proto", "solvers.alibi_proto:AlibiProto",
+                "alibi CounterfactualProto, prototype-guided fast regime (c_init=0), worker process")
+SOLVERS.declare("alibi_proto_numgrad", "solvers.alibi_proto:AlibiProtoNumGrad",
+                "alibi CounterfactualProto with the numerical-gradient prediction loss (expensive)")
+SOLVERS.declare("alibi_wachter", "solvers.alibi_wachter:AlibiWachter",
+                "alibi Counterfactual (Wachter et al.), numerical gradients, worker process")
+
+# Attribution methods (ATTRIBUTIONS) are declared below.

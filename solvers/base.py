@@ -38,6 +38,15 @@ class Method(abc.ABC):
         self.oracle = oracle
         self.params = build(self.Params, params, self.registry_name or type(self).__name__)
 
+    def fit(self, x_train: torch.Tensor, y_train: torch.Tensor) -> "Method":
+        """Take what the method needs from the training split (prototypes, baselines).
+
+        The harness calls this once after binding and before the first batch; the default
+        needs nothing. Training data never counts as model queries; model calls made here
+        through the oracle are counted but happen before the per-batch counters start.
+        """
+        return self
+
     @classmethod
     def param_dict(cls, **params) -> dict:
         """The full parameter table (defaults filled in), for provenance and cache keys."""
