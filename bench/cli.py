@@ -1,0 +1,117 @@
+"""Command line: `python -m bench {run,train,list,check,report}`.
+
+This module imports no torch or TensorFlow at start-up: `--help` and `list` stay instant.
+Bad input (unknown preset, key, name or device) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="default", help="preset name (bench/presets) or a .toml path")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, dotted (repeatable), e.g. --set train.epochs=5")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the preset's, auto)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N errors (not for publication)")
+    p.add_argument("--out", default=None, help="leaderboard root folder (default: leaderboards)")
+    p.add_argument("--cache-dir", default=None, help="models, data and run store (default: ~/.cache/bench)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="How well do explanation methods explain "
+                                     "an image classifier's mistakes? Counterfactual and attribution leaderboards.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="train/load the model, explain its errors, write leaderboards")
+    _common(p_run)
+    p_train = sub.add_parser("train", help="train (or load from cache) the configured classifier")
+    _common(p_train)
+    p_train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
+    p_list = sub.add_parser("list", help="list presets, datasets, models, solvers, attributions, metrics")
+    p_list.add_argument("what", nargs="?", default="all")
+    p_check = sub.add_parser("check", help="run the ci preset and compare with committed baselines")
+    _common(p_check)
+    p_check.add_argument("--baseline", default="leaderboards/ci", help="baseline folder")
+    p_check.add_argument("--update", action="store_true", help="rewrite the baselines deliberately")
+    p_report = sub.add_parser("report", help="build one Markdown report from a leaderboard folder")
+    p_report.add_argument("folder", help="e.g. leaderboards/mnist/cnn")
+    return parser
+
+
+def _config(args):
+    from bench.config import make_config
+
+    return make_config(args.preset, args.overrides, device=args.device, limit=args.limit,
+                       out=args.out, cache_dir=args.cache_dir)
+
+
+def cmd_list(what: str) -> int:
+    from bench.config import preset_names
+    from bench.data import DATASETS
+    from bench.models import MODELS
+    from metrics import ATTR_METRICS, CF_METRICS
+    from solvers import ATTRIBUTIONS, SOLVERS
+
+    groups = {"datasets": DATASETS, "models": MODELS, "solvers": SOLVERS, "attributions": ATTRIBUTIONS,
+              "cf_metrics": CF_METRICS, "attr_metrics": ATTR_METRICS}
+    if what not in ("all", "presets", *groups):
+        raise ValueError(f"unknown list {what!r} (all | presets | {' | '.join(groups)})")
+    if what in ("all", "presets"):
+        print("presets:\n" + "\n".join(f"  {n}" for n in preset_names()))
+    for title, reg in groups.items():
+        if what in ("all", title):
+            print(f"{title}:")
+            for e in reg.entries():
+                print(f"  {e.name:<22} {e.summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list(args.what)
+        if args.command == "report":
+            from bench.report.document import build_report
+
+            print(build_report(args.folder))
+            return 0
+        cfg = _config(args)
+        if args.command == "train":
+            return _train(cfg, args)
+        if args.command == "check":
+            from bench.check import check
+
+            return check(cfg, args.baseline, update=args.update, progress=not args.quiet)
+        from bench.runner import run
+
+        summary = run(cfg, progress=not args.quiet)
+        print(json.dumps(summary, indent=2))
+        return 0
+    except KeyboardInterrupt:
+        print("bench: interrupted (finished work is kept in the run store)", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError) as e:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"bench: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _train(cfg, args) -> int:
+    from bench.data import load_dataset
+    from bench.models.train import load_or_train
+    from bench.runner import resolve_device
+
+    device = resolve_device(cfg.device)
+    model, meta = load_or_train(cfg, load_dataset(cfg.dataset, cfg.data_dir), device,
+                                progress=not args.quiet, force=args.force)
+    print(json.dumps({k: meta[k] for k in ("test_accuracy", "val_accuracy", "train_seconds", "cached",
+                                           "checkpoint", "weights_sha256") if k in meta}, indent=2))
+    return 0

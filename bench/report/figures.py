@@ -1,0 +1,104 @@
+"""Figures a person would rather look at than read: overlays, heatmaps, budget curves.
+
+Each figure is written next to its leaderboard and linked from the Markdown table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.report.grid import image_grid, sample_positions  # noqa: E402
+
+
+def _artifacts(prep, entry_key: str, test_idx: list[int]) -> dict[int, dict]:
+    return {r["test_index"]: r for r in prep.store.records(entry_key, test_idx)}
+
+
+def counterfactual_figures(prep, entries: list[dict], out_dir: Path) -> list[Path]:
+    """Overlay grid and query-budget curve for the counterfactual leaderboard."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [overlay_grid(prep, entries, out_dir / "counterfactuals_overlays.png"),
+            budget_curve(prep, entries, out_dir / "counterfactuals_budget.png")]
+
+
+def overlay_grid(prep, entries: list[dict], path: Path) -> Path:
+    """Rows: a fixed sample of errors. Columns: original | each x_cf | each signed delta.
+
+    A grey cell marks a solver that found no valid counterfactual (or did not run there).
+    """
+    errs = prep.errors
+    pos = sample_positions(len(errs), prep.cfg.n_figure)
+    test_idx = [int(errs.index[p]) for p in pos]
+    cf_cols, diff_cols = [], []
+    for e in entries:
+        recs = _artifacts(prep, e["entry_key"], test_idx)
+        valid = prep.store.scores(e["entry_key"], "validity", "1", test_idx)
+        cfs, diffs = [], []
+        for p, t, v in zip(pos, test_idx, valid):
+            ok = t in recs and v > 0.5
+            x = errs.x[p, 0].numpy()
+            cfs.append(recs[t]["artifact"][0] if ok else None)
+            diffs.append(recs[t]["artifact"][0] - x if ok else None)
+        cf_cols.append((e["method"], cfs))
+        diff_cols.append((f"Δ {e['method']}", diffs))
+    originals = ("original", [errs.x[p, 0].numpy() for p in pos])
+    row_labels = [f"#{t}: {int(errs.true[p])}←{int(errs.pred[p])}" for p, t in zip(pos, test_idx)]
+    fig = image_grid([originals] + cf_cols, diff_cols, row_labels,
+                     title="Errors (true←predicted), their counterfactuals and signed changes")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def budget_curve(prep, entries: list[dict], path: Path) -> Path:
+    """Share of errors flipped (valid) vs model rows spent, one line per solver, log x."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for e in entries:
+        recs = prep.store.records(e["entry_key"])
+        if not recs:
+            continue
+        test_idx = [r["test_index"] for r in recs]
+        valid = prep.store.scores(e["entry_key"], "validity", "1", test_idx) > 0.5
+        cost = np.array([r["queries"] + r["grad_queries"] for r in recs])
+        budgets = np.logspace(0, max(1.0, np.log10(max(cost.max(), 10)) + 0.1), 200)
+        share = [(valid & (cost <= b)).mean() for b in budgets]
+        label = e["method"] + (f" (subset n={len(recs)})" if len(recs) < len(prep.errors) else "")
+        ax.step(budgets, share, where="post", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("model rows per error (forward + gradient), log scale")
+    ax.set_ylabel("share of errors flipped to the true class")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Query budget: validity vs model queries")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def attribution_figures(prep, entries: list[dict], out_dir: Path) -> list[Path]:
+    """Heatmap grid: a fixed sample of errors x methods, overlaid on the digits."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    errs = prep.errors
+    pos = sample_positions(len(errs), prep.cfg.n_figure)
+    test_idx = [int(errs.index[p]) for p in pos]
+    path = out_dir / "attributions_heatmaps.png"
+    from bench.report.grid import heatmap_grid
+
+    cols = []
+    for e in entries:
+        recs = _artifacts(prep, e["entry_key"], test_idx)
+        cols.append((f"{e['method']}\n({e['mode']})", [recs[t]["artifact"][0] if t in recs else None for t in test_idx],
+                     [recs[t]["explained"] if t in recs else None for t in test_idx]))
+    digits = [errs.x[p, 0].numpy() for p in pos]
+    labels = [f"#{t}: true {int(errs.true[p])}, pred {int(errs.pred[p])}" for p, t in zip(pos, test_idx)]
+    fig = heatmap_grid(digits, cols, labels, title="Attributions on errors (explained class in each cell)")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return [path]

@@ -1,0 +1,94 @@
+"""The runner: the only place that knows data, models, oracle, solvers, metrics and store.
+
+prepare(cfg) builds the shared state (data, trained model, error set, oracle, store);
+run(cfg) then runs the counterfactual and attribution tasks, writes their leaderboards and
+figures, and returns where everything went.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bench.config import RunConfig
+from bench.errors import ErrorSet, collect_errors
+from bench.oracle import Oracle
+from bench.store import Store, entry_key
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA device is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r} (auto | cpu | cuda[:N])")
+    return torch.device(name)
+
+
+@dataclass
+class Prepared:
+    """Everything the tasks share for one run."""
+
+    cfg: RunConfig
+    device: torch.device
+    data: object
+    model: torch.nn.Module
+    model_meta: dict
+    oracle: Oracle
+    errors: ErrorSet
+    store: Store
+    out_dir: Path
+    context: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    metric_ctx: object = None
+
+    def key(self, **parts) -> str:
+        return entry_key(context=self.context, **parts)
+
+
+def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
+    """Load data, load or train the model, collect its errors, open the store."""
+    from bench.data import load_dataset
+    from bench.models.train import load_or_train
+    from metrics.base import MetricContext
+
+    started = time.perf_counter()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    model, meta = load_or_train(cfg, data, device, progress=progress)
+    oracle = Oracle(model, device)
+    errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit)
+    store = Store(Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+    context = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
+                   manifest=errors.manifest_hash, seed=cfg.seed)
+    out_dir = Path(cfg.out) / cfg.dataset / _model_label(cfg)
+    mctx = MetricContext(oracle=Oracle(model, device), data=data, device=device, cache_dir=cfg.cache_dir,
+                         seed=cfg.seed, dataset=cfg.dataset, model_name=cfg.model)
+    return Prepared(cfg, device, data, model, meta, oracle, errors, store, out_dir, context, started, mctx)
+
+
+def _model_label(cfg: RunConfig) -> str:
+    """Folder name of a model: its registry name plus distinguishing params (e.g. cbam)."""
+    extra = [str(v) for k, v in sorted(cfg.model_params.items()) if k in ("arch", "attn_layer")]
+    return "-".join([cfg.model, *extra])
+
+
+def run(cfg: RunConfig, progress: bool = True) -> dict:
+    """The whole job: prepare, counterfactuals, attributions; returns the written paths."""
+    from bench import attribution_task, counterfactual_task
+
+    prep = prepare(cfg, progress)
+    written: list[Path] = []
+    if cfg.counterfactuals.solvers:
+        written += counterfactual_task.run(prep, progress)
+    if cfg.attributions.methods:
+        written += attribution_task.run(prep, progress)
+    return dict(paths=[str(p) for p in written], n_errors=len(prep.errors),
+                test_accuracy=prep.model_meta.get("test_accuracy"),
+                seconds=round(time.perf_counter() - prep.started, 1))

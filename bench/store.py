@@ -1,0 +1,124 @@
+"""Per-instance records in SQLite: resumable, transactional, auditable.
+
+Two tables. `records` holds what a method produced for one error (the counterfactual or
+attribution map itself as compressed float32 bytes, success, reason, queries, gradient
+queries, seconds). `scores` holds one metric value per (entry, instance, metric, version).
+An *entry key* hashes everything a result depends on (dataset, model weights, error-set
+manifest, method name, parameters and version, target mode), so a rerun with the same
+configuration finds its finished work and skips it, and a changed parameter or version
+starts a new entry instead of mixing results. Each batch is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+import time
+import zlib
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    entry_key TEXT PRIMARY KEY, task TEXT, method TEXT, mode TEXT, version TEXT,
+    params TEXT, context TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS records (
+    entry_key TEXT, test_index INTEGER, success INTEGER, reason TEXT,
+    queries REAL, grad_queries REAL, seconds REAL, explained INTEGER, contrast INTEGER,
+    artifact BLOB, created REAL, PRIMARY KEY (entry_key, test_index));
+CREATE TABLE IF NOT EXISTS scores (
+    entry_key TEXT, test_index INTEGER, metric TEXT, version TEXT, value REAL,
+    PRIMARY KEY (entry_key, test_index, metric, version));
+"""
+
+
+def entry_key(**parts) -> str:
+    """Stable hash of everything a method's results depend on."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def pack(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return zlib.compress(buf.getvalue(), 6)
+
+
+def unpack(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+
+
+class Store:
+    """A SQLite file of entries, per-instance records and per-instance scores."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        return con
+
+    def add_entry(self, key: str, task: str, method: str, mode: str, version: str,
+                  params: dict, context: dict) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?)",
+                        (key, task, method, mode, version, json.dumps(params, sort_keys=True),
+                         json.dumps(context, sort_keys=True), time.time()))
+
+    def done_indices(self, key: str) -> set[int]:
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT test_index FROM records WHERE entry_key=?", (key,))
+            return {r[0] for r in rows}
+
+    def add_records(self, key: str, rows: list[dict]) -> None:
+        """Insert one batch of records (dicts with test_index, success, reason, queries,
+        grad_queries, seconds, explained, contrast, artifact ndarray) in one transaction."""
+        now = time.time()
+        with closing(self._connect()) as con, con:
+            con.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(key, int(r["test_index"]), int(bool(r["success"])), r.get("reason", ""),
+                  float(r.get("queries", 0)), float(r.get("grad_queries", 0)), float(r["seconds"]),
+                  r.get("explained"), r.get("contrast"), pack(r["artifact"]), now) for r in rows])
+
+    def records(self, key: str, indices: list[int] | None = None) -> list[dict]:
+        """Records of an entry (optionally only `indices`), in test-index order."""
+        with closing(self._connect()) as con:
+            rows = con.execute(
+                "SELECT test_index, success, reason, queries, grad_queries, seconds, explained, "
+                "contrast, artifact FROM records WHERE entry_key=? ORDER BY test_index", (key,)).fetchall()
+        wanted = None if indices is None else set(indices)
+        out = []
+        for t, s, reason, q, gq, sec, expl, con_, blob in rows:
+            if wanted is None or t in wanted:
+                out.append(dict(test_index=t, success=bool(s), reason=reason, queries=q,
+                                grad_queries=gq, seconds=sec, explained=expl, contrast=con_,
+                                artifact=unpack(blob)))
+        return out
+
+    def scored_indices(self, key: str, metric: str, version: str) -> set[int]:
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT test_index FROM scores WHERE entry_key=? AND metric=? AND version=?",
+                               (key, metric, version))
+            return {r[0] for r in rows}
+
+    def add_scores(self, key: str, metric: str, version: str, indices: list[int], values: list[float]) -> None:
+        with closing(self._connect()) as con, con:
+            con.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?)",
+                            [(key, int(i), metric, version, float(v)) for i, v in zip(indices, values)])
+
+    def scores(self, key: str, metric: str, version: str, indices: list[int]) -> np.ndarray:
+        """Scores in the order of `indices` (NaN where missing)."""
+        with closing(self._connect()) as con:
+            rows = dict(con.execute("SELECT test_index, value FROM scores WHERE entry_key=? AND metric=? "
+                                    "AND version=?", (key, metric, version)).fetchall())
+        values = [rows.get(int(i)) for i in indices]  # NaN is stored as NULL -> None
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)

@@ -1,0 +1,184 @@
+"""Trained resources of the plausibility metrics: autoencoders and an independent classifier.
+
+Autoencoders as in Van Looveren & Klaise 2019 (https://arxiv.org/abs/1907.02584): one per
+class (trained on that class's training images only) plus one on all classes. The second
+classifier is the oracle of Hvilshoej et al. 2021 (https://arxiv.org/abs/2105.08148): an
+MLP, so it shares neither architecture nor seed with the convolutional model explained.
+
+Both are trained on `data.train` only and cached at
+`<cache_dir>/autoencoders/<dataset>/ae-<key>.pt` and
+`<cache_dir>/second_classifier/<dataset>/mlp-<key>.pt`, where `key` hashes (architecture,
+training settings, dataset, seed, format). Plain state dicts, loaded with
+`torch.load(weights_only=True)`; a JSON sidecar keeps test errors/accuracy and seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.config import TrainConfig
+from bench.models.normalize import Normalized
+from bench.models.train import fit, weights_hash
+
+CACHE_FORMAT = 1
+SECOND_SEED_OFFSET = 1009  # the second classifier's seed = run seed + this (never the model's)
+
+
+@dataclass(frozen=True)
+class AESettings:
+    """How the autoencoders are built and trained (all of it enters the cache key).
+
+    Class AEs see ~5k images each: `class_epochs` passes; the all-class AE sees 50k:
+    `all_epochs` passes. Adam, MSE on [0,1] pixels, OneCycle learning rate.
+    """
+
+    latent: int = 16
+    channels: tuple[int, int] = (16, 32)
+    class_epochs: int = 6
+    all_epochs: int = 2
+    batch_size: int = 64
+    lr: float = 3e-3
+
+
+AE_SETTINGS = AESettings()
+MLP_HIDDEN = (256, 256)
+MLP_TRAIN = TrainConfig(epochs=4, batch_size=128, lr=3e-3, schedule="onecycle")
+
+
+def build_autoencoder(s: AESettings = AE_SETTINGS) -> nn.Sequential:
+    """Conv encoder (28 -> 14 -> 7) to a dense latent, mirrored decoder, sigmoid output."""
+    c1, c2 = s.channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 3, 2, 1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(c2 * 49, s.latent),
+        nn.Linear(s.latent, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+        nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c1, 1, 4, 2, 1),
+        nn.Sigmoid())
+
+
+def build_second_classifier(n_classes: int = 10) -> nn.Module:
+    """MLP 784-256-256-n_classes on normalised pixels (no convolutions, unlike the model)."""
+    h1, h2 = MLP_HIDDEN
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
+                        nn.Linear(h2, n_classes))
+    return Normalized(net, 0.1307, 0.3081, cam_layer="1")
+
+
+def _key(arch: str, settings: dict, dataset: str, seed: int) -> str:
+    blob = json.dumps(dict(arch=arch, settings=settings, dataset=dataset, seed=seed, fmt=CACHE_FORMAT),
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _save(path: Path, state: dict, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+
+
+def _load(path: Path) -> tuple[dict, dict] | None:
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True), json.loads(meta_path.read_text())
+
+
+def train_autoencoder(ae: nn.Module, x: torch.Tensor, epochs: int, s: AESettings, seed: int,
+                      device) -> nn.Module:
+    """Fit `ae` to reconstruct `x` (MSE), Adam with a OneCycle schedule; returns it in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    ae.to(device).train()
+    steps = (len(x) + s.batch_size - 1) // s.batch_size
+    opt = torch.optim.Adam(ae.parameters(), lr=s.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, epochs=epochs, steps_per_epoch=steps)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(s.batch_size):
+            xb = x[idx].to(device)
+            opt.zero_grad(set_to_none=True)
+            ((ae(xb) - xb) ** 2).mean().backward()
+            opt.step()
+            sched.step()
+    return ae.eval()
+
+
+@torch.no_grad()
+def recon_error(ae: nn.Module, x: torch.Tensor, device, batch_size: int = 1024) -> torch.Tensor:
+    """Squared L2 reconstruction error per row, float64 (N,) on cpu."""
+    out = [((ae(xb.to(device)) - xb.to(device)) ** 2).flatten(1).sum(1).double().cpu()
+           for xb in x.split(batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, device,
+                               s: AESettings = AE_SETTINGS) -> tuple[nn.ModuleDict, dict]:
+    """AEs "0".."K-1" (one per class) and "all", from cache or trained now, with metadata."""
+    device = torch.device(device)
+    n_classes = len(data.classes)
+    names = [str(c) for c in range(n_classes)] + ["all"]
+    aes = nn.ModuleDict({n: build_autoencoder(s) for n in names})
+    key = _key(repr(aes["all"]), dataclasses.asdict(s), dataset, seed)
+    path = Path(cache_dir).expanduser() / "autoencoders" / dataset / f"ae-{key}.pt"
+    cached = _load(path)
+    if cached is not None:
+        aes.load_state_dict(cached[0])
+        meta = cached[1]
+    else:
+        t0 = time.perf_counter()
+        xtr, ytr = data.train.x, data.train.y
+        for i, n in enumerate(names):
+            torch.manual_seed(seed * 1000 + i)
+            aes[n] = build_autoencoder(s)
+            x_n = xtr if n == "all" else xtr[ytr == int(n)]
+            epochs = s.all_epochs if n == "all" else s.class_epochs
+            train_autoencoder(aes[n], x_n, epochs, s, seed * 1000 + i, device)
+        seconds = time.perf_counter() - t0
+        xte, yte = data.test.x, data.test.y
+        test_mse = {n: float(recon_error(aes[n], xte if n == "all" else xte[yte == int(n)],
+                                         device).mean()) for n in names}
+        meta = dict(settings=dataclasses.asdict(s), dataset=dataset, seed=seed, device=str(device),
+                    train_seconds=round(seconds, 2), test_recon_sq_l2=test_mse,
+                    n_params_each=sum(p.numel() for p in aes["all"].parameters()))
+        _save(path, aes.state_dict(), meta)
+    aes.to(device).eval()
+    for p in aes.parameters():
+        p.requires_grad_(False)
+    meta = dict(meta, checkpoint=str(path), cache_key=key, cached=cached is not None,
+                weights_sha256=weights_hash(aes))
+    return aes, meta
+
+
+def load_or_train_second_classifier(data, dataset: str, cache_dir: str, seed: int, device
+                                    ) -> tuple[nn.Module, dict]:
+    """The independent MLP classifier (seed = seed + SECOND_SEED_OFFSET), cached, with metadata."""
+    device = torch.device(device)
+    seed2 = seed + SECOND_SEED_OFFSET
+    torch.manual_seed(seed2)
+    model = build_second_classifier(len(data.classes))
+    key = _key(repr(model), dataclasses.asdict(MLP_TRAIN), dataset, seed2)
+    path = Path(cache_dir).expanduser() / "second_classifier" / dataset / f"mlp-{key}.pt"
+    cached = _load(path)
+    if cached is not None:
+        model.load_state_dict(cached[0])
+        meta = cached[1]
+    else:
+        meta = fit(model, data, MLP_TRAIN, seed2, device, progress=False)
+        meta.update(model="mlp", hidden=list(MLP_HIDDEN), dataset=dataset, seed=seed2,
+                    train=dataclasses.asdict(MLP_TRAIN), device=str(device),
+                    n_params=sum(p.numel() for p in model.parameters()))
+        _save(path, model.state_dict(), meta)
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    meta = dict(meta, checkpoint=str(path), cache_key=key, cached=cached is not None,
+                weights_sha256=weights_hash(model))
+    return model, meta

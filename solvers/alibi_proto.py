@@ -1,0 +1,130 @@
+"""alibi CounterfactualProto, Van Looveren & Klaise 2019 (https://arxiv.org/abs/1907.02584).
+
+Black-box adapters for alibi's prototype-guided counterfactuals. The loss is
+c * L_pred + beta * L1 + L2 + theta * ||x_cf - proto||^2, optimised with FISTA; the
+prototype is the k-th nearest training image (from per-class k-d trees) of the target
+class. alibi runs in a worker process (solvers/_alibi_worker.py); every row it predicts
+goes through the oracle and counts as a query of its instance.
+
+Two regimes:
+- `alibi_proto` (fast): c_init=0, c_steps=1, so no prediction loss and no numerical
+  gradients; the prototype pulls x toward the target class and alibi keeps the sparsest
+  iterate whose predicted class is the target. Cost: max_iterations + 3 rows.
+- `alibi_proto_numgrad` (full loss): the prediction loss through numerical gradients,
+  about 2 * (2 * 784 + 1) rows per iteration, so about 0.3M rows per c-step at 100
+  iterations. Bounded per instance by `max_queries` and `timeout_s`.
+
+The k-d trees are built from `n_per_class` training images per class (the first ones in
+training order), grouped by the model's predicted label as alibi does; `fit` predicts them
+once through the oracle (outside the per-instance counters). alibi wants flat input for
+k-d trees, so images travel as (1, 784) rows and are reshaped before the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from solvers import SOLVERS
+from solvers._alibi_worker import WorkerSolver
+from solvers.base import CounterfactualSolver
+
+
+@dataclass(frozen=True)
+class ProtoParams:
+    """Args:
+    n_per_class: training images per class in the k-d trees (more = closer prototypes,
+        slower fit and k-d tree queries).
+    theta: weight of the prototype loss.
+    beta: weight of the L1 term.
+    kappa: confidence margin of the prediction check (0 = argmax is enough).
+    k: the prototype is the k-th nearest training image of the target class.
+    learning_rate_init: FISTA initial step size (polynomially decayed to 0).
+    max_iterations: FISTA iterations per c-step.
+    max_queries: per-instance query budget (rows); alibi is aborted past it.
+    timeout_s: per-instance wall-time budget; alibi is aborted past it.
+    """
+
+    n_per_class: int = 500
+    theta: float = 100.0
+    beta: float = 0.1
+    kappa: float = 0.0
+    k: int = 1
+    learning_rate_init: float = 1e-2
+    max_iterations: int = 500
+    max_queries: int = 10_000
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ProtoNumGradParams(ProtoParams):
+    """Args (in addition to ProtoParams):
+    c_init: initial weight of the prediction loss.
+    c_steps: bisection steps on c (each runs max_iterations iterations).
+    eps_pred: finite-difference step for dL/dp.
+    eps_x: finite-difference step for dp/dx (pixel units).
+    update_num_grad: recompute numerical gradients every this many iterations.
+    """
+
+    max_iterations: int = 100
+    max_queries: int = 1_000_000
+    timeout_s: float = 60.0
+    c_init: float = 1.0
+    c_steps: int = 2
+    eps_pred: float = 1e-3
+    eps_x: float = 1e-3
+    update_num_grad: int = 1
+
+
+@SOLVERS.register("alibi_proto")
+class AlibiProto(WorkerSolver, CounterfactualSolver):
+    """alibi CounterfactualProto, fast regime: prototype loss only (c_init=0), k-d trees."""
+
+    Params = ProtoParams
+    version = "1"
+    white_box = False
+    paper = "https://arxiv.org/abs/1907.02584"
+    method = "proto"
+
+    def fit(self, x_train: torch.Tensor, y_train: torch.Tensor) -> "AlibiProto":
+        """Keep `n_per_class` training images per class and their predicted probabilities.
+
+        Args:
+            x_train: float32 (N,C,H,W) in [0,1].
+            y_train: int64 (N,) labels (used to pick a class-balanced subset).
+        Returns:
+            self.
+        """
+        y = y_train.cpu()
+        keep = torch.cat([(y == c).nonzero().squeeze(1)[: self.params.n_per_class]
+                          for c in torch.unique(y).tolist()])
+        x = x_train[keep.to(x_train.device)]
+        probs = self.oracle.probs(x.to(self.oracle.device)).detach().cpu().float().numpy()
+        self._train = (x.detach().cpu().float().reshape(len(x), -1).numpy(), probs)
+        return self
+
+    def _init_kw(self) -> dict:
+        p = self.params
+        return dict(kappa=p.kappa, beta=p.beta, theta=p.theta, feature_range=(0.0, 1.0),
+                    use_kdtree=True, learning_rate_init=p.learning_rate_init,
+                    max_iterations=p.max_iterations, c_init=0.0, c_steps=1)
+
+    def _kwargs(self, target: int) -> tuple[dict, dict]:
+        if self._train is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit(x_train, y_train) before the "
+                               "first batch (the k-d tree prototypes need training images)")
+        return self._init_kw(), dict(target_class=[target], k=self.params.k)
+
+
+@SOLVERS.register("alibi_proto_numgrad")
+class AlibiProtoNumGrad(AlibiProto):
+    """alibi CounterfactualProto with the numerical-gradient prediction loss (expensive)."""
+
+    Params = ProtoNumGradParams
+    version = "1"
+
+    def _init_kw(self) -> dict:
+        p = self.params
+        return dict(super()._init_kw(), c_init=p.c_init, c_steps=p.c_steps,
+                    eps=(p.eps_pred, p.eps_x), update_num_grad=p.update_num_grad)
