@@ -34,3 +34,33 @@ for _name, _summary in [
     CF_METRICS.declare(_name, f"{_PL}:{_name}", _summary)
 
 # Attribution metrics (ATTR_METRICS) are declared below.
+ATTR_METRICS.declare("deletion_auc", "metrics.deletion_insertion:deletion_auc",
+                     "RISE deletion AUC: p(explained) as most-important pixels go to 0, 28 px/step (lower better)")
+ATTR_METRICS.declare("insertion_auc", "metrics.deletion_insertion:insertion_auc",
+                     "RISE insertion AUC: p(explained) as most-important pixels appear on a blurred canvas (higher better)")
+ATTR_METRICS.declare("contour_patch", "metrics.contour_patch:contour_patch",
+                     "1 if the convex-hull patch of the opened/dilated top-10% attribution alone keeps the class")
+ATTR_METRICS.declare("q_faithfulness_correlation", "metrics.quantus_metrics:q_faithfulness_correlation",
+                     "Quantus FaithfulnessCorrelation (Bhatt et al. 2020), 100 random 112-px subsets set to 0")
+ATTR_METRICS.declare("q_faithfulness_estimate", "metrics.quantus_metrics:q_faithfulness_estimate",
+                     "Quantus FaithfulnessEstimate (Alvarez-Melis & Jaakkola 2018), 28-px groups set to 0")
+ATTR_METRICS.declare("q_monotonicity_correlation", "metrics.quantus_metrics:q_monotonicity_correlation",
+                     "Quantus MonotonicityCorrelation (Nguyen & Martinez 2020), 28-px groups, 10 uniform draws")
+ATTR_METRICS.declare("q_pixel_flipping", "metrics.quantus_metrics:q_pixel_flipping",
+                     "Quantus PixelFlipping (Bach et al. 2015), 28 px/step to 0, AUC normalised to [0,1]")
+ATTR_METRICS.declare("q_max_sensitivity", "metrics.quantus_metrics:q_max_sensitivity",
+                     "Quantus MaxSensitivity (Yeh et al. 2019), 10 U(-0.2,0.2) noisy re-explanations")
+ATTR_METRICS.declare("q_avg_sensitivity", "metrics.quantus_metrics:q_avg_sensitivity",
+                     "Quantus AvgSensitivity (Yeh et al. 2019), 10 U(-0.2,0.2) noisy re-explanations")
+ATTR_METRICS.declare("q_local_lipschitz_estimate", "metrics.quantus_metrics:q_local_lipschitz_estimate",
+                     "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018), 10 N(0,0.1) samples")
+ATTR_METRICS.declare("q_relative_output_stability", "metrics.quantus_metrics:q_relative_output_stability",
+                     "Quantus RelativeOutputStability (Agarwal et al. 2022), 10 samples, NaN if a sample flips")
+ATTR_METRICS.declare("q_sparseness", "metrics.quantus_metrics:q_sparseness",
+                     "Quantus Sparseness: Gini index of |attr| (Chalasani et al. 2020)")
+ATTR_METRICS.declare("q_complexity", "metrics.quantus_metrics:q_complexity",
+                     "Quantus Complexity: entropy of the |attr| distribution (Bhatt et al. 2020)")
+ATTR_METRICS.declare("q_random_logit", "metrics.quantus_metrics:q_random_logit",
+                     "Quantus RandomLogit (Sixt et al. 2020): 2-D SSIM with the map for a random other class")
+ATTR_METRICS.declare("q_mprt", "metrics.quantus_metrics:q_mprt",
+                     "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers")

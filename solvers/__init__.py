@@ -23,3 +23,49 @@ SOLVERS.declare("alibi_wachter", "solvers.alibi_wachter:AlibiWachter",
                 "alibi Counterfactual (Wachter et al.), numerical gradients, worker process")
 
 # Attribution methods (ATTRIBUTIONS) are declared below.
+ATTRIBUTIONS.declare("saliency", "solvers.attr_gradients:Saliency",
+                     "vanilla gradient magnitude |d logit / dx| (Simonyan et al. 2014), captum")
+ATTRIBUTIONS.declare("input_x_gradient", "solvers.attr_gradients:InputXGradient",
+                     "input times gradient (Shrikumar et al. 2016), captum")
+ATTRIBUTIONS.declare("smoothgrad", "solvers.attr_gradients:SmoothGrad",
+                     "SmoothGrad: |gradient| averaged over 50 noisy copies, sigma 0.15, seeded, captum NoiseTunnel")
+ATTRIBUTIONS.declare("guided_backprop", "solvers.attr_gradients:GuidedBackprop",
+                     "Guided Backpropagation (Springenberg et al. 2015), captum")
+ATTRIBUTIONS.declare("ig", "solvers.attr_ig:IntegratedGradients",
+                     "Integrated Gradients, black (zero) baseline, 32 Gauss-Legendre steps, captum")
+ATTRIBUTIONS.declare("ig_blur", "solvers.attr_ig:IGBlur",
+                     "Integrated Gradients from a Gaussian-blurred copy of x (sigma 4 px)")
+ATTRIBUTIONS.declare("ig_uniform", "solvers.attr_ig:IGUniform",
+                     "Integrated Gradients from a seeded U[0,1] noise baseline")
+ATTRIBUTIONS.declare("ig_gaussian", "solvers.attr_ig:IGGaussian",
+                     "Integrated Gradients from x + N(0, 0.3^2) noise clipped to [0,1], seeded")
+ATTRIBUTIONS.declare("ig_maxdist", "solvers.attr_ig:IGMaxDist",
+                     "Integrated Gradients from the maximum-distance baseline (1 where x<0.5 else 0)")
+ATTRIBUTIONS.declare("ig_multi_mean", "solvers.attr_ig:IGMultiMean",
+                     "Integrated Gradients averaged over 8 seeded uniform baselines")
+ATTRIBUTIONS.declare("ig_multi_median", "solvers.attr_ig:IGMultiMedian",
+                     "per-pixel median of Integrated Gradients over 8 seeded uniform baselines")
+ATTRIBUTIONS.declare("deeplift", "solvers.attr_deeplift:DeepLift",
+                     "DeepLIFT Rescale from a black baseline (Shrikumar et al. 2017), captum")
+ATTRIBUTIONS.declare("deepshap", "solvers.attr_deeplift:DeepShap",
+                     "DeepSHAP: DeepLift over 32 training-image baselines drawn in fit(), captum DeepLiftShap")
+ATTRIBUTIONS.declare("gradient_shap", "solvers.attr_deeplift:GradientShap",
+                     "GradientSHAP / expected gradients over 32 training-image baselines, captum")
+ATTRIBUTIONS.declare("gradcam", "solvers.attr_cam:GradCam",
+                     "Grad-CAM on the last conv layer, bilinearly upsampled (Selvaraju et al. 2017), captum")
+ATTRIBUTIONS.declare("guided_gradcam", "solvers.attr_cam:GuidedGradCam",
+                     "Guided Grad-CAM: guided backprop times upsampled Grad-CAM, captum")
+ATTRIBUTIONS.declare("scorecam", "solvers.attr_cam:ScoreCam",
+                     "Score-CAM (Wang et al. 2020): activation masks weighted by target probability, batched")
+ATTRIBUTIONS.declare("contrast_cam", "solvers.attr_cam:ContrastCam",
+                     "contrastive Grad-CAM, why P rather than Q: gradient of CE(logits, Q) (Prabhushankar et al. 2020)")
+ATTRIBUTIONS.declare("counterfactual_cam", "solvers.attr_cam:CounterfactualCam",
+                     "counterfactual Grad-CAM, what if P were absent: negated gradients (Selvaraju et al. 2017)")
+ATTRIBUTIONS.declare("occlusion", "solvers.attr_perturbation:Occlusion",
+                     "Occlusion: logit drop under a sliding black 4x4 patch, stride 2, captum")
+ATTRIBUTIONS.declare("lime", "solvers.attr_perturbation:Lime",
+                     "LIME on 49 4x4-patch features, Lasso surrogate, 256 samples, captum")
+ATTRIBUTIONS.declare("kernel_shap", "solvers.attr_perturbation:KernelShap",
+                     "KernelSHAP on 49 4x4-patch features, 256 coalitions, captum")
+ATTRIBUTIONS.declare("random", "solvers.attr_random:RandomAttribution",
+                     "random-attribution control: seeded U[0,1) per pixel, no model access")

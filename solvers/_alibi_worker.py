@@ -1,43 +1,41 @@
 """Private: alibi (TF-1 graph code) runs in a spawned worker; the parent answers its predictions.
 
 alibi's counterfactual explainers need TensorFlow in graph mode (eager disabled, global
-graph state). That state stays out of the main process: one worker process per solver,
-started on first use (TF imported once there), reused across instances, one fresh graph
-and session per instance. The model never leaves the parent: every batch of rows alibi
-wants predicted comes back over the pipe and goes through `oracle.probs(rows, owner=i)`,
-so the oracle counts every row as a query of instance i.
+graph state), which stays out of the main process: one worker process, started on first
+use (TF imported there once), shared by the alibi solvers of this process, one fresh
+graph and session per instance. The model never leaves the parent: each batch of rows
+alibi wants predicted comes back over the pipe and goes through
+`oracle.probs(rows, owner=i)`, so the oracle counts every row as a query of instance i.
 
 Protocol (one duplex Pipe, one instance at a time):
     worker -> parent  ("ready", import_seconds)
-    parent -> worker  ("train", x (M,F) float32, probs (M,K) float32)  prototype data, once
+    parent -> worker  ("train", x (M,F) float32, probs (M,K) float32)  prototype data
     parent -> worker  ("explain", method, init_kw, explain_kw, x (1,F) float32)
     worker -> parent  ("predict", rows (R,F) float32)       any number of times
     parent -> worker  ("probs", (R,K) float64) | ("abort", reason)
     worker -> parent  ("done", x_cf (1,F) | None, cf_class | None) | ("failed", reason)
     parent -> worker  ("close",)
-A timeout or a query budget is enforced at the next prediction request (the worker is
-told to abort and stays warm); a worker silent for `grace_s` past its deadline, or one
-that dies, is killed and restarted for the next instance.
+A timeout or a query budget is enforced at the next prediction request (alibi is told to
+abort and the worker stays warm); a worker silent for `grace_s` past its deadline, or one
+that dies, is killed, and the next instance starts a fresh one.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing as mp
 import os
 import time
-import weakref
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 import numpy as np
 
-_LIVE: "weakref.WeakSet[AlibiWorker]" = weakref.WeakSet()
-
 
 @dataclass
 class Outcome:
-    """What one instance produced: a counterfactual (flat) or a failure reason."""
+    """What one instance produced: a flat counterfactual, or None and a failure reason."""
 
     x_cf: np.ndarray | None
     cf_class: int | None
@@ -47,24 +45,20 @@ class Outcome:
 
 
 class AlibiWorker:
-    """Parent side of one worker process.
+    """Parent side of the worker process (use `shared()`; `close()` at exit is automatic).
 
     Args:
-        grace_s: how long a worker may stay silent past its deadline before it is killed.
-        start_timeout_s: how long TF + alibi may take to import in a fresh worker.
+        grace_s: how long a worker may stay silent past a deadline before it is killed.
+        start_timeout_s: how long importing TF + alibi in a fresh worker may take.
     """
 
-    def __init__(self, grace_s: float = 5.0, start_timeout_s: float = 180.0) -> None:
-        self.grace_s = grace_s
-        self.start_timeout_s = start_timeout_s
-        self.proc = self.conn = None
-        self.train_key: object = None
-        self.n_starts = 0
-        self.import_seconds: list[float] = []
-        _LIVE.add(self)
+    def __init__(self, grace_s: float = 5.0, start_timeout_s: float = 300.0) -> None:
+        self.grace_s, self.start_timeout_s = grace_s, start_timeout_s
+        self.proc = self.conn = self.train_key = None
+        self.n_starts, self.import_seconds, self.users = 0, [], 0
 
     def start(self) -> None:
-        """Spawn the worker (if none is alive) and wait until TF and alibi are imported."""
+        """Spawn the worker unless one is alive, and wait until TF and alibi are imported."""
         if self.proc is not None and self.proc.is_alive():
             return
         self.kill()
@@ -76,12 +70,12 @@ class AlibiWorker:
         self.n_starts += 1
         if not wait([self.conn, self.proc.sentinel], self.start_timeout_s) or not self.conn.poll():
             self.kill()
-            raise RuntimeError("alibi worker did not start")
+            raise RuntimeError("the alibi worker exited or hung while importing TensorFlow")
         self.import_seconds.append(float(self.conn.recv()[1]))
 
     def explain(self, oracle, owner: int, method: str, init_kw: dict, explain_kw: dict,
                 x: np.ndarray, shape: tuple, train, timeout_s: float, max_queries: int) -> Outcome:
-        """Explain one flat instance `x` (1,F); never raises, failures come back as reasons."""
+        """Explain one flat instance `x` (1,F); never raises: failures come back as reasons."""
         t0 = time.perf_counter()
         try:
             self.start()
@@ -90,16 +84,14 @@ class AlibiWorker:
                 self.train_key = train
             t0 = time.perf_counter()  # worker start-up is not the instance's time
             self.conn.send(("explain", method, init_kw, explain_kw, x))
-        except Exception as e:  # noqa: BLE001 - any start failure is this row's failure
+        except Exception as e:  # noqa: BLE001 - a start failure is this row's failure
             self.kill()
             return Outcome(None, None, f"worker start failed: {type(e).__name__}: {e}", 0,
                            time.perf_counter() - t0)
         deadline, rows, abort = t0 + timeout_s, 0, ""
         while True:
-            now = time.perf_counter()
-            wait_s = (deadline - now) if not abort else (deadline + self.grace_s - now)
-            ready = wait([self.conn, self.proc.sentinel], max(wait_s, 0.0))
-            if not ready:
+            limit = deadline + (self.grace_s if abort else 0.0)
+            if not wait([self.conn, self.proc.sentinel], max(limit - time.perf_counter(), 0.0)):
                 if not abort:
                     abort = f"timeout after {timeout_s:g} s"
                     continue
@@ -108,27 +100,23 @@ class AlibiWorker:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                code = self.proc.exitcode if self.proc is not None else None
+                code = self.proc.exitcode
                 self.kill()
                 return Outcome(None, None, f"worker crashed (exit code {code})", rows,
                                time.perf_counter() - t0)
             if msg[0] == "predict":
-                batch = msg[1]
                 if not abort and time.perf_counter() > deadline:
                     abort = f"timeout after {timeout_s:g} s"
-                if not abort and rows + len(batch) > max_queries:
-                    abort = f"query budget exceeded ({rows} + {len(batch)} > max_queries={max_queries})"
-                if abort:
-                    self.conn.send(("abort", abort))
-                    continue
-                try:
-                    probs = _predict(oracle, batch, shape, owner)
-                except Exception as e:  # noqa: BLE001
-                    abort = f"prediction failed: {type(e).__name__}: {e}"
-                    self.conn.send(("abort", abort))
-                    continue
-                rows += len(batch)
-                self.conn.send(("probs", probs))
+                if not abort and rows + len(msg[1]) > max_queries:
+                    abort = f"query budget exceeded: {rows} + {len(msg[1])} rows > max_queries={max_queries}"
+                if not abort:
+                    try:
+                        self.conn.send(("probs", _predict(oracle, msg[1], shape, owner)))
+                        rows += len(msg[1])
+                        continue
+                    except Exception as e:  # noqa: BLE001
+                        abort = f"prediction failed: {type(e).__name__}: {e}"
+                self.conn.send(("abort", abort))
                 continue
             seconds = time.perf_counter() - t0
             if abort:
@@ -140,18 +128,16 @@ class AlibiWorker:
             return Outcome(msg[1], msg[2], "", rows, seconds)
 
     def kill(self) -> None:
-        """Terminate the worker now (no goodbye); the next `start` spawns a fresh one."""
+        """Terminate the worker now; the next `start` spawns a fresh one."""
         if self.proc is not None and self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
-        for c in (self.conn,):
-            if c is not None:
-                c.close()
-        self.proc = self.conn = None
-        self.train_key = None
+        if self.conn is not None:
+            self.conn.close()
+        self.proc = self.conn = self.train_key = None
 
     def close(self) -> None:
-        """Ask the worker to exit cleanly, then make sure it has."""
+        """Ask the worker to exit, then make sure it has."""
         if self.proc is not None and self.proc.is_alive():
             try:
                 self.conn.send(("close",))
@@ -159,6 +145,10 @@ class AlibiWorker:
             except (OSError, ValueError):
                 pass
         self.kill()
+
+
+_SHARED = AlibiWorker()
+atexit.register(_SHARED.close)
 
 
 def _predict(oracle, batch: np.ndarray, shape: tuple, owner: int) -> np.ndarray:
@@ -170,11 +160,12 @@ def _predict(oracle, batch: np.ndarray, shape: tuple, owner: int) -> np.ndarray:
 
 
 class WorkerSolver:
-    """Mixin for the alibi adapters: a lazy worker, the per-instance loop, `close()`.
+    """Mixin for the alibi adapters: the per-instance loop over the shared worker, `close()`.
 
     Subclasses set `method` ("proto" | "wachter") and `_kwargs(target) -> (init_kw,
-    explain_kw)`; their Params carry `timeout_s` and `max_queries`. `_train` holds the
-    prototype data (flat images, probabilities) when the method needs it.
+    explain_kw)`; their Params carry `timeout_s` and `max_queries`; `_train` holds the
+    prototype data (flat images, probabilities) when the method needs it. The worker is
+    shut down when the last solver using it calls `close()` (or at interpreter exit).
     """
 
     method = ""
@@ -189,20 +180,19 @@ class WorkerSolver:
 
         from bench.results import CFResult
 
-        p, n = self.params, len(x)
         if self._worker is None:
-            self._worker = AlibiWorker()
-        flat = x.detach().cpu().float().reshape(n, -1).numpy()
+            self._worker = _SHARED
+            _SHARED.users += 1
+        p, flat = self.params, x.detach().cpu().float().reshape(len(x), -1).numpy()
         x_cf, ok, reasons, secs, rows = x.detach().clone(), [], [], [], []
         for i, t in enumerate(target.tolist()):
-            init_kw, explain_kw = self._kwargs(int(t))
+            init_kw, explain_kw = self._kwargs(t)
             out = self._worker.explain(self.oracle, i, self.method, init_kw, explain_kw, flat[i:i + 1],
                                        tuple(x.shape[1:]), self._train, p.timeout_s, p.max_queries)
             if out.x_cf is not None:
                 x_cf[i] = torch.from_numpy(out.x_cf).reshape(x.shape[1:]).to(x_cf).clamp(0.0, 1.0)
-            good = out.x_cf is not None and out.cf_class == int(t)
-            ok.append(good)
-            reasons.append(out.reason or ("" if good else f"alibi counterfactual has class {out.cf_class}"))
+            ok.append(out.x_cf is not None and out.cf_class == t)
+            reasons.append(out.reason or ("" if ok[-1] else f"alibi counterfactual has class {out.cf_class}"))
             secs.append(round(out.seconds, 4))
             rows.append(out.rows)
         info = dict(seconds=secs, rows=rows, worker_starts=self._worker.n_starts,
@@ -211,9 +201,11 @@ class WorkerSolver:
                         reason=reasons, info=info)
 
     def close(self) -> None:
-        """Shut the worker process down (a later call starts a fresh one)."""
+        """Release the worker; the last solver to release it shuts the process down."""
         if self._worker is not None:
-            self._worker.close()
+            self._worker.users -= 1
+            if self._worker.users <= 0:
+                self._worker.close()
             self._worker = None
 
     def __enter__(self):
@@ -221,12 +213,6 @@ class WorkerSolver:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-@atexit.register
-def _close_all() -> None:
-    for w in list(_LIVE):
-        w.close()
 
 
 # ---------------------------------------------------------------- worker process side
@@ -238,11 +224,13 @@ def _serve(conn) -> None:
     """Worker main loop: import TF in graph mode once, then explain instances on request."""
     for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[k] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # any GPU stays the parent's (torch)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     t0 = time.perf_counter()
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    logging.getLogger("alibi").setLevel(logging.ERROR)  # "no counterfactual" becomes a reason
     tf.compat.v1.disable_eager_execution()
     from alibi.explainers.cfproto import CounterfactualProto
     from alibi.explainers.counterfactual import Counterfactual
@@ -252,7 +240,7 @@ def _serve(conn) -> None:
     train = None
 
     def predict(rows: np.ndarray) -> np.ndarray:
-        if train is not None and rows is train[0]:  # prototype fit: labels computed once by the parent
+        if train is not None and rows is train[0]:  # prototype fit: the parent predicted these once
             return train[1]
         conn.send(("predict", np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)))
         kind, payload = conn.recv()
@@ -261,10 +249,7 @@ def _serve(conn) -> None:
         return payload
 
     conn.send(("ready", time.perf_counter() - t0))
-    while True:
-        msg = conn.recv()
-        if msg[0] == "close":
-            return
+    while (msg := conn.recv())[0] != "close":
         if msg[0] == "train":
             train = (msg[1], msg[2])
             continue
@@ -276,13 +261,11 @@ def _serve(conn) -> None:
                 if init_kw.get("use_kdtree"):
                     explainer.fit(train[0])
                 cf = explainer.explain(x, **explain_kw).cf
-            if cf is None:
-                conn.send(("done", None, None))
-            else:
-                conn.send(("done", np.asarray(cf["X"], dtype=np.float32).reshape(1, -1), int(cf["class"])))
+            reply = ("done", None, None) if cf is None else \
+                ("done", np.asarray(cf["X"], dtype=np.float32).reshape(1, -1), int(cf["class"]))
         except _Abort as e:
-            conn.send(("failed", str(e)))
+            reply = ("failed", str(e))
         except Exception as e:  # noqa: BLE001 - alibi errors (incl. issue #186) become reasons
-            conn.send(("failed", f"{type(e).__name__}: {e}"))
-        finally:
-            del graph
+            reply = ("failed", f"{type(e).__name__}: {e}")
+        del graph
+        conn.send(reply)

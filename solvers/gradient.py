@@ -32,11 +32,11 @@ class GradientParams:
     margin: stop when logit[target] - max other logit >= margin (0 = just flipped).
     """
 
-    lr: float = 0.02
+    lr: float = 0.01
     max_steps: int = 500
     c: float = 1.0
     lambda_l2: float = 0.05
-    lambda_tv: float = 0.01
+    lambda_tv: float = 0.05
     margin: float = 0.5
 
 

@@ -1,0 +1,231 @@
+"""Quantus 0.6 metrics behind the house signature (b, ctx, **params) -> float64 (N,).
+
+Hedström et al. 2023, https://jmlr.org/papers/v24/22-0142.html. Every Quantus parameter
+that changes a score is set here explicitly and documented per metric. Common choices:
+- re-explaining metrics call `b.explain_fn` (never `quantus.explain`, whose torch IG is
+  fixed at 10 steps) through `explain_func(model, inputs, targets, **kw) -> np.ndarray`;
+- "normalise" divides each map by its own max |a| (Quantus' default divides the whole batch
+  by one max, which makes a score depend on its batch-mates); all-zero maps stay zero;
+- NaN and +-inf from Quantus (#203) come back as NaN, never averaged here;
+- numpy's and torch's global RNGs are seeded with ctx.seed and restored afterwards;
+- images go to Quantus in chunks of `batch_size` (128) rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from metrics import ATTR_METRICS
+from metrics._quantus_impl import NORM, as_scores, foreground_spearman, quantus_explain_func, run_quantus, ssim_2d
+from metrics.base import AttrBatch, MetricContext, metric
+
+STEP = 28  # pixels per step on 28x28: 28 steps, as deletion_auc
+
+
+def _q(name, b, ctx, init, softmax, explain=False, batch_size=128):
+    """Run one Quantus metric on b and return its float64 (N,) scores."""
+    return as_scores(run_quantus(name, b, ctx, init, softmax=softmax, explain=explain, batch_size=batch_size))
+
+
+@metric(ATTR_METRICS, "q_faithfulness_correlation", higher_is_better=True, version="1",
+        definition="Quantus FaithfulnessCorrelation: Pearson(sum attr on 100 random 112-px subsets, logit drop when set to 0)")
+def q_faithfulness_correlation(b: AttrBatch, ctx: MetricContext, nr_runs: int = 100,
+                               subset_size: int = 112) -> torch.Tensor:
+    """Faithfulness correlation (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631).
+
+    Quantus: nr_runs=100, subset_size=112 (1/7 of 784; Quantus' 224 is sized for 224x224),
+    perturb_baseline=0.0 (= Quantus "black", the per-sample min, on MNIST), Pearson,
+    abs=False, per-sample max normalise, logits (softmax=False). Returns (N,) in [-1, 1].
+    """
+    init = dict(nr_runs=nr_runs, subset_size=subset_size, perturb_baseline=0.0, abs=False, **NORM)
+    return _q("FaithfulnessCorrelation", b, ctx, init, softmax=False)
+
+
+@metric(ATTR_METRICS, "q_faithfulness_estimate", higher_is_better=True, version="1",
+        definition="Quantus FaithfulnessEstimate: Pearson(attr sum of each 28-px group, logit drop when it is set to 0)")
+def q_faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP) -> torch.Tensor:
+    """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.07538).
+
+    Quantus: features_in_step=28 (28 groups, most important first, each removed alone),
+    perturb_baseline=0.0, Pearson, abs=False, per-sample normalise, logits. Returns (N,) in [-1, 1].
+    """
+    init = dict(features_in_step=features_in_step, perturb_baseline=0.0, abs=False, **NORM)
+    return _q("FaithfulnessEstimate", b, ctx, init, softmax=False)
+
+
+@metric(ATTR_METRICS, "q_monotonicity_correlation", higher_is_better=True, version="1",
+        definition="Quantus MonotonicityCorrelation: Spearman(|attr| of 28-px groups, variance of p when set to U(0,1))")
+def q_monotonicity_correlation(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
+                               nr_samples: int = 10) -> torch.Tensor:
+    """Monotonicity correlation (Nguyen & Martinez 2020, https://arxiv.org/abs/2007.07584).
+
+    Quantus: features_in_step=28, nr_samples=10 (Quantus 100) uniform draws per group,
+    perturb_baseline="uniform" (one U(0,1) value per image and draw), abs=True, eps=1e-5,
+    per-sample normalise, probabilities (softmax=True). Returns (N,) in [-1, 1].
+    """
+    init = dict(features_in_step=features_in_step, nr_samples=nr_samples, perturb_baseline="uniform",
+                abs=True, eps=1e-5, **NORM)
+    return _q("MonotonicityCorrelation", b, ctx, init, softmax=True)
+
+
+def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
+                          baseline: float = 0.0) -> torch.Tensor:
+    """Quantus PixelFlipping curves, float64 (N, 784/step): p(explained) after each flip step.
+
+    The curve starts after the first step (no unperturbed point, unlike RISE's deletion).
+    """
+    init = dict(features_in_step=features_in_step, perturb_baseline=baseline, abs=False, normalise=False)
+    outs = run_quantus("PixelFlipping", b, ctx, init, softmax=True)
+    return torch.from_numpy(np.concatenate([np.asarray(o, dtype=np.float64) for o in outs]))
+
+
+@metric(ATTR_METRICS, "q_pixel_flipping", higher_is_better=False, version="1",
+        definition="Quantus PixelFlipping, 28 px/step to 0, p(explained); np.trapz of the 28-point curve / 27, in [0,1]")
+def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
+                     baseline: float = 0.0) -> torch.Tensor:
+    """Pixel flipping (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140), normalised.
+
+    Quantus: features_in_step=28, perturb_baseline=0.0 (Quantus "black" is the per-sample
+    min, 0 on MNIST), abs=False, normalise=False (order only), softmax=True. Quantus' AUC is
+    an unnormalised np.trapz; here np.trapz(curve) / (len(curve) - 1), the mean height, in
+    [0, 1]. It equals deletion_auc's curve without its first (unperturbed) point.
+    """
+    c = pixel_flipping_curves(b, ctx, features_in_step, baseline)
+    return torch.from_numpy(np.trapz(c.numpy(), axis=1) / max(1, c.shape[1] - 1))
+
+
+def _sensitivity(name, b, ctx, nr_samples, lower_bound):
+    init = dict(nr_samples=nr_samples, lower_bound=lower_bound, abs=False, normalise=False,
+                return_nan_when_prediction_changes=False)
+    return _q(name, b, ctx, init, softmax=False, explain=True)
+
+
+@metric(ATTR_METRICS, "q_max_sensitivity", higher_is_better=False, version="1",
+        definition="Quantus MaxSensitivity: max over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
+def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lower_bound: float = 0.2) -> torch.Tensor:
+    """Max-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); re-explains via b.explain_fn.
+
+    Quantus: nr_samples=10 (Quantus 200), uniform noise U(-0.2, 0.2) on every pixel
+    (lower_bound=0.2, Quantus default), Frobenius norms, abs=False, normalise=False,
+    return_nan_when_prediction_changes=False. Returns (N,) >= 0.
+    """
+    return _sensitivity("MaxSensitivity", b, ctx, nr_samples, lower_bound)
+
+
+@metric(ATTR_METRICS, "q_avg_sensitivity", higher_is_better=False, version="1",
+        definition="Quantus AvgSensitivity: mean over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
+def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lower_bound: float = 0.2) -> torch.Tensor:
+    """Avg-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); same settings as max."""
+    return _sensitivity("AvgSensitivity", b, ctx, nr_samples, lower_bound)
+
+
+@metric(ATTR_METRICS, "q_local_lipschitz_estimate", higher_is_better=False, version="1",
+        definition="Quantus LocalLipschitzEstimate: max over 10 N(0,0.1) noisy x' of ||a(x)-a(x')|| / ||x-x'||")
+def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10,
+                               perturb_std: float = 0.1) -> torch.Tensor:
+    """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.08049).
+
+    Quantus: nr_samples=10 (Quantus 200), Gaussian noise std 0.1 on every pixel, Euclidean
+    distances, abs=False, per-sample normalise (maps and re-explanations), logits,
+    return_nan_when_prediction_changes=False. Returns (N,) >= 0.
+    """
+    init = dict(nr_samples=nr_samples, perturb_std=perturb_std, perturb_mean=0.0, abs=False,
+                return_nan_when_prediction_changes=False, **NORM)
+    return _q("LocalLipschitzEstimate", b, ctx, init, softmax=False, explain=True)
+
+
+@metric(ATTR_METRICS, "q_relative_output_stability", higher_is_better=False, version="1",
+        definition="Quantus RelativeOutputStability: max over 10 noisy x' of ||(a-a')/a|| / ||logits-logits'||; NaN if any x' flips")
+def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10,
+                                noise: float = 0.2) -> torch.Tensor:
+    """Relative output stability (Agarwal et al. 2022, https://arxiv.org/abs/2203.06877).
+
+    Quantus: nr_samples=10 (Quantus 200), uniform noise U(-0.2, 0.2) on every pixel (Quantus'
+    default draws U(0.02, 0.2), a one-sided shift), abs=False, normalise=False, eps_min=1e-6,
+    logits; return_nan_when_prediction_changes=True (the paper's neighbourhood keeps the
+    prediction) and Quantus takes np.max, so one flipped x' makes the row NaN. Returns (N,).
+    """
+    init = dict(nr_samples=nr_samples, abs=False, normalise=False, eps_min=1e-6,
+                perturb_func_kwargs=dict(lower_bound=noise, upper_bound=None),
+                return_nan_when_prediction_changes=True)
+    return _q("RelativeOutputStability", b, ctx, init, softmax=False, explain=True)
+
+
+@metric(ATTR_METRICS, "q_sparseness", higher_is_better=True, version="1",
+        definition="Quantus Sparseness: Gini index of |attr| (1 = all mass on one pixel)")
+def q_sparseness(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
+    """Sparseness (Chalasani et al. 2020, https://arxiv.org/abs/1810.06583): abs=True, per-sample normalise."""
+    return _q("Sparseness", b, ctx, dict(abs=True, **NORM), softmax=False)
+
+
+@metric(ATTR_METRICS, "q_complexity", higher_is_better=False, version="1",
+        definition="Quantus Complexity: entropy of |attr| / sum |attr| (NaN for an all-zero map)")
+def q_complexity(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
+    """Complexity (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631): abs=True, per-sample normalise."""
+    return _q("Complexity", b, ctx, dict(abs=True, **NORM), softmax=False)
+
+
+@metric(ATTR_METRICS, "q_random_logit", higher_is_better=False, version="1",
+        definition="Quantus RandomLogit: 2-D SSIM between the map and the map for a random other class")
+def q_random_logit(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
+    """Random logit test (Sixt et al. 2020, https://arxiv.org/abs/1912.09818); re-explains via b.explain_fn.
+
+    Quantus: num_classes from the model, seed=ctx.seed, similarity = SSIM on the 28x28 maps
+    (Quantus' default runs SSIM on the flattened rows), abs=False, per-sample normalise.
+    Returns (N,) in [-1, 1].
+    """
+    n_classes = ctx.oracle.n_classes or ctx.oracle.logits(b.x[:1]).shape[1]
+    init = dict(num_classes=n_classes, seed=ctx.seed, similarity_func=ssim_2d(tuple(b.x.shape[1:])),
+                abs=False, **NORM)
+    return _q("RandomLogit", b, ctx, init, softmax=False, explain=True)
+
+
+def mprt_layers(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,
+                explain_model_fn=None, batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """Quantus MPRT similarities per randomised layer: {"original": (N,), "<layer>": (N,), ...}.
+
+    "original" compares attr with a fresh explanation on the trained model (about 1 for a
+    deterministic method); each later key adds one more randomised layer (cascading from
+    the top with "top_down"). Re-explanations on a randomised copy use `explain_model_fn(model,
+    x, target)` when given, else b.explain_fn with the copy's weights loaded for the call into
+    ctx.oracle.unwrap() (which must be the module explain_fn's method uses) and restored after.
+    """
+    base = ctx.oracle.unwrap()
+    device = getattr(ctx.oracle, "device", "cpu")
+    flat = b.x.detach().cpu().numpy().reshape(len(b.x), -1)
+
+    def call(m, args, rows):
+        m.similarity_func = foreground_spearman(flat[rows] > 0 if foreground else np.ones_like(flat[rows], bool))
+        args["explain_func"] = quantus_explain_func(b.explain_fn, device, explain_model_fn, base)
+        return m(**args)
+
+    init = dict(layer_order=layer_order, seed=ctx.seed, abs=True, **NORM)
+    outs = run_quantus("MPRT", b, ctx, init, softmax=False, explain=explain_model_fn is None,
+                       batch_size=batch_size, call=call)
+    return {k: as_scores([o[k] for o in outs]) for k in (outs[0] if outs else {})}
+
+
+@metric(ATTR_METRICS, "q_mprt", higher_is_better=False, version="1",
+        definition="Quantus MPRT, cascading top-down: mean over randomised layers of the Spearman "
+                   "correlation of |attr| with the randomised model's, on foreground pixels (x > 0)")
+def q_mprt(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,
+           reduce: str = "mean", explain_model_fn=None) -> torch.Tensor:
+    """Model parameter randomisation test (Adebayo et al. 2018, https://arxiv.org/abs/1810.03292).
+
+    Quantus MPRT: layer_order="top_down" (cascading), seed=ctx.seed, abs=True, per-sample
+    normalise, similarity = Spearman on the foreground pixels x > 0 only: on MNIST ~81% of
+    pixels are 0 and a black-baseline method (IG, x*grad) gives exact zeros there in every
+    model, so a whole-image rank correlation stays ~0.99 whatever the weights. The score is
+    the mean over the randomised layers ("original" excluded; Quantus' own
+    return_average_correlation skips a key "orig" and so averages it in), or the fully
+    randomised model's value with reduce="last". Lower = the explanation depends more on the
+    learned weights = better. Returns (N,) in [-1, 1].
+    """
+    layers = mprt_layers(b, ctx, layer_order, foreground, explain_model_fn)
+    randomised = torch.stack([v for k, v in layers.items() if k != "original"], 1)
+    if reduce == "last":
+        return randomised[:, -1]
+    if reduce != "mean":
+        raise ValueError(f"reduce must be 'mean' or 'last', got {reduce!r}")
+    return randomised.mean(1)

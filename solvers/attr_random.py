@@ -1,0 +1,37 @@
+"""Random-attribution control: the floor every attribution method should beat.
+
+Each pixel gets an independent U[0,1) score, drawn from a generator keyed by (seed, the
+row's bytes), so an image gets the same map whatever batch it is in. No model queries;
+`target` and `contrast` are ignored (contrast_mode "ignored"). The sanity-check role follows
+Adebayo et al. 2018 and the random baseline of RISE-style deletion/insertion evaluations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solvers import ATTRIBUTIONS
+from solvers._captum_common import Adapter, row_noise
+
+
+@dataclass(frozen=True)
+class RandomParams:
+    """Args:
+    seed: seed of the random maps.
+    """
+
+    seed: int = 0
+
+
+@ATTRIBUTIONS.register("random")
+class RandomAttribution(Adapter):
+    """Seeded uniform random attribution map (control; no model access)."""
+
+    Params = RandomParams
+    version = "1"
+    white_box = False
+    paper = "https://arxiv.org/abs/1810.03292"
+    contrast_mode = "ignored"
+
+    def attribute(self, x, target, contrast):
+        return row_noise(x, self.params.seed)[0]

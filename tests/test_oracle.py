@@ -1,0 +1,50 @@
+"""The oracle counts what methods cost, per instance, and a black-box view refuses gradients."""
+
+import pytest
+import torch
+
+from bench.oracle import GradientRefused
+
+
+def test_forward_rows_are_counted_per_owner(oracle, errors):
+    x = errors.x[:4]
+    oracle.start(4)
+    oracle.probs(x)  # one row each
+    oracle.logits(torch.cat([x, x[:1]]), owner=torch.tensor([0, 1, 2, 3, 0]))
+    assert oracle.queries.tolist() == [3, 2, 2, 2]
+    assert oracle.grad_queries.tolist() == [0, 0, 0, 0]
+
+
+def test_gradient_rows_count_only_when_backpropagated(oracle, errors):
+    x = errors.x[:3].clone().requires_grad_(True)
+    oracle.start(3)
+    out = oracle.logits_grad(x)
+    assert oracle.grad_queries.sum() == 0
+    out[:, 0].sum().backward()
+    assert oracle.grad_queries.tolist() == [1, 1, 1]
+    assert oracle.queries.tolist() == [1, 1, 1]
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_expanded_batches_are_spread_evenly(oracle, errors):
+    oracle.start(2)
+    oracle.logits(errors.x[:2].repeat(5, 1, 1, 1))
+    assert oracle.queries.tolist() == [5, 5]
+
+
+def test_black_box_view_shares_counters_and_refuses_gradients(oracle, errors):
+    bb = oracle.black_box()
+    oracle.start(2)
+    bb.predict(errors.x[:2])
+    assert oracle.queries.tolist() == [1, 1]
+    for name in ("logits_grad", "forward_fn", "layer", "unwrap"):
+        with pytest.raises(GradientRefused):
+            getattr(bb, name)
+
+
+def test_oracle_reproduces_the_model_and_chunks(oracle, cnn, mnist):
+    x = mnist.test.x[:1000]
+    oracle.batch_size = 128
+    with torch.no_grad():
+        direct = cnn[0](x)
+    assert torch.allclose(oracle.logits(x), direct, atol=1e-5)

@@ -1,0 +1,66 @@
+"""Store (resumable, exact round trip), statistics and leaderboard formatting."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import leaderboard
+from bench.stats import bootstrap_ci, paired_pvalue
+from bench.store import Store, entry_key
+
+
+def test_store_round_trip_and_resume(tmp_path):
+    store = Store(tmp_path / "r.sqlite")
+    key = entry_key(method="m", params={"a": 1})
+    assert key != entry_key(method="m", params={"a": 2})
+    art = np.random.default_rng(0).random((1, 28, 28)).astype(np.float32)
+    store.add_records(key, [dict(test_index=7, success=True, reason="", queries=3, grad_queries=2,
+                                 seconds=0.1, artifact=art)])
+    assert store.done_indices(key) == {7}
+    rec = store.records(key)[0]
+    assert np.array_equal(rec["artifact"], art) and rec["queries"] == 3 and rec["success"]
+    store.add_scores(key, "l2", "1", [7], [0.25])
+    store.add_scores(key, "nanmetric", "1", [7], [float("nan")])
+    assert store.scored_indices(key, "l2", "1") == {7}
+    assert store.scores(key, "l2", "1", [7, 8]).tolist()[0] == 0.25
+    assert np.isnan(store.scores(key, "l2", "1", [7, 8])[1])
+    assert np.isnan(store.scores(key, "nanmetric", "1", [7])[0])
+    assert Store(tmp_path / "r.sqlite").done_indices(key) == {7}  # a new process sees it
+
+
+def test_bootstrap_ci_of_constant_and_known_data():
+    c = bootstrap_ci([2.0] * 10)
+    assert (c.mean, c.lo, c.hi, c.n) == (2.0, 2.0, 2.0, 10)
+    v = np.random.default_rng(1).normal(5, 1, 400)
+    c = bootstrap_ci(v, n_boot=2000, seed=0)
+    half = 1.96 / np.sqrt(400)
+    assert c.lo == pytest.approx(v.mean() - half, abs=0.03) and c.hi == pytest.approx(v.mean() + half, abs=0.03)
+    assert bootstrap_ci(v, seed=0) == bootstrap_ci(v, seed=0)  # seeded
+
+
+def test_nan_scores_are_counted_not_averaged():
+    c = bootstrap_ci([1.0, np.nan, 3.0, np.inf])
+    assert (c.mean, c.n, c.n_nan) == (2.0, 2, 2)
+
+
+def test_paired_test_detects_a_shift_and_not_noise():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 80)
+    assert paired_pvalue(a + 0.5, a) < 0.01
+    assert paired_pvalue(a + rng.normal(0, 0.01, 80), a) > 0.05
+
+
+def test_aggregate_and_markdown_mark_direction_and_valid_only():
+    meta = [leaderboard.MetricMeta("validity", True, False, "flipped", "1"),
+            leaderboard.MetricMeta("l2", False, True, "distance", "1")]
+    idx = np.arange(4)
+    rows = [leaderboard.EntryScores("a", "", "1", idx, np.array([1, 1, 0, 0], bool),
+                                    {"validity": np.array([1., 1, 0, 0]), "l2": np.array([1., 3, 100, 100])}, 5),
+            leaderboard.EntryScores("b", "", "1", idx, np.ones(4, bool),
+                                    {"validity": np.ones(4), "l2": np.array([2., 2, 2, 2])}, 5)]
+    df = leaderboard.aggregate(rows, meta, n_boot=200)
+    assert isinstance(df, pd.DataFrame)
+    assert df.loc[0, "l2"] == 2.0 and df.loc[0, "l2_n"] == 2  # failed rows left out of distances
+    assert bool(df.loc[0, "subset"]) is True
+    md = leaderboard.to_markdown(df, meta, "T", ["note"])
+    assert "validity ↑" in md and "l2 ↓" in md and "4/5 (subset)" in md and "valid counterfactuals only" in md
