@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p_check)
     p_check.add_argument("--baseline", default="leaderboards/ci", help="baseline folder")
     p_check.add_argument("--update", action="store_true", help="rewrite the baselines deliberately")
+    p_check.set_defaults(preset="ci")
     p_report = sub.add_parser("report", help="build one Markdown report from a leaderboard folder")
     p_report.add_argument("folder", help="e.g. leaderboards/mnist/cnn")
     return parser

@@ -71,6 +71,7 @@ class RunConfig:
     out: str = "leaderboards"
     cache_dir: str = "~/.cache/bench"
     data_dir: str | None = None
+    store: str | None = None  # SQLite run store; default <cache_dir>/runs/<dataset>/<model>.sqlite
     n_bootstrap: int = 1000
     n_figure: int = 8
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -64,7 +64,7 @@ def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     model, meta = load_or_train(cfg, data, device, progress=progress)
     oracle = Oracle(model, device)
     errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit)
-    store = Store(Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+    store = Store(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
     context = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
                    manifest=errors.manifest_hash, seed=cfg.seed)
     out_dir = Path(cfg.out) / cfg.dataset / _model_label(cfg)

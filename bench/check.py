@@ -1,0 +1,123 @@
+"""`bench check`: rerun the deterministic `ci` preset and compare with committed baselines.
+
+Rule (documented in leaderboards/README.md): for every (method, mode, metric) cell of the
+baseline, the new mean *regresses* when it is worse, in the metric's own direction, than
+the baseline mean by more than
+
+    band = TOLERANCE * half-width of the baseline's 95% bootstrap CI  (+ a 1e-9 + 1e-6|mean| floor)
+
+where half-width = (hi - lo) / 2. The check reruns the same instances with the same seeds,
+so run-to-run noise is far smaller than the instance-sampling spread the CI measures; half
+the CI catches a 20% rise of a solver's mean L2 on the ci preset while letting
+floating-point and thread-order noise pass. Wall-time columns are machine-dependent and are
+not checked. A row or metric missing from the new run is a failure; new ones are reported.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TOLERANCE = 0.5
+STEMS = ("counterfactuals", "attributions")
+UNCHECKED = {"seconds"}
+
+
+def _metrics(df: pd.DataFrame) -> list[str]:
+    return [c[:-3] for c in df.columns if c.endswith("_lo") and c[:-3] in df.columns and c[:-3] not in UNCHECKED]
+
+
+def compare(baseline: pd.DataFrame, new: pd.DataFrame, directions: dict[str, bool],
+            tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """One row per checked cell: baseline, new, band, change, verdict (ok/worse/better/missing)."""
+    key = ["method", "mode"]
+    base = baseline.fillna({"mode": ""}).set_index(key)
+    cur = new.fillna({"mode": ""}).set_index(key)
+    rows = []
+    for idx, b in base.iterrows():
+        for m in _metrics(baseline):
+            higher = directions.get(m, True)
+            row = dict(method=idx[0], mode=idx[1], metric=m, better="higher" if higher else "lower",
+                       baseline=b[m], new=np.nan, band=np.nan, change=np.nan)
+            if idx not in cur.index or m not in cur.columns:
+                rows.append({**row, "verdict": "missing"})
+                continue
+            new_v, base_v = float(cur.loc[idx, m]), float(b[m])
+            band = tolerance * (float(b[f"{m}_hi"]) - float(b[f"{m}_lo"])) / 2 + 1e-9 + 1e-6 * abs(base_v)
+            change = new_v - base_v
+            worse = -change if higher else change
+            if np.isnan(base_v) and np.isnan(new_v):
+                verdict = "ok"
+            elif np.isnan(new_v) or np.isnan(base_v):
+                verdict = "worse" if np.isnan(new_v) else "better"
+            else:
+                verdict = "worse" if worse > band else "better" if -worse > band else "ok"
+            rows.append({**row, "new": new_v, "band": band, "change": change, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def _directions(prov_path: Path) -> dict[str, bool]:
+    import json
+
+    if not prov_path.exists():
+        return {}
+    return {m["name"]: m["higher_is_better"] for m in json.loads(prov_path.read_text())["metrics"]}
+
+
+def format_table(report: pd.DataFrame) -> str:
+    moved = report[report.verdict != "ok"]
+    if moved.empty:
+        return "all cells within their bands"
+    lines = [f"{'method':<22} {'mode':<10} {'metric':<24} {'baseline':>10} {'new':>10} {'change':>10} "
+             f"{'band':>9}  verdict (better is)"]
+    for _, r in moved.iterrows():
+        lines.append(f"{r.method:<22} {r['mode'] or '-':<10} {r.metric:<24} {r.baseline:>10.4g} {r.new:>10.4g} "
+                     f"{r.change:>+10.4g} {r.band:>9.3g}  {r.verdict.upper()} ({r.better})")
+    return "\n".join(lines)
+
+
+def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
+          tolerance: float = TOLERANCE) -> int:
+    """Run `cfg` and compare (or, with update, replace) the baselines. Returns the exit code."""
+    from bench.runner import run
+
+    baseline = Path(baseline_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_run = replace(cfg, out=tmp)
+        run(cfg_run, progress=progress)
+        produced = next(Path(tmp).glob("*/*"))  # <out>/<dataset>/<model>
+        if update:
+            baseline.mkdir(parents=True, exist_ok=True)
+            for f in produced.iterdir():
+                (baseline / f.name).write_bytes(f.read_bytes())
+            print(f"bench check: baselines rewritten in {baseline}")
+            return 0
+        failed, total = 0, 0
+        for stem in STEMS:
+            base_csv = baseline / f"{stem}.csv"
+            if not base_csv.exists():
+                continue
+            new_csv = produced / f"{stem}.csv"
+            if not new_csv.exists():
+                print(f"bench check: {stem}: the ci run produced no table", file=sys.stderr)
+                failed += 1
+                continue
+            report = compare(pd.read_csv(base_csv), pd.read_csv(new_csv), _directions(baseline / f"{stem}.json"),
+                             tolerance)
+            bad = report[report.verdict.isin(["worse", "missing"])]
+            total += len(report)
+            failed += len(bad)
+            print(f"== {stem}: {len(report)} cells, {len(bad)} regressed, "
+                  f"{(report.verdict == 'better').sum()} improved")
+            print(format_table(report))
+    if failed:
+        print(f"bench check: FAILED: {failed} of {total} cells regressed (see above); "
+              "if the change is deliberate, run `python -m bench check --update`", file=sys.stderr)
+        return 1
+    print(f"bench check: ok ({total} cells)")
+    return 0
