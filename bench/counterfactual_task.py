@@ -15,6 +15,8 @@ from metrics import CF_METRICS
 from metrics.base import CFBatch
 from solvers import SOLVERS
 
+PLAUSIBILITY = ("knn_ratio", "im1", "im2", "oracle_agreement")
+
 
 def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progress: bool) -> None:
     """Run solver `name` on the errors at positions `indices` not yet in the store."""
@@ -97,6 +99,10 @@ def run(prep, progress: bool = True) -> list[Path]:
     notes = leaderboard_notes(prep, "counterfactuals", figures)
     md = leaderboard.to_markdown(df, metas, f"Counterfactuals: {prep.cfg.dataset} / {prep.out_dir.name}", notes)
     prov = provenance.build(prep, "counterfactuals", entries, metas, time.perf_counter() - t0)
+    if any(n in names for n in PLAUSIBILITY):
+        from metrics.plausibility import plausibility_provenance
+
+        prov["plausibility"] = plausibility_provenance(prep.metric_ctx)
     return leaderboard.write(df, md, prov, prep.out_dir, "counterfactuals") + figures
 
 

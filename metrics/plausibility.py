@@ -82,8 +82,9 @@ def knn_ratio_score(x: torch.Tensor, x_cf: torch.Tensor, target: torch.Tensor,
     Returns:
         float64 (N,) on cpu: < 1 when x_cf is nearer real target-class digits than x was.
     """
-    num = knn_mean_distance(x_cf, target, ref_by_class, k)
-    return num / knn_mean_distance(x, target, ref_by_class, k).clamp_min(IM_EPS)
+    both = knn_mean_distance(torch.cat([x_cf, x.to(x_cf.device)]), torch.cat([target, target]).cpu(),
+                             ref_by_class, k)
+    return both[:len(x)] / both[len(x):].clamp_min(IM_EPS)
 
 
 @torch.no_grad()
