@@ -93,7 +93,7 @@ def run(prep, progress: bool = True) -> list[Path]:
         cls = ATTRIBUTIONS.get(name)
         params = dict(cfg.params.get(name, {}))
         full = cls.param_dict(**params)
-        method = cls(prep.oracle, **params)
+        method = cls(prep.oracle if cls.white_box else prep.oracle.black_box(), **params)
         method.fit(prep.data.train.x, prep.data.train.y)
         n_sub = min(int(cfg.subset.get(name, len(prep.errors))), len(prep.errors))
         indices = np.arange(n_sub)

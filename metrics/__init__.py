@@ -55,7 +55,7 @@ ATTR_METRICS.declare("q_avg_sensitivity", "metrics.quantus_metrics:q_avg_sensiti
 ATTR_METRICS.declare("q_local_lipschitz_estimate", "metrics.quantus_metrics:q_local_lipschitz_estimate",
                      "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018), 10 N(0,0.1) samples")
 ATTR_METRICS.declare("q_relative_output_stability", "metrics.quantus_metrics:q_relative_output_stability",
-                     "Quantus RelativeOutputStability (Agarwal et al. 2022), 10 samples, NaN if a sample flips")
+                     "Quantus RelativeOutputStability (Agarwal et al. 2022), 10 U(-0.05,0.05) samples, NaN if one flips")
 ATTR_METRICS.declare("q_sparseness", "metrics.quantus_metrics:q_sparseness",
                      "Quantus Sparseness: Gini index of |attr| (Chalasani et al. 2020)")
 ATTR_METRICS.declare("q_complexity", "metrics.quantus_metrics:q_complexity",

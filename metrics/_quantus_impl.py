@@ -30,9 +30,15 @@ NORM = dict(normalise=True, normalise_func=normalise_per_sample)
 def quantus_explain_func(explain_fn, device, explain_model_fn=None, base=None):
     """Wrap explain_fn(x, target) -> attr as Quantus' explain_func(model, inputs, targets).
 
-    With `explain_model_fn(model, x, target)` the model Quantus passes is used (MPRT);
-    otherwise a model other than `base` (a randomised copy) has its weights loaded into
-    `base` for the call and restored after, so explain_fn sees the copy's weights.
+    Args:
+        explain_fn: AttrBatch.explain_fn, bound to the trained model.
+        device: where x and targets go before the call.
+        explain_model_fn: optional (model, x, target) -> attr that uses the model Quantus
+            passes (MPRT's randomised copies) directly.
+        base: the module explain_fn uses; a different model passed by Quantus has its
+            weights loaded into `base` for the call and restored after (in a finally).
+    Returns:
+        explain_func(model, inputs, targets, **kwargs) -> float32 np.ndarray shaped like inputs.
     """
     def explain_func(model, inputs, targets, **kwargs):
         x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32, device=device)
@@ -53,9 +59,16 @@ def quantus_explain_func(explain_fn, device, explain_model_fn=None, base=None):
 
 def run_quantus(name: str, b: AttrBatch, ctx: MetricContext, init: dict, *, softmax: bool,
                 explain: bool = False, batch_size: int = 128, call=None, **kw):
-    """Run quantus.<name>(**init) on b in chunks; returns the per-chunk raw outputs (a list).
+    """Run quantus.<name>(**init) on b in chunks of `batch_size` rows, seeded with ctx.seed.
 
-    `call(metric, chunk_kwargs, rows)` may replace the plain call (MPRT needs its own).
+    Args:
+        init: the metric's constructor arguments (FAST is added: no aggregate, no warnings,
+            no progress bar).
+        softmax: Quantus' model-output switch (probabilities or logits).
+        explain: pass b.explain_fn as explain_func (required for re-explaining metrics).
+        call: optional call(metric, chunk_kwargs, rows) replacing the plain call (MPRT).
+    Returns:
+        the list of Quantus' raw per-chunk outputs.
     """
     import quantus
 
@@ -92,7 +105,6 @@ def as_scores(outs) -> torch.Tensor:
     return torch.from_numpy(s)
 
 
-
 def ssim_2d(shape):
     """Quantus-style similarity_func: SSIM of each pair of rows as (C,H,W) images, not flat rows."""
     from skimage.metrics import structural_similarity
@@ -102,7 +114,7 @@ def ssim_2d(shape):
 
     def sim(a, b, batched=True, **kwargs):
         out = []
-        for aa, bb in zip(np.atleast_2d(a), np.atleast_2d(b)):
+        for aa, bb in zip(np.atleast_2d(a), np.atleast_2d(b), strict=True):
             rng = float(max(aa.max(), bb.max()) - min(aa.min(), bb.min()))
             out.append(np.nan if rng <= 0 else structural_similarity(
                 img(aa), img(bb), data_range=rng, channel_axis=None if shape[0] == 1 else 0))

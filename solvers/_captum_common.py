@@ -20,6 +20,7 @@ import warnings
 import zlib
 from typing import Callable, ClassVar, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -79,11 +80,19 @@ def extra(contrast: torch.Tensor | None) -> tuple | None:
 
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Run the block with the global torch RNG seeded (captum draws noise from it), then restore."""
+    """Run the block with the global torch and numpy RNGs seeded, then restore both.
+
+    captum draws its noise and samples from them (GradientShap's path points from numpy).
+    """
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            yield
+    finally:
+        np.random.set_state(state)
 
 
 def row_noise(x: torch.Tensor, seed: int, k: int = 1, kind: str = "rand") -> torch.Tensor:
@@ -122,12 +131,19 @@ def instance_chunks(n: int, rows_each: int, batch_rows: int) -> Iterator[slice]:
 
 
 class Adapter(AttributionMethod):
-    """Common call path: move inputs, enable grad, silence captum's warnings, type the result."""
+    """Common call path: move inputs, enable grad, silence captum's warnings, type the result.
+
+    Class attributes beyond AttributionMethod's: `contrast_mode` (what `contrast` does:
+    "margin", "native" or "ignored"), `uses_gradients`, `uses_model` (for tests and reports).
+    """
 
     contrast_mode: ClassVar[str] = "margin"
+    uses_gradients: ClassVar[bool] = True  # back-propagates through the model
+    uses_model: ClassVar[bool] = True  # queries the model at all
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor,
                  contrast: torch.Tensor | None = None) -> AttrResult:
+        device = x.device
         x = x.detach().to(self.oracle.device, torch.float32)
         target = target.to(x.device, torch.long)
         if contrast is not None:
@@ -135,9 +151,9 @@ class Adapter(AttributionMethod):
         with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")
             attr = self.attribute(x, target, contrast)
-        attr = attr.detach().to(x.device, torch.float32).reshape(x.shape)
+        attr = attr.detach().to(device, torch.float32).reshape(x.shape)
         used = "none" if contrast is None else self.contrast_mode
-        return AttrResult(attr=attr, explained=target.clone(), info={"contrast": used})
+        return AttrResult(attr=attr, explained=target.to(device).clone(), info={"contrast": used})
 
     @abc.abstractmethod
     def attribute(self, x: torch.Tensor, target: torch.Tensor,

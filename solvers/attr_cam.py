@@ -163,6 +163,7 @@ class ScoreCam(Adapter):
 
     Params = ScoreCamParams
     version = "1"
+    uses_gradients = False
     paper = "https://arxiv.org/abs/1910.01279"
 
     def attribute(self, x, target, contrast):

@@ -35,7 +35,8 @@ class SmoothGradParams:
     sigma: noise standard deviation in pixel units; 0.15 = 15% of the [0,1] range, inside
         the paper's recommended 10-20%. Noisy inputs are not clipped (as in the paper).
     absolute: average |gradient| (captum Saliency's default, the paper's visualised maps).
-    seed: seed of the noise (the global RNG is forked, so callers' RNG state is untouched).
+    seed: seed of the noise (the global RNG is forked, so callers' RNG state is untouched);
+        captum draws the noise for the whole batch, so maps depend on the batch composition.
     batch_rows: rows per model pass; captum's nt_samples_batch_size = batch_rows // N.
     """
 

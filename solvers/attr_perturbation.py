@@ -8,7 +8,8 @@ ids); a removed feature is set to 0 (black); each instance gets its own surrogat
 the surrogate's coefficients painted back onto each patch. The surrogate fits run with BLAS
 limited to one thread: a 256 x 49 least-squares fit took 380 ms with OpenBLAS's 2 threads on
 the shared 2-core machine and 3.4 ms with one. With `contrast` Q the margin
-logit_target - logit_Q is explained. Sampling is seeded (the global RNG is forked).
+logit_target - logit_Q is explained. Sampling is seeded (the global RNGs are forked) once
+per call, so LIME / KernelSHAP samples depend on the batch composition.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Occlusion(Adapter):
     Params = OcclusionParams
     version = "1"
     white_box = False
+    uses_gradients = False
     paper = "https://arxiv.org/abs/1311.2901"
 
     def attribute(self, x, target, contrast):
@@ -110,6 +112,7 @@ class Lime(Adapter):
     Params = LimeParams
     version = "1"
     white_box = False
+    uses_gradients = False
     paper = "https://arxiv.org/abs/1602.04938"
 
     def attribute(self, x, target, contrast):
@@ -130,6 +133,7 @@ class KernelShap(Adapter):
     Params = KernelShapParams
     version = "1"
     white_box = False
+    uses_gradients = False
     paper = "https://arxiv.org/abs/1705.07874"
 
     def attribute(self, x, target, contrast):

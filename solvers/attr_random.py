@@ -30,6 +30,8 @@ class RandomAttribution(Adapter):
     Params = RandomParams
     version = "1"
     white_box = False
+    uses_gradients = False
+    uses_model = False
     paper = "https://arxiv.org/abs/1810.03292"
     contrast_mode = "ignored"
 

@@ -27,4 +27,4 @@ def build_cnn(n_classes: int = 10, mean: float = 0.1307, std: float = 0.3081) ->
     net.add_module("relu3", nn.ReLU())
     net.add_module("dropout", nn.Dropout(0.5))
     net.add_module("fc2", nn.Linear(128, n_classes))
-    return Normalized(net, mean, std, cam_layer="conv2")
+    return Normalized(net, mean, std, cam_layer="relu2")
