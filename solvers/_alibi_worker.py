@@ -42,10 +42,11 @@ class Outcome:
     reason: str
     rows: int
     seconds: float
+    stopped: str = ""  # why alibi was stopped early ("" = it ran to the end)
 
 
 class AlibiWorker:
-    """Parent side of the worker process (use `shared()`; `close()` at exit is automatic).
+    """Parent side of the worker process (solvers use the module's shared instance).
 
     Args:
         grace_s: how long a worker may stay silent past a deadline before it is killed.
@@ -74,8 +75,13 @@ class AlibiWorker:
         self.import_seconds.append(float(self.conn.recv()[1]))
 
     def explain(self, oracle, owner: int, method: str, init_kw: dict, explain_kw: dict,
-                x: np.ndarray, shape: tuple, train, timeout_s: float, max_queries: int) -> Outcome:
-        """Explain one flat instance `x` (1,F); never raises: failures come back as reasons."""
+                x: np.ndarray, shape: tuple, train, timeout_s: float, max_queries: int,
+                keep_best: bool = True) -> Outcome:
+        """Explain one flat instance `x` (1,F); never raises: failures come back as reasons.
+
+        On a timeout or an exhausted query budget, alibi's best counterfactual so far is
+        kept when `keep_best` (anytime result, `stopped` says why); otherwise the row fails.
+        """
         t0 = time.perf_counter()
         try:
             self.start()
@@ -99,33 +105,31 @@ class AlibiWorker:
                 return Outcome(None, None, f"{abort} (worker killed)", rows, time.perf_counter() - t0)
             try:
                 msg = self.conn.recv()
+                if msg[0] == "predict":
+                    reply = None
+                    if not abort and time.perf_counter() > deadline:
+                        abort = f"timeout after {timeout_s:g} s"
+                    if not abort and rows + len(msg[1]) > max_queries:
+                        abort = f"query budget exceeded: {rows} + {len(msg[1])} rows > max_queries={max_queries}"
+                    if not abort:
+                        try:
+                            reply = ("probs", _predict(oracle, msg[1], shape, owner))
+                            rows += len(msg[1])
+                        except Exception as e:  # noqa: BLE001 - the row fails, the run goes on
+                            abort = f"prediction failed: {type(e).__name__}: {e}"
+                    self.conn.send(reply or ("abort", abort))
+                    continue
             except (EOFError, OSError):
-                code = self.proc.exitcode
+                code = self.proc.join(5) or self.proc.exitcode
                 self.kill()
                 return Outcome(None, None, f"worker crashed (exit code {code})", rows,
                                time.perf_counter() - t0)
-            if msg[0] == "predict":
-                if not abort and time.perf_counter() > deadline:
-                    abort = f"timeout after {timeout_s:g} s"
-                if not abort and rows + len(msg[1]) > max_queries:
-                    abort = f"query budget exceeded: {rows} + {len(msg[1])} rows > max_queries={max_queries}"
-                if not abort:
-                    try:
-                        self.conn.send(("probs", _predict(oracle, msg[1], shape, owner)))
-                        rows += len(msg[1])
-                        continue
-                    except Exception as e:  # noqa: BLE001
-                        abort = f"prediction failed: {type(e).__name__}: {e}"
-                self.conn.send(("abort", abort))
-                continue
             seconds = time.perf_counter() - t0
-            if abort:
-                return Outcome(None, None, abort, rows, seconds)
-            if msg[0] == "failed":
-                return Outcome(None, None, f"alibi failed: {msg[1]}", rows, seconds)
+            if msg[0] == "failed" or (abort and not keep_best):
+                return Outcome(None, None, abort or f"alibi failed: {msg[1]}", rows, seconds, abort)
             if msg[1] is None:
-                return Outcome(None, None, "alibi found no counterfactual", rows, seconds)
-            return Outcome(msg[1], msg[2], "", rows, seconds)
+                return Outcome(None, None, "alibi found no counterfactual", rows, seconds, abort)
+            return Outcome(msg[1], msg[2], "", rows, seconds, abort)
 
     def kill(self) -> None:
         """Terminate the worker now; the next `start` spawns a fresh one."""
@@ -147,8 +151,8 @@ class AlibiWorker:
         self.kill()
 
 
-_SHARED = AlibiWorker()
-atexit.register(_SHARED.close)
+SHARED = AlibiWorker()
+atexit.register(SHARED.close)
 
 
 def _predict(oracle, batch: np.ndarray, shape: tuple, owner: int) -> np.ndarray:
@@ -157,62 +161,6 @@ def _predict(oracle, batch: np.ndarray, shape: tuple, owner: int) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).reshape(len(batch), *shape)
     who = torch.full((len(batch),), owner, dtype=torch.long)
     return oracle.probs(x, owner=who).detach().cpu().double().numpy()
-
-
-class WorkerSolver:
-    """Mixin for the alibi adapters: the per-instance loop over the shared worker, `close()`.
-
-    Subclasses set `method` ("proto" | "wachter") and `_kwargs(target) -> (init_kw,
-    explain_kw)`; their Params carry `timeout_s` and `max_queries`; `_train` holds the
-    prototype data (flat images, probabilities) when the method needs it. The worker is
-    shut down when the last solver using it calls `close()` (or at interpreter exit).
-    """
-
-    method = ""
-    _worker: AlibiWorker | None = None
-    _train: tuple | None = None
-
-    def _kwargs(self, target: int) -> tuple[dict, dict]:
-        return {}, {}
-
-    def __call__(self, x, target):
-        import torch
-
-        from bench.results import CFResult
-
-        if self._worker is None:
-            self._worker = _SHARED
-            _SHARED.users += 1
-        p, flat = self.params, x.detach().cpu().float().reshape(len(x), -1).numpy()
-        x_cf, ok, reasons, secs, rows = x.detach().clone(), [], [], [], []
-        for i, t in enumerate(target.tolist()):
-            init_kw, explain_kw = self._kwargs(t)
-            out = self._worker.explain(self.oracle, i, self.method, init_kw, explain_kw, flat[i:i + 1],
-                                       tuple(x.shape[1:]), self._train, p.timeout_s, p.max_queries)
-            if out.x_cf is not None:
-                x_cf[i] = torch.from_numpy(out.x_cf).reshape(x.shape[1:]).to(x_cf).clamp(0.0, 1.0)
-            ok.append(out.x_cf is not None and out.cf_class == t)
-            reasons.append(out.reason or ("" if ok[-1] else f"alibi counterfactual has class {out.cf_class}"))
-            secs.append(round(out.seconds, 4))
-            rows.append(out.rows)
-        info = dict(seconds=secs, rows=rows, worker_starts=self._worker.n_starts,
-                    tf_import_s=[round(s, 2) for s in self._worker.import_seconds])
-        return CFResult(x_cf=x_cf, success=torch.tensor(ok, dtype=torch.bool, device=x.device),
-                        reason=reasons, info=info)
-
-    def close(self) -> None:
-        """Release the worker; the last solver to release it shuts the process down."""
-        if self._worker is not None:
-            self._worker.users -= 1
-            if self._worker.users <= 0:
-                self._worker.close()
-            self._worker = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------- worker process side
@@ -254,18 +202,36 @@ def _serve(conn) -> None:
             train = (msg[1], msg[2])
             continue
         _, method, init_kw, explain_kw, x = msg
-        graph = tf.Graph()
+        graph, explainer = tf.Graph(), None
         try:
             with graph.as_default(), tf.compat.v1.Session(graph=graph, config=config) as sess:
                 explainer = classes[method](predict, shape=x.shape, sess=sess, **init_kw)
                 if init_kw.get("use_kdtree"):
                     explainer.fit(train[0])
                 cf = explainer.explain(x, **explain_kw).cf
-            reply = ("done", None, None) if cf is None else \
-                ("done", np.asarray(cf["X"], dtype=np.float32).reshape(1, -1), int(cf["class"]))
-        except _Abort as e:
-            reply = ("failed", str(e))
+            reply = ("done", None, None) if cf is None else ("done", _flat(cf["X"]), int(cf["class"]))
+        except _Abort as e:  # stopped by the parent: hand back the best iterate found so far
+            best = _best_so_far(explainer, explain_kw)
+            reply = ("failed", str(e)) if best is None else ("done", *best)
         except Exception as e:  # noqa: BLE001 - alibi errors (incl. issue #186) become reasons
             reply = ("failed", f"{type(e).__name__}: {e}")
-        del graph
+        del graph, explainer
         conn.send(reply)
+
+
+def _flat(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32).reshape(1, -1)
+
+
+def _best_so_far(explainer, explain_kw: dict):
+    """(x_cf, class) of the best counterfactual alibi had recorded when stopped, or None.
+
+    CounterfactualProto appends each new overall best to `cf_global[c_step]` (its class is
+    the single target class asked for); Counterfactual keeps its best in `return_dict["cf"]`.
+    """
+    hist = getattr(explainer, "cf_global", None)
+    if hist:
+        bests = [b for step in sorted(hist) for b in hist[step]]
+        return (_flat(bests[-1]), int(explain_kw["target_class"][0])) if bests else None
+    cf = (getattr(explainer, "return_dict", None) or {}).get("cf")
+    return None if cf is None else (_flat(cf["X"]), int(cf["class"]))
