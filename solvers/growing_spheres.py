@@ -18,8 +18,10 @@ Distances, and hence "closest enemy", are measured after clipping. Radii of the 
 those before clipping; the search stops once a0 reaches `max_radius`.
 
 All instances of a batch advance together, each with its own radius state, in oracle calls
-of at most `batch_rows` rows; instances that found an enemy (or failed) drop out. Sampling
-runs on x's device in log space (`ring_radii`), exact in 784 dimensions.
+of at most `batch_rows` rows; instances that found an enemy (or failed) drop out. Layers are
+not drawn ahead of need: that would charge queries the sequential algorithm never spends, and
+a round already holds n_in_layer rows per instance. Sampling runs on x's device in log space
+(`ring_radii`), exact in 784 dimensions. A final one-call re-check confirms every success.
 """
 
 from __future__ import annotations
@@ -52,10 +54,18 @@ class GrowingSpheresParams:
     sparsify: run the reference's greedy feature-selection step on the enemy found.
     batch_rows: most rows per oracle call (bounds memory: two float32 buffers of this many rows).
     seed: seed of the sampler's generator (on the oracle's device).
+
+    Defaults, measured on all 84 errors of the default CNN: the reference's first_radius=0.1
+    with layers of width eta needs ~10-90 layers to reach the radii (~1-9) where random
+    enemies of MNIST errors live: on 7 errors it flipped 3 within 40k queries (mean 30.9k).
+    With first_radius=0.5 layers are 0.5 wide; 1000 points per layer flipped 84/84 at 7.4k
+    queries (L2 0.73); on a 21-error subset 2000 points also flipped all, at 1.9x the queries, while
+    500 or 200 points missed 2/21 and 1/21 (too few draws to hit rare enemy regions), and
+    first_radius=1.0 saved 18% of queries but missed 2/84 (no enemy up to 28).
     """
 
-    n_in_layer: int = 2000
-    first_radius: float = 0.1
+    n_in_layer: int = 1000
+    first_radius: float = 0.5
     shrink: float = 10.0
     step: float = 1.0
     max_radius: float = 28.0
@@ -125,13 +135,14 @@ class GrowingSpheres(CounterfactualSolver):
             enemy[hit], enemy_d[hit], state[hit] = point[~shrinking & found], dist[~shrinking & found], FOUND
             lo[miss], hi[miss] = hi[miss], (hi[miss] + width[miss]).clamp(max=p.max_radius)
         x_cf, success = enemy.clone(), state == FOUND
-        sparse_done = torch.zeros(n, dtype=torch.bool, device=dev)
-        s = (success & (enemy_d > 0)).nonzero().squeeze(1)
-        if p.sparsify and len(s):
-            x_cf[s], spent, sparse_done[s] = greedy_sparsify(
-                self.oracle, flat[s], target[s], enemy[s], ids[s], p.max_queries - used[s] - RESERVE,
+        sparse_done, q_sparse = torch.zeros(n, dtype=torch.bool, device=dev), torch.zeros_like(used)
+        sp = (success & (enemy_d > 0)).nonzero().squeeze(1)
+        if p.sparsify and len(sp):
+            x_cf[sp], spent, sparse_done[sp] = greedy_sparsify(
+                self.oracle, flat[sp], target[sp], enemy[sp], ids[sp], p.max_queries - used[sp] - RESERVE,
                 p.batch_rows, shape)
-            used[s] += spent
+            used[sp] += spent
+            q_sparse[sp] = spent
         check = success.nonzero().squeeze(1)  # re-check every claimed counterfactual in one call
         if len(check):
             ok = self.oracle.predict(x_cf[check].view(-1, *shape), owner=check) == target[check]
@@ -145,5 +156,6 @@ class GrowingSpheres(CounterfactualSolver):
                     reason[i] = "" if success[i] else "counterfactual failed the final re-check"
         info = dict(radius=hi.tolist(), eta=(width / p.step).tolist(), n_layers=n_layers.tolist(),
                     l2_enemy=[v if math.isfinite(v) else None for v in enemy_d.tolist()],
-                    sparsify_finished=sparse_done.tolist(), queries_self=used.tolist())
+                    sparsify_finished=sparse_done.tolist(), queries_sparsify=q_sparse.tolist(),
+                    queries_self=used.tolist())
         return CFResult(x_cf=x_cf.view_as(x).to(x.dtype), success=success, reason=reason, info=info)
