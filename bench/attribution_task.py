@@ -88,7 +88,7 @@ def run(prep, progress: bool = True) -> list[Path]:
     cfg = prep.cfg.attributions
     names = list(cfg.metrics) or ATTR_METRICS.names()
     metric_fns = [ATTR_METRICS.get(n) for n in names]
-    rows, entries = [], []
+    rows, entries, timings = [], [], {}
     for name in cfg.methods:
         cls = ATTRIBUTIONS.get(name)
         params = dict(cfg.params.get(name, {}))
@@ -101,13 +101,18 @@ def run(prep, progress: bool = True) -> list[Path]:
             key = prep.key(task="attribution", method=name, mode=mode, params=full, version=cls.version)
             prep.store.add_entry(key, "attribution", name, mode, cls.version, full, prep.context)
             _explain(prep, method, key, mode, indices, cfg.batch_size, progress)
+            spent: dict = {}
             scores = score_entry(prep, key, indices, metric_fns, _batch_fn(prep, method, name), progress,
-                                 cfg.metric_params)
+                                 cfg.metric_params, cfg.metric_subset, spent)
             scores["seconds"] = np.array([r["seconds"] for r in prep.store.records(key)])[:n_sub]
             rows.append(leaderboard.EntryScores(name, mode, cls.version, prep.errors.index[indices].numpy(),
-                                                np.ones(n_sub, bool), scores, len(prep.errors)))
+                                                np.ones(n_sub, bool), scores, len(prep.errors),
+                                                dict(cfg.metric_subset)))
             entries.append(dict(method=name, mode=mode, version=cls.version, params=full, entry_key=key,
-                                n=n_sub, paper=getattr(cls, "paper", "")))
+                                n=n_sub, paper=getattr(cls, "paper", ""),
+                                metric_seconds={k: round(v, 3) for k, v in spent.items()}))
+            for k, v in spent.items():
+                timings[k] = timings.get(k, 0.0) + v
     metas = [metric_meta(f) for f in metric_fns] + [leaderboard.MetricMeta(
         "seconds", False, False, "wall time of the method per instance (batch time / batch size)", "1")]
     df = leaderboard.aggregate(rows, metas, prep.cfg.n_bootstrap, prep.cfg.seed, prep.errors.limited)
@@ -119,10 +124,11 @@ def run(prep, progress: bool = True) -> list[Path]:
     from bench.report import attribution_figures
 
     figures = attribution_figures(prep, entries, prep.out_dir)
-    notes = leaderboard_notes(prep, "attributions", figures) + _sanity_notes(sanity)
+    notes = leaderboard_notes(prep, "attributions", figures) + _sanity_notes(sanity) + _subset_notes(cfg)
     md = leaderboard.to_markdown(df, metas, f"Attributions: {prep.cfg.dataset} / {prep.out_dir.name}", notes)
     prov = provenance.build(prep, "attributions", entries, metas, time.perf_counter() - t0)
     prov["sanity_vs_random"] = {f"{m}/{mode}": v for (m, mode), v in sanity.items()}
+    prov["metric_seconds_total"] = {k: round(v, 2) for k, v in timings.items()}
     return leaderboard.write(df, md, prov, prep.out_dir, "attributions") + figures
 
 
@@ -155,3 +161,11 @@ def _sanity_notes(sanity: dict) -> list[str]:
     bad = [f"{m} ({mode})" for (m, mode), v in sanity.items() if not v["beats"]]
     return ["", f"Sanity: {len(sanity) - len(bad)} of {len(sanity)} method/mode rows beat the random control on "
             f"{SANITY_METRIC} (paired sign-flip test, p < 0.05)" + (f"; NOT: {', '.join(bad)}." if bad else ".")]
+
+
+def _subset_notes(cfg) -> list[str]:
+    if not cfg.metric_subset:
+        return []
+    parts = ", ".join(f"{m} on the first {n}" for m, n in sorted(cfg.metric_subset.items()))
+    return ["", f"Costly re-explaining metrics ran on a fixed subset of the errors ({parts}); "
+            "their CSV `<metric>_n` gives the count."]

@@ -73,6 +73,7 @@ def cmd_list(what: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Quantus and alibi import TensorFlow
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":

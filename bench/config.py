@@ -53,8 +53,9 @@ class AttributionConfig:
     targets: tuple[str, ...] = ("predicted",)  # predicted | true | contrast
     metrics: tuple[str, ...] = ()
     metric_params: dict = field(default_factory=dict)
+    metric_subset: dict = field(default_factory=dict)  # metric -> first n errors (costly re-explaining ones)
     subset: dict = field(default_factory=dict)
-    batch_size: int = 128
+    batch_size: int = 256
 
 
 @dataclass(frozen=True)

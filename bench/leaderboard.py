@@ -45,12 +45,14 @@ class EntryScores:
     valid: np.ndarray  # bool per instance (validity for CF; all True for attributions)
     scores: dict = field(default_factory=dict)  # metric -> float64 array aligned to index
     n_errors: int = 0  # size of the full error set (so a subset is visible)
+    metric_n: dict = field(default_factory=dict)  # metric -> first n instances it was scored on
 
 
 def _values(e: EntryScores, m: MetricMeta) -> tuple[np.ndarray, np.ndarray]:
-    v, idx = e.scores[m.name], e.index
+    n = e.metric_n.get(m.name, len(e.index))
+    v, idx, valid = e.scores[m.name][:n], e.index[:n], e.valid[:n]
     if m.valid_only:
-        v, idx = v[e.valid], idx[e.valid]
+        v, idx = v[valid], idx[valid]
     return v, idx
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -15,26 +17,39 @@ def metric_meta(fn) -> MetricMeta:
 
 
 def score_entry(prep, key: str, indices: np.ndarray, metric_fns: list, make_batch, progress: bool = True,
-                metric_params: dict | None = None) -> dict[str, np.ndarray]:
+                metric_params: dict | None = None, metric_subset: dict | None = None,
+                timings: dict | None = None) -> dict[str, np.ndarray]:
     """Per-instance scores of entry `key` for each metric, aligned to error positions `indices`.
 
     Missing scores are computed from the stored records in chunks (one batch built per
     chunk, shared by all metrics) and written back; existing ones are read from the store.
+    `metric_subset` (metric -> n) scores that metric on the first n instances only; the
+    rest of its array is NaN and the leaderboard reports its own n. `timings` (if given)
+    collects the seconds each metric spent, per metric name.
     """
-    metric_params = metric_params or {}
+    metric_params, metric_subset = metric_params or {}, metric_subset or {}
     test_idx = [int(t) for t in prep.errors.index[indices].tolist()]
-    missing = {f.metric_name: set(test_idx) - prep.store.scored_indices(key, f.metric_name, f.version)
+    wanted = {f.metric_name: test_idx[:metric_subset.get(f.metric_name, len(test_idx))] for f in metric_fns}
+    missing = {f.metric_name: set(wanted[f.metric_name]) - prep.store.scored_indices(key, f.metric_name, f.version)
                for f in metric_fns}
     todo = sorted(set().union(*missing.values())) if missing else []
     for start in tqdm(range(0, len(todo), CHUNK), desc="score", disable=not progress or not todo, leave=False):
         chunk = todo[start:start + CHUNK]
-        batch = make_batch(prep.store.records(key, chunk))
+        full_batch = make_batch(prep.store.records(key, chunk))
         for f in metric_fns:
             need = [i for i in chunk if i in missing[f.metric_name]]
             if not need:
                 continue
+            batch = full_batch if len(need) == len(chunk) else make_batch(prep.store.records(key, need))
+            t0 = time.perf_counter()
             values = f(batch, prep.metric_ctx, **metric_params.get(f.metric_name, {}))
+            if timings is not None:
+                timings[f.metric_name] = timings.get(f.metric_name, 0.0) + time.perf_counter() - t0
             values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, np.float64)
-            pos = {t: j for j, t in enumerate(chunk)}
-            prep.store.add_scores(key, f.metric_name, f.version, need, [values[pos[i]] for i in need])
-    return {f.metric_name: prep.store.scores(key, f.metric_name, f.version, test_idx) for f in metric_fns}
+            prep.store.add_scores(key, f.metric_name, f.version, need, values.tolist())
+    out = {}
+    for f in metric_fns:
+        v = prep.store.scores(key, f.metric_name, f.version, test_idx)
+        v[len(wanted[f.metric_name]):] = np.nan
+        out[f.metric_name] = v
+    return out

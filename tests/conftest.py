@@ -13,6 +13,7 @@ import torch
 
 from bench.config import RunConfig
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

@@ -234,17 +234,3 @@ def test_unknown_param_and_bad_contrast_loss_are_config_errors(oracle):
         ATTRIBUTIONS.get("ig")(oracle, steps=10)
     with pytest.raises(ConfigError):
         ATTRIBUTIONS.get("contrast_cam")(oracle, loss="kl")
-
-
-@pytest.mark.parametrize("name", ATTRIBUTIONS.names())
-def test_benchmark_all_errors(benchmark, name, oracle, mnist, errors):
-    """One timed pass over every error at the defaults, one thread (run with --benchmark-only)."""
-    method = bind(name, oracle, mnist)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        method(errors.x[:2], errors.pred[:2])  # warm-up: captum hooks, sklearn import
-        benchmark.extra_info.update(n=len(errors), params=dataclasses.asdict(method.params))
-        benchmark.pedantic(method, args=(errors.x, errors.pred), rounds=1, iterations=1)
-    finally:
-        torch.set_num_threads(threads)

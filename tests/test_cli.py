@@ -65,7 +65,7 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     assert (cf.loc[cf.method == "gradient", "grad_queries"] > 0).all()
     assert cf.loc[cf.method == "growing_spheres", "grad_queries"].item() == 0
     attr = pd.read_csv(folder / "attributions.csv")
-    assert set(attr["method"]) == {"saliency", "integrated_gradients", "random"}
+    assert set(attr["method"]) == {"saliency", "ig", "random"}
     assert attr["deletion_auc"].between(0, 1).all()
     prov = json.loads((folder / "counterfactuals.json").read_text())
     assert prov["errors"]["not_for_publication"] and len(prov["model"]["weights_sha256"]) == 64

@@ -143,11 +143,3 @@ def test_provenance_reports_built_resources(ctx):
     for part in ("autoencoders", "second_classifier"):
         assert Path(prov[part]["checkpoint"]).exists() and prov[part]["train_seconds"] > 0
     assert P.plausibility_provenance(MetricContext()) == {}
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_benchmark_per_100(benchmark, ctx, errors, mnist, name):
-    x, target, x_cf = _real_cf(errors, mnist, 100)
-    b, fn = _batch(x, x_cf, target, ctx), CF_METRICS.get(name)
-    fn(b, ctx)
-    benchmark.pedantic(fn, args=(b, ctx), rounds=5, warmup_rounds=1)

@@ -14,9 +14,9 @@ from solvers import SOLVERS
 # Small budgets so every solver (alibi's TF-1 solvers included) runs here in seconds.
 QUICK = {
     "growing_spheres": dict(n_in_layer=500),
-    "alibi_proto": dict(max_iterations=50),
-    "alibi_proto_numgrad": dict(max_iterations=5, c_steps=1, timeout_s=60),
-    "alibi_wachter": dict(max_iter=5, timeout_s=60),
+    "alibi_proto": dict(max_iterations=50, n_per_class=50),
+    "alibi_proto_numgrad": dict(max_iterations=5, c_steps=1, n_per_class=50, timeout_s=60),
+    "alibi_wachter": dict(max_iter=5, max_lam_steps=1, timeout_s=60),
 }
 N = 2
 
