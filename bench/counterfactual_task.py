@@ -37,12 +37,15 @@ def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progres
             prep.oracle.start(len(pos))
             t0 = time.perf_counter()
             result = solver(x, target)
-            seconds = (time.perf_counter() - t0) / len(pos)
+            seconds = [(time.perf_counter() - t0) / len(pos)] * len(pos)
             _check_contract(name, result, x)
+            per_row = result.info.get("seconds")  # solvers that work one image at a time time each row
+            if isinstance(per_row, list) and len(per_row) == len(pos):
+                seconds = [float(s) for s in per_row]
             prep.store.add_records(key, [
                 dict(test_index=int(errs.index[p]), success=bool(result.success[j]), reason=result.reason[j],
                      queries=float(prep.oracle.queries[j]), grad_queries=float(prep.oracle.grad_queries[j]),
-                     seconds=seconds, explained=int(errs.true[p]), contrast=None,
+                     seconds=seconds[j], explained=int(errs.true[p]), contrast=None,
                      artifact=result.x_cf[j].detach().cpu().numpy())
                 for j, p in enumerate(pos.tolist())])
     finally:
