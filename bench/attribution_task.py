@@ -95,7 +95,7 @@ def run(prep, progress: bool = True) -> list[Path]:
         full = cls.param_dict(**params)
         method = cls(prep.oracle if cls.white_box else prep.oracle.black_box(), **params)
         method.fit(prep.data.train.x, prep.data.train.y)
-        n_sub = min(int(cfg.subset.get(name, len(prep.errors))), len(prep.errors))
+        n_sub = min(int(cfg.subset.get(name, cfg.subset.get("*", len(prep.errors)))), len(prep.errors))
         indices = np.arange(n_sub)
         for mode in cfg.targets:
             key = prep.key(task="attribution", method=name, mode=mode, params=full, version=cls.version)
@@ -109,7 +109,7 @@ def run(prep, progress: bool = True) -> list[Path]:
                                                 np.ones(n_sub, bool), scores, len(prep.errors),
                                                 dict(cfg.metric_subset)))
             entries.append(dict(method=name, mode=mode, version=cls.version, params=full, entry_key=key,
-                                n=n_sub, paper=getattr(cls, "paper", ""),
+                                n=n_sub, paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
                                 metric_seconds={k: round(v, 3) for k, v in spent.items()}))
             for k, v in spent.items():
                 timings[k] = timings.get(k, 0.0) + v

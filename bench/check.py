@@ -11,6 +11,9 @@ so run-to-run noise is far smaller than the instance-sampling spread the CI meas
 the CI catches a 20% rise of a solver's mean L2 on the ci preset while letting
 floating-point and thread-order noise pass. Wall-time columns are machine-dependent and are
 not checked. A row or metric missing from the new run is a failure; new ones are reported.
+Entries whose method declares `deterministic = False` (alibi's numerical-gradient
+CounterfactualProto: the same images give different counterfactuals run to run) are checked
+on validity only.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 TOLERANCE = 0.5
 STEMS = ("counterfactuals", "attributions")
 UNCHECKED = {"seconds"}
+ALWAYS_CHECKED = {"validity"}
 
 
 def _metrics(df: pd.DataFrame) -> list[str]:
@@ -33,7 +37,7 @@ def _metrics(df: pd.DataFrame) -> list[str]:
 
 
 def compare(baseline: pd.DataFrame, new: pd.DataFrame, directions: dict[str, bool],
-            tolerance: float = TOLERANCE) -> pd.DataFrame:
+            tolerance: float = TOLERANCE, nondeterministic: set = frozenset()) -> pd.DataFrame:
     """One row per checked cell: baseline, new, band, change, verdict (ok/worse/better/missing)."""
     key = ["method", "mode"]
     base = baseline.fillna({"mode": ""}).set_index(key)
@@ -41,6 +45,8 @@ def compare(baseline: pd.DataFrame, new: pd.DataFrame, directions: dict[str, boo
     rows = []
     for idx, b in base.iterrows():
         for m in _metrics(baseline):
+            if idx[0] in nondeterministic and m not in ALWAYS_CHECKED:
+                continue
             higher = directions.get(m, True)
             row = dict(method=idx[0], mode=idx[1], metric=m, better="higher" if higher else "lower",
                        baseline=b[m], new=np.nan, band=np.nan, change=np.nan)
@@ -61,12 +67,15 @@ def compare(baseline: pd.DataFrame, new: pd.DataFrame, directions: dict[str, boo
     return pd.DataFrame(rows)
 
 
-def _directions(prov_path: Path) -> dict[str, bool]:
+def _provenance(prov_path: Path) -> tuple[dict[str, bool], set]:
+    """Metric directions and the nondeterministic methods recorded in a baseline's JSON."""
     import json
 
     if not prov_path.exists():
-        return {}
-    return {m["name"]: m["higher_is_better"] for m in json.loads(prov_path.read_text())["metrics"]}
+        return {}, set()
+    prov = json.loads(prov_path.read_text())
+    return ({m["name"]: m["higher_is_better"] for m in prov["metrics"]},
+            {e["method"] for e in prov["entries"] if not e.get("deterministic", True)})
 
 
 def format_table(report: pd.DataFrame) -> str:
@@ -88,9 +97,10 @@ def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
 
     baseline = Path(baseline_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg_run = replace(cfg, out=tmp)
+        # A fresh store: the check must recompute, never read results an older code left behind.
+        cfg_run = replace(cfg, out=tmp, store=str(Path(tmp) / "store.sqlite"))
         run(cfg_run, progress=progress)
-        produced = next(Path(tmp).glob("*/*"))  # <out>/<dataset>/<model>
+        produced = next(p for p in Path(tmp).glob("*/*") if p.is_dir())  # <out>/<dataset>/<model>
         if update:
             baseline.mkdir(parents=True, exist_ok=True)
             for f in produced.iterdir():
@@ -107,8 +117,8 @@ def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
                 print(f"bench check: {stem}: the ci run produced no table", file=sys.stderr)
                 failed += 1
                 continue
-            report = compare(pd.read_csv(base_csv), pd.read_csv(new_csv), _directions(baseline / f"{stem}.json"),
-                             tolerance)
+            directions, nondeterministic = _provenance(baseline / f"{stem}.json")
+            report = compare(pd.read_csv(base_csv), pd.read_csv(new_csv), directions, tolerance, nondeterministic)
             bad = report[report.verdict.isin(["worse", "missing"])]
             total += len(report)
             failed += len(bad)

@@ -8,13 +8,14 @@ This module imports no torch.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 
 class ConfigError(ValueError):
@@ -39,7 +40,7 @@ class CounterfactualConfig:
 
     solvers: tuple[str, ...] = ("gradient",)
     params: dict = field(default_factory=dict)  # solver -> {param: value}
-    subset: dict = field(default_factory=dict)  # solver -> max number of errors (documented)
+    subset: dict = field(default_factory=dict)  # solver (or "*" for all) -> first n errors (documented)
     metrics: tuple[str, ...] = ()  # empty = every registered counterfactual metric
     batch_size: int = 256
 

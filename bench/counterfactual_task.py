@@ -83,7 +83,7 @@ def run(prep, progress: bool = True) -> list[Path]:
         cls = SOLVERS.get(name)
         params = dict(cfg.params.get(name, {}))
         full = cls.param_dict(**params)
-        n_sub = min(int(cfg.subset.get(name, len(prep.errors))), len(prep.errors))
+        n_sub = min(int(cfg.subset.get(name, cfg.subset.get("*", len(prep.errors)))), len(prep.errors))
         indices = np.arange(n_sub)
         key = prep.key(task="counterfactual", method=name, params=full, version=cls.version)
         prep.store.add_entry(key, "counterfactual", name, "", cls.version, full, prep.context)
@@ -93,7 +93,7 @@ def run(prep, progress: bool = True) -> list[Path]:
         rows.append(leaderboard.EntryScores(name, "", cls.version, prep.errors.index[indices].numpy(),
                                             valid, scores, len(prep.errors)))
         entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub,
-                            paper=getattr(cls, "paper", "")))
+                            paper=getattr(cls, "paper", ""), deterministic=cls.deterministic))
     metas = [metric_meta(f) for f in metric_fns]
     df = leaderboard.aggregate(rows, metas, prep.cfg.n_bootstrap, prep.cfg.seed, prep.errors.limited)
     from bench.report import counterfactual_figures

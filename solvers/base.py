@@ -23,13 +23,14 @@ class NoParams:
     """This method has no parameters."""
 
 
-class Method(abc.ABC):
+class Method(abc.ABC):  # noqa: B024 (the abstract __call__ lives on the two subclasses)
     """Common binding logic. Subclasses set `Params`, `version`, `white_box`, `paper`."""
 
     Params: ClassVar[type] = NoParams
     version: ClassVar[str] = "1"
     white_box: ClassVar[bool] = True
     paper: ClassVar[str] = ""
+    deterministic: ClassVar[bool] = True  # same inputs + seed -> same outputs (bench check relies on it)
     registry_name: ClassVar[str] = ""
 
     def __init__(self, oracle: Oracle, **params) -> None:

