@@ -88,7 +88,7 @@ def run(prep, progress: bool = True) -> list[Path]:
     cfg = prep.cfg.attributions
     names = list(cfg.metrics) or ATTR_METRICS.names()
     metric_fns = [ATTR_METRICS.get(n) for n in names]
-    rows, entries, timings = [], [], {}
+    rows, entries = [], []
     for name in cfg.methods:
         cls = ATTRIBUTIONS.get(name)
         params = dict(cfg.params.get(name, {}))
@@ -101,18 +101,16 @@ def run(prep, progress: bool = True) -> list[Path]:
             key = prep.key(task="attribution", method=name, mode=mode, params=full, version=cls.version)
             prep.store.add_entry(key, "attribution", name, mode, cls.version, full, prep.context)
             _explain(prep, method, key, mode, indices, cfg.batch_size, progress)
-            spent: dict = {}
             scores = score_entry(prep, key, indices, metric_fns, _batch_fn(prep, method, name), progress,
-                                 cfg.metric_params, cfg.metric_subset, spent)
+                                 cfg.metric_params, cfg.metric_subset)
             scores["seconds"] = np.array([r["seconds"] for r in prep.store.records(key)])[:n_sub]
             rows.append(leaderboard.EntryScores(name, mode, cls.version, prep.errors.index[indices].numpy(),
                                                 np.ones(n_sub, bool), scores, len(prep.errors),
                                                 dict(cfg.metric_subset)))
             entries.append(dict(method=name, mode=mode, version=cls.version, params=full, entry_key=key,
                                 n=n_sub, paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
-                                metric_seconds={k: round(v, 3) for k, v in spent.items()}))
-            for k, v in spent.items():
-                timings[k] = timings.get(k, 0.0) + v
+                                metric_cost={m: dict(n=n, seconds=round(sec, 3))
+                                             for m, (n, sec) in prep.store.cost(key).items()}))
     metas = [metric_meta(f) for f in metric_fns] + [leaderboard.MetricMeta(
         "seconds", False, False, "wall time of the method per instance (batch time / batch size)", "1")]
     df = leaderboard.aggregate(rows, metas, prep.cfg.n_bootstrap, prep.cfg.seed, prep.errors.limited)
@@ -128,7 +126,7 @@ def run(prep, progress: bool = True) -> list[Path]:
     md = leaderboard.to_markdown(df, metas, f"Attributions: {prep.cfg.dataset} / {prep.out_dir.name}", notes)
     prov = provenance.build(prep, "attributions", entries, metas, time.perf_counter() - t0)
     prov["sanity_vs_random"] = {f"{m}/{mode}": v for (m, mode), v in sanity.items()}
-    prov["metric_seconds_total"] = {k: round(v, 2) for k, v in timings.items()}
+    prov["metric_seconds_per_100"] = _cost_per_100(entries)
     return leaderboard.write(df, md, prov, prep.out_dir, "attributions") + figures
 
 
@@ -169,3 +167,14 @@ def _subset_notes(cfg) -> list[str]:
     parts = ", ".join(f"{m} on the first {n}" for m, n in sorted(cfg.metric_subset.items()))
     return ["", f"Costly re-explaining metrics ran on a fixed subset of the errors ({parts}); "
             "their CSV `<metric>_n` gives the count."]
+
+
+def _cost_per_100(entries: list[dict]) -> dict:
+    """Each metric's mean cost in seconds per 100 instances over all methods (from the store)."""
+    total: dict[str, list[float]] = {}
+    for e in entries:
+        for m, c in e["metric_cost"].items():
+            t = total.setdefault(m, [0, 0.0])
+            t[0] += c["n"]
+            t[1] += c["seconds"]
+    return {m: round(100 * s / n, 3) for m, (n, s) in total.items() if n}

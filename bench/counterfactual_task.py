@@ -93,7 +93,9 @@ def run(prep, progress: bool = True) -> list[Path]:
         rows.append(leaderboard.EntryScores(name, "", cls.version, prep.errors.index[indices].numpy(),
                                             valid, scores, len(prep.errors)))
         entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub,
-                            paper=getattr(cls, "paper", ""), deterministic=cls.deterministic))
+                            paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
+                            metric_cost={m: dict(n=n, seconds=round(sec, 3))
+                                         for m, (n, sec) in prep.store.cost(key).items()}))
     metas = [metric_meta(f) for f in metric_fns]
     df = leaderboard.aggregate(rows, metas, prep.cfg.n_bootstrap, prep.cfg.seed, prep.errors.limited)
     from bench.report import counterfactual_figures

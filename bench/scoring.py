@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -16,16 +17,40 @@ def metric_meta(fn) -> MetricMeta:
     return MetricMeta(fn.metric_name, fn.higher_is_better, fn.valid_only, fn.definition, fn.version)
 
 
+def _as_array(values) -> np.ndarray:
+    return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, np.float64)
+
+
+def _guarded(f, batch, prep, need: list[int], make_batch, key: str, params: dict) -> np.ndarray:
+    """f on the batch; if it raises, row by row, so one bad row is one NaN, never a crashed run.
+
+    (Quantus, for one, asserts when a batch's attributions are all zero.)
+    """
+    try:
+        return _as_array(f(batch, prep.metric_ctx, **params))
+    except Exception as e:  # noqa: BLE001 - a metric failure is a NaN score, reported below
+        first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    out = np.full(len(need), np.nan)
+    n_failed = 0
+    for j, i in enumerate(need):
+        try:
+            out[j] = _as_array(f(make_batch(prep.store.records(key, [i])), prep.metric_ctx, **params))[0]
+        except Exception:  # noqa: BLE001
+            n_failed += 1
+    print(f"bench: WARNING: metric {f.metric_name} failed on a batch ({first[:160]}); "
+          f"{n_failed} of {len(need)} rows stay NaN", file=sys.stderr)
+    return out
+
+
 def score_entry(prep, key: str, indices: np.ndarray, metric_fns: list, make_batch, progress: bool = True,
-                metric_params: dict | None = None, metric_subset: dict | None = None,
-                timings: dict | None = None) -> dict[str, np.ndarray]:
+                metric_params: dict | None = None, metric_subset: dict | None = None) -> dict[str, np.ndarray]:
     """Per-instance scores of entry `key` for each metric, aligned to error positions `indices`.
 
     Missing scores are computed from the stored records in chunks (one batch built per
     chunk, shared by all metrics) and written back; existing ones are read from the store.
     `metric_subset` (metric -> n) scores that metric on the first n instances only; the
-    rest of its array is NaN and the leaderboard reports its own n. `timings` (if given)
-    collects the seconds each metric spent, per metric name.
+    rest of its array is NaN and the leaderboard reports its own n. The seconds each metric
+    spends are recorded in the store (`Store.cost`), so provenance can report metric cost.
     """
     metric_params, metric_subset = metric_params or {}, metric_subset or {}
     test_idx = [int(t) for t in prep.errors.index[indices].tolist()]
@@ -42,10 +67,8 @@ def score_entry(prep, key: str, indices: np.ndarray, metric_fns: list, make_batc
                 continue
             batch = full_batch if len(need) == len(chunk) else make_batch(prep.store.records(key, need))
             t0 = time.perf_counter()
-            values = f(batch, prep.metric_ctx, **metric_params.get(f.metric_name, {}))
-            if timings is not None:
-                timings[f.metric_name] = timings.get(f.metric_name, 0.0) + time.perf_counter() - t0
-            values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, np.float64)
+            values = _guarded(f, batch, prep, need, make_batch, key, metric_params.get(f.metric_name, {}))
+            prep.store.add_cost(key, f.metric_name, f.version, len(need), time.perf_counter() - t0)
             prep.store.add_scores(key, f.metric_name, f.version, need, values.tolist())
     out = {}
     for f in metric_fns:

@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS records (
     entry_key TEXT, test_index INTEGER, success INTEGER, reason TEXT,
     queries REAL, grad_queries REAL, seconds REAL, explained INTEGER, contrast INTEGER,
     artifact BLOB, created REAL, PRIMARY KEY (entry_key, test_index));
+CREATE TABLE IF NOT EXISTS costs (
+    entry_key TEXT, metric TEXT, version TEXT, n INTEGER, seconds REAL, created REAL);
 CREATE TABLE IF NOT EXISTS scores (
     entry_key TEXT, test_index INTEGER, metric TEXT, version TEXT, value REAL,
     PRIMARY KEY (entry_key, test_index, metric, version));
@@ -122,3 +124,15 @@ class Store:
                                     "AND version=?", (key, metric, version)).fetchall())
         values = [rows.get(int(i)) for i in indices]  # NaN is stored as NULL -> None
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    def add_cost(self, key: str, metric: str, version: str, n: int, seconds: float) -> None:
+        """Record that scoring `n` instances with `metric` took `seconds` (audit of metric cost)."""
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT INTO costs VALUES (?,?,?,?,?,?)", (key, metric, version, n, seconds, time.time()))
+
+    def cost(self, key: str) -> dict[str, tuple[int, float]]:
+        """metric -> (instances scored, seconds spent), summed over every time it was computed."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT metric, SUM(n), SUM(seconds) FROM costs WHERE entry_key=? GROUP BY metric",
+                               (key,)).fetchall()
+        return {m: (int(n), float(s)) for m, n, s in rows}

@@ -1,6 +1,6 @@
 """pytest-benchmark suite: our speed against the anchors, measured in one run.
 
-Run with `tox -e perf` (or `pytest benchmarks --benchmark-only --benchmark-enable
+Run with `tox -e perf` (or `pytest benchmarks -o addopts= --benchmark-only
 --benchmark-json=.benchmarks/perf.json && python benchmarks/ratios.py .benchmarks/perf.json`).
 Each pair of benchmarks shares a `group`; `ratios.py` divides their means. Same instances,
 same model, same process for both sides of every ratio.

@@ -64,3 +64,34 @@ def test_aggregate_and_markdown_mark_direction_and_valid_only():
     assert bool(df.loc[0, "subset"]) is True
     md = leaderboard.to_markdown(df, meta, "T", ["note"])
     assert "validity ↑" in md and "l2 ↓" in md and "4/5 (subset)" in md and "valid counterfactuals only" in md
+
+
+def test_a_metric_that_raises_becomes_nan_rows_not_a_crash(tmp_path, oracle, errors, mnist, capsys):
+    """Quantus asserts on all-zero attributions; the run keeps going with NaN for those rows."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from bench.scoring import _guarded
+    from metrics import ATTR_METRICS
+    from metrics.base import AttrBatch, MetricContext
+
+    store = Store(tmp_path / "s.sqlite")
+    x, pred = errors.x[:3], errors.pred[:3]
+    attr = torch.zeros_like(x)
+    attr[0, 0, 10:14, 10:14] = 1.0  # row 0 has a real map, rows 1-2 are all zero
+    store.add_records("k", [dict(test_index=i, success=True, seconds=0.0, explained=int(pred[i]),
+                                 artifact=attr[i].numpy()) for i in range(3)])
+
+    def make_batch(records):
+        rows = [r["test_index"] for r in records]
+        return AttrBatch(x[rows], torch.from_numpy(np.stack([r["artifact"] for r in records])), pred[rows],
+                         torch.zeros(len(rows)))
+
+    prep = SimpleNamespace(store=store, metric_ctx=MetricContext(oracle=oracle, data=mnist))
+    sparseness = ATTR_METRICS.get("q_sparseness")
+    zeros = _guarded(sparseness, make_batch(store.records("k", [1, 2])), prep, [1, 2], make_batch, "k", {})
+    assert np.isnan(zeros).all()
+    assert "metric q_sparseness failed on a batch" in capsys.readouterr().err
+    real = _guarded(sparseness, make_batch(store.records("k", [0])), prep, [0], make_batch, "k", {})
+    assert np.isfinite(real).all() and capsys.readouterr().err == ""

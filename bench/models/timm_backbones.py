@@ -52,12 +52,17 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
 
 @MODELS.register("resnet_cbam")
 def build_resnet_cbam(n_classes: int = 10, layers: tuple = (1, 1, 1, 1), attn_layer: str = "cbam",
-                      mean: float = 0.1307, std: float = 0.3081) -> nn.Module:
-    """A small ResNet (BasicBlock, one block per stage by default) with CBAM, for 28x28."""
+                      channels: tuple = (32, 64, 128, 256), mean: float = 0.1307, std: float = 0.3081) -> nn.Module:
+    """A small timm ResNet (BasicBlock, one block per stage) with CBAM in every block, for 28x28.
+
+    The 7x7/2 stem becomes 3x3/1 and the max-pool stays, so stages run at 14, 7, 4, 2 pixels;
+    channels (32, 64, 128, 256) give 1.25M parameters (CPU-trainable in minutes).
+    """
     from timm.models.resnet import BasicBlock, ResNet
 
     attn = ATTN_ALIASES.get(attn_layer, attn_layer)
-    net = ResNet(BasicBlock, list(layers), num_classes=n_classes, in_chans=1,
+    net = ResNet(BasicBlock, list(layers), num_classes=n_classes, in_chans=1, channels=tuple(channels),
                  block_args=dict(attn_layer=attn) if attn else None)
-    _adapt_stem(net)
+    conv = net.conv1
+    net.conv1 = nn.Conv2d(1, conv.out_channels, 3, 1, 1, bias=False)
     return Normalized(net, mean, std, cam_layer="layer4")
