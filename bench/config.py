@@ -194,8 +194,9 @@ def load_preset(name: str) -> dict:
 
 
 def _deep_merge(into: dict, other: dict) -> None:
+    """Merge a preset over the one it extends; an explicitly empty table replaces (clears)."""
     for k, v in other.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
+        if isinstance(v, dict) and v and isinstance(into.get(k), dict):
             _deep_merge(into[k], v)
         else:
             into[k] = v

@@ -71,3 +71,10 @@ def test_every_declared_entry_resolves():
     for reg in (DATASETS, MODELS, SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS):
         for name in reg.names():
             assert callable(reg.get(name)), f"{reg.kind} {name}"
+
+
+def test_presets_extend_and_an_empty_table_clears():
+    full, default = make_config("full"), make_config("default")
+    assert default.counterfactuals.subset and full.counterfactuals.subset == {}
+    assert full.attributions.metric_subset == {} and full.attributions.methods == default.attributions.methods
+    assert make_config("ci").counterfactuals.params["growing_spheres"]["n_in_layer"] == 500
