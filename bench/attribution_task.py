@@ -88,31 +88,47 @@ def run(prep, progress: bool = True) -> list[Path]:
     cfg = prep.cfg.attributions
     names = list(cfg.metrics) or ATTR_METRICS.names()
     metric_fns = [ATTR_METRICS.get(n) for n in names]
-    rows, entries = [], []
+    rows, entries, failed = [], [], []
     for name in cfg.methods:
-        cls = ATTRIBUTIONS.get(name)
-        params = dict(cfg.params.get(name, {}))
-        full = cls.param_dict(**params)
-        method = cls(prep.oracle if cls.white_box else prep.oracle.black_box(), **params)
-        method.fit(prep.data.train.x, prep.data.train.y)
-        n_sub = min(int(cfg.subset.get(name, cfg.subset.get("*", len(prep.errors)))), len(prep.errors))
-        indices = np.arange(n_sub)
-        for mode in cfg.targets:
-            key = prep.key(task="attribution", method=name, mode=mode, params=full, version=cls.version)
-            prep.store.add_entry(key, "attribution", name, mode, cls.version, full, prep.context)
-            _explain(prep, method, key, mode, indices, cfg.batch_size, progress)
-            scores = score_entry(prep, key, indices, metric_fns, _batch_fn(prep, method, name), progress,
-                                 cfg.metric_params, cfg.metric_subset)
-            scores["seconds"] = np.array([r["seconds"] for r in prep.store.records(key)])[:n_sub]
-            rows.append(leaderboard.EntryScores(name, mode, cls.version, prep.errors.index[indices].numpy(),
-                                                np.ones(n_sub, bool), scores, len(prep.errors),
-                                                dict(cfg.metric_subset)))
-            entries.append(dict(method=name, mode=mode, version=cls.version, params=full, entry_key=key,
-                                n=n_sub, paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
-                                metric_cost={m: dict(n=n, seconds=round(sec, 3))
-                                             for m, (n, sec) in prep.store.cost(key).items()}))
+        try:
+            _run_method(prep, name, metric_fns, rows, entries, progress)
+        except Exception as e:  # noqa: BLE001 - one method's crash must not abort the run
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            failed.append(dict(method=name, reason=reason))
+            print(f"bench: WARNING: attribution method {name} failed and is left out: {reason}", file=sys.stderr)
     metas = [metric_meta(f) for f in metric_fns] + [leaderboard.MetricMeta(
         "seconds", False, False, "wall time of the method per instance (batch time / batch size)", "1")]
+    return _write(prep, rows, entries, failed, metas, t0)
+
+
+def _run_method(prep, name: str, metric_fns: list, rows: list, entries: list, progress: bool) -> None:
+    """Explain, score and collect one method over every configured target mode."""
+    cfg = prep.cfg.attributions
+    cls = ATTRIBUTIONS.get(name)
+    params = dict(cfg.params.get(name, {}))
+    full = cls.param_dict(**params)
+    method = cls(prep.oracle if cls.white_box else prep.oracle.black_box(), **params)
+    method.fit(prep.data.train.x, prep.data.train.y)
+    n_sub = min(int(cfg.subset.get(name, cfg.subset.get("*", len(prep.errors)))), len(prep.errors))
+    indices = np.arange(n_sub)
+    for mode in cfg.targets:
+        key = prep.key(task="attribution", method=name, mode=mode, params=full, version=cls.version)
+        prep.store.add_entry(key, "attribution", name, mode, cls.version, full, prep.context)
+        _explain(prep, method, key, mode, indices, cfg.batch_size, progress)
+        scores = score_entry(prep, key, indices, metric_fns, _batch_fn(prep, method, name), progress,
+                             cfg.metric_params, cfg.metric_subset)
+        scores["seconds"] = np.array([r["seconds"] for r in prep.store.records(key)])[:n_sub]
+        rows.append(leaderboard.EntryScores(name, mode, cls.version, prep.errors.index[indices].numpy(),
+                                            np.ones(n_sub, bool), scores, len(prep.errors),
+                                            dict(cfg.metric_subset)))
+        entries.append(dict(method=name, mode=mode, version=cls.version, params=full, entry_key=key,
+                            n=n_sub, paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
+                            metric_cost={m: dict(n=n, seconds=round(sec, 3))
+                                         for m, (n, sec) in prep.store.cost(key).items()}))
+
+
+def _write(prep, rows: list, entries: list, failed: list, metas: list, t0: float) -> list[Path]:
+    """Aggregate, sanity-check against the random control, draw, and write the files."""
     df = leaderboard.aggregate(rows, metas, prep.cfg.n_bootstrap, prep.cfg.seed, prep.errors.limited)
     sanity = sanity_against_control(rows)
     if sanity:
@@ -122,11 +138,14 @@ def run(prep, progress: bool = True) -> list[Path]:
     from bench.report import attribution_figures
 
     figures = attribution_figures(prep, entries, prep.out_dir)
-    notes = leaderboard_notes(prep, "attributions", figures) + _sanity_notes(sanity) + _subset_notes(cfg)
+    notes = (leaderboard_notes(prep, "attributions", figures) + _sanity_notes(sanity)
+             + _subset_notes(prep.cfg.attributions)
+             + [f"\n**Failed and left out:** {f['method']}: {f['reason']}" for f in failed])
     md = leaderboard.to_markdown(df, metas, f"Attributions: {prep.cfg.dataset} / {prep.out_dir.name}", notes)
     prov = provenance.build(prep, "attributions", entries, metas, time.perf_counter() - t0)
     prov["sanity_vs_random"] = {f"{m}/{mode}": v for (m, mode), v in sanity.items()}
     prov["metric_seconds_per_100"] = _cost_per_100(entries)
+    prov["failed"] = failed
     return leaderboard.write(df, md, prov, prep.out_dir, "attributions") + figures
 
 
