@@ -30,6 +30,11 @@ class ErrorSet:
     def __len__(self) -> int:
         return len(self.index)
 
+    def position(self, test_index: torch.Tensor) -> torch.Tensor:
+        """Positions in this error set of the given test-set indices."""
+        lookup = {int(t): i for i, t in enumerate(self.index.tolist())}
+        return torch.tensor([lookup[int(t)] for t in test_index.tolist()], dtype=torch.long)
+
     def manifest(self) -> list[dict]:
         return [dict(test_index=i, true=t, pred=p)
                 for i, t, p in zip(self.index.tolist(), self.true.tolist(), self.pred.tolist())]
@@ -57,12 +62,3 @@ def collect_errors(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, weights_sha
         wrong = wrong[:limit]
     h = manifest_hash(wrong, y[wrong], pred[wrong], weights_sha256)
     return ErrorSet(wrong, x[wrong].clone(), y[wrong].clone(), pred[wrong].clone(), len(y), h, limited)
-
-
-def _position(self: ErrorSet, test_index: torch.Tensor) -> torch.Tensor:
-    """Positions in this error set of the given test-set indices."""
-    lookup = {int(t): i for i, t in enumerate(self.index.tolist())}
-    return torch.tensor([lookup[int(t)] for t in test_index.tolist()], dtype=torch.long)
-
-
-ErrorSet.position = _position
