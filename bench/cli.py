@@ -73,7 +73,10 @@ def cmd_list(what: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Quantus and alibi import TensorFlow
+    # Quantus and alibi import TensorFlow, which logs cuDNN/cuFFT "factory already registered"
+    # at ERROR level when torch came first; BENCH_DEBUG=1 keeps TensorFlow's own setting.
+    if not os.environ.get("BENCH_DEBUG"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":

@@ -101,14 +101,45 @@ def run(prep, progress: bool = True) -> list[Path]:
     from bench.report import counterfactual_figures
 
     figures = counterfactual_figures(prep, entries, prep.out_dir)
+    model_cost = model_cost_ratios(prep, rows, entries)
     notes = leaderboard_notes(prep, "counterfactuals", figures)
+    notes.insert(len(notes) - len(figures), model_cost_note(model_cost))  # before the figure links
     md = leaderboard.to_markdown(df, metas, f"Counterfactuals: {prep.cfg.dataset} / {prep.out_dir.name}", notes)
     prov = provenance.build(prep, "counterfactuals", entries, metas, time.perf_counter() - t0)
+    prov["model_cost"] = model_cost
     if any(n in names for n in PLAUSIBILITY):
         from metrics.plausibility import plausibility_provenance
 
         prov["plausibility"] = plausibility_provenance(prep.metric_ctx)
     return leaderboard.write(df, md, prov, prep.out_dir, "counterfactuals") + figures
+
+
+def model_cost_ratios(prep, rows: list, entries: list[dict]) -> dict:
+    """The model's raw forward throughput in this run, and each black-box solver's time over it.
+
+    ratio = mean seconds per instance / (mean queries per instance / raw rows per second):
+    1.0 means the solver costs what its forward passes cost; white-box solvers also pay for
+    backward passes, which a forward yardstick does not price, so they get no ratio.
+    """
+    tp = prep.oracle.throughput(prep.errors.x)
+    ratios = {}
+    for r, e in zip(rows, entries):
+        if SOLVERS.get(e["method"]).white_box:
+            continue
+        sec, q = (float(np.nanmean(r.scores[k])) if k in r.scores else float("nan") for k in ("seconds", "queries"))
+        if q > 0 and np.isfinite(sec):
+            ratios[e["method"]] = round(sec / (q / tp["rows_per_s"]), 3)
+    return dict(throughput=tp, seconds_over_forward_cost=ratios)
+
+
+def model_cost_note(model_cost: dict) -> str:
+    tp, ratios = model_cost["throughput"], model_cost["seconds_over_forward_cost"]
+    text = (f"Model cost: the raw forward pass ran at {tp['rows_per_s']:,.0f} rows/s (batch {tp['batch_size']}) "
+            f"in this run.")
+    if ratios:
+        text += (" Black-box solvers' seconds per instance over (queries per instance / that rate), "
+                 "1.0 = no cost beyond the model's: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()) + ".")
+    return text
 
 
 def leaderboard_notes(prep, stem: str, figures: list[Path]) -> list[str]:

@@ -100,6 +100,31 @@ class Oracle:
             out.register_hook(_hook)
         return out
 
+    def throughput(self, x: torch.Tensor, rows: int = 4096, repeats: int = 3) -> dict:
+        """The model's raw forward speed on this device, uncounted (the yardstick for solvers).
+
+        Tiles `x` to `rows` rows, runs them in chunks of `batch_size` without gradients, and
+        returns the best of `repeats` timings: dict(rows_per_s, rows, batch_size, seconds).
+        """
+        import time
+
+        if len(x) == 0:
+            raise ValueError("throughput needs at least one input row")
+        reps = -(-rows // len(x))
+        x = x.to(self.device).repeat(reps, *[1] * (x.dim() - 1))[:rows]
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        best = float("inf")
+        with torch.no_grad():
+            self._model(x[:self.batch_size])  # warm-up (allocations, cuDNN choice)
+            for _ in range(repeats):
+                sync()
+                t0 = time.perf_counter()
+                for c in x.split(self.batch_size):
+                    self._model(c)
+                sync()
+                best = min(best, time.perf_counter() - t0)
+        return dict(rows_per_s=round(rows / best, 1), rows=rows, batch_size=self.batch_size, seconds=round(best, 4))
+
     def forward_fn(self):
         """A plain callable x -> logits for libraries (captum) that drive the model."""
         return self.logits_grad

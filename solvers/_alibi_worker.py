@@ -173,7 +173,8 @@ def _serve(conn) -> None:
     for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[k] = "1"
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # any GPU stays the parent's (torch)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not os.environ.get("BENCH_DEBUG"):  # TF's import-time cuDNN/cuFFT registration noise
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     t0 = time.perf_counter()
     import tensorflow as tf
 

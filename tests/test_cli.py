@@ -70,8 +70,12 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     prov = json.loads((folder / "counterfactuals.json").read_text())
     assert prov["errors"]["not_for_publication"] and len(prov["model"]["weights_sha256"]) == 64
     assert {"torch", "captum", "quantus"} <= set(prov["libraries"])
+    cost = prov["model_cost"]  # black-box solvers' time over the model's own forward cost
+    assert cost["throughput"]["rows_per_s"] > 100 and set(cost["seconds_over_forward_cost"]) == {"growing_spheres"}
+    assert cost["seconds_over_forward_cost"]["growing_spheres"] > 0
     md = (folder / "counterfactuals.md").read_text()
     assert "NOT FOR PUBLICATION" in md and "counterfactuals_overlays.png" in md
+    assert "Model cost: the raw forward pass ran at" in md and "growing_spheres" in md.split("Model cost:")[1]
     for png in ("counterfactuals_overlays.png", "counterfactuals_budget.png", "attributions_heatmaps.png"):
         assert (folder / png).stat().st_size > 10_000
     assert summary["n_errors"] == 6

@@ -48,3 +48,13 @@ def test_oracle_reproduces_the_model_and_chunks(oracle, cnn, mnist):
     with torch.no_grad():
         direct = cnn[0](x)
     assert torch.allclose(oracle.logits(x), direct, atol=1e-5)
+
+
+def test_throughput_is_measured_uncounted(oracle, errors):
+    oracle.start(2)
+    tp = oracle.throughput(errors.x[:7], rows=600, repeats=2)  # 7 images tiled to 600 rows
+    assert tp["rows"] == 600 and tp["batch_size"] == oracle.batch_size
+    assert tp["rows_per_s"] == pytest.approx(600 / tp["seconds"], rel=1e-3) and tp["rows_per_s"] > 100
+    assert oracle.queries.tolist() == [0, 0] and oracle.total_rows == 0  # a yardstick, not a query
+    with pytest.raises(ValueError, match="at least one input row"):
+        oracle.throughput(errors.x[:0])

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from bench.models import MODELS
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the model's initial weights are seeded (1 took the caller's RNG state)
 
 
 def cache_key(model: str, model_params: dict, dataset: str, seed: int, train_cfg) -> str:
@@ -97,6 +97,7 @@ def load_or_train(cfg, data, device, progress: bool = True, force: bool = False)
     """The trained model for this config (from cache or trained now), and its metadata."""
     key = cache_key(cfg.model, cfg.model_params, cfg.dataset, cfg.seed, cfg.train)
     path = Path(cfg.cache_dir).expanduser() / "models" / cfg.dataset / f"{cfg.model}-{key}.pt"
+    torch.manual_seed(cfg.seed)  # initial weights from the seed alone, whoever calls (run, train, tests)
     model = MODELS.get(cfg.model)(n_classes=len(data.classes), **cfg.model_params)
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists() and not force:
