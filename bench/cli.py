@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             print(build_report(args.folder))
             return 0
         cfg = _config(args)
+        from bench.memory import keep_freed_memory
+
+        keep_freed_memory()  # steady forward speed after training in-process (see bench/memory.py)
         if args.command == "train":
             return _train(cfg, args)
         if args.command == "check":
