@@ -24,7 +24,7 @@ def library_versions() -> dict:
 
 
 def git_state(cwd: str | Path | None = None) -> dict:
-    """Commit hash and whether the work tree had uncommitted changes (None outside git)."""
+    """Commit hash and whether tracked files outside leaderboards/ had uncommitted changes (None outside git)."""
     cwd = cwd or Path(__file__).resolve().parent.parent
 
     def _git(*args):
@@ -34,7 +34,8 @@ def git_state(cwd: str | Path | None = None) -> dict:
         head = _git("rev-parse", "HEAD")
         if head.returncode != 0:
             return dict(commit=None, dirty=None)
-        dirty = bool(_git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        # published tables are outputs, not code: rewriting them must not mark the code dirty
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!leaderboards").stdout.strip())
         return dict(commit=head.stdout.strip(), dirty=dirty)
     except (OSError, subprocess.SubprocessError):
         return dict(commit=None, dirty=None)

@@ -95,3 +95,26 @@ def test_a_metric_that_raises_becomes_nan_rows_not_a_crash(tmp_path, oracle, err
     assert "metric q_sparseness failed on a batch" in capsys.readouterr().err
     real = _guarded(sparseness, make_batch(store.records("k", [0])), prep, [0], make_batch, "k", {})
     assert np.isfinite(real).all() and capsys.readouterr().err == ""
+
+
+def test_git_dirty_flag_ignores_published_tables(tmp_path):
+    import subprocess
+
+    from bench.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "leaderboards").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "leaderboards" / "t.csv").write_text("method\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "init")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "leaderboards" / "t.csv").write_text("method\ngradient\n")  # a run rewrote its table
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("a = 2\n")  # the code changed
+    state = git_state(tmp_path)
+    assert state["dirty"] is True and len(state["commit"]) == 40
