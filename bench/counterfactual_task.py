@@ -18,13 +18,13 @@ from solvers import SOLVERS
 PLAUSIBILITY = ("knn_ratio", "im1", "im2", "oracle_agreement")
 
 
-def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progress: bool) -> None:
-    """Run solver `name` on the errors at positions `indices` not yet in the store."""
+def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progress: bool) -> int:
+    """Run solver `name` on the errors at positions `indices` not yet in the store; returns how many."""
     errs, cfg = prep.errors, prep.cfg.counterfactuals
     done = prep.store.done_indices(key)
     todo = [i for i in indices if int(errs.index[i]) not in done]
     if not todo:
-        return
+        return 0
     cls = SOLVERS.get(name)
     oracle = prep.oracle if cls.white_box else prep.oracle.black_box()
     solver = cls(oracle, **params)
@@ -52,6 +52,7 @@ def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progres
         prep.oracle.start(0)
         if hasattr(solver, "close"):
             solver.close()
+    return len(todo)
 
 
 def _check_contract(name: str, result, x: torch.Tensor) -> None:
@@ -87,12 +88,12 @@ def run(prep, progress: bool = True) -> list[Path]:
         indices = np.arange(n_sub)
         key = prep.key(task="counterfactual", method=name, params=full, version=cls.version)
         prep.store.add_entry(key, "counterfactual", name, "", cls.version, full, prep.context)
-        _solve(prep, name, key, indices, params, progress)
+        solved_now = _solve(prep, name, key, indices, params, progress)
         scores = score_entry(prep, key, indices, metric_fns, lambda recs: make_batch(prep, recs), progress)
         valid = scores["validity"] > 0.5 if "validity" in scores else np.ones(n_sub, bool)
         rows.append(leaderboard.EntryScores(name, "", cls.version, prep.errors.index[indices].numpy(),
                                             valid, scores, len(prep.errors)))
-        entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub,
+        entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub, solved_now=solved_now,
                             paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
                             metric_cost={m: dict(n=n, seconds=round(sec, 3))
                                          for m, (n, sec) in prep.store.cost(key).items()}))
@@ -122,14 +123,17 @@ def model_cost_ratios(prep, rows: list, entries: list[dict]) -> dict:
     backward passes, which a forward yardstick does not price, so they get no ratio.
     """
     tp = prep.oracle.throughput(prep.errors.x)
-    ratios = {}
+    ratios, earlier = {}, []
     for r, e in zip(rows, entries):
         if SOLVERS.get(e["method"]).white_box:
+            continue
+        if e["solved_now"] < e["n"]:  # resumed from the store: its seconds come from another run
+            earlier.append(e["method"])
             continue
         sec, q = (float(np.nanmean(r.scores[k])) if k in r.scores else float("nan") for k in ("seconds", "queries"))
         if q > 0 and np.isfinite(sec):
             ratios[e["method"]] = round(sec / (q / tp["rows_per_s"]), 3)
-    return dict(throughput=tp, seconds_over_forward_cost=ratios)
+    return dict(throughput=tp, seconds_over_forward_cost=ratios, timed_in_earlier_run=earlier)
 
 
 def model_cost_note(model_cost: dict) -> str:
@@ -139,6 +143,9 @@ def model_cost_note(model_cost: dict) -> str:
     if ratios:
         text += (" Black-box solvers' seconds per instance over (queries per instance / that rate), "
                  "1.0 = no cost beyond the model's: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()) + ".")
+    if model_cost["timed_in_earlier_run"]:
+        text += (" No ratio for " + ", ".join(model_cost["timed_in_earlier_run"])
+                 + ": resumed from the store, timed in an earlier run.")
     return text
 
 

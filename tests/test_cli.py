@@ -89,4 +89,7 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     again = json.loads((folder / "counterfactuals.json").read_text())
     assert [e["entry_key"] for e in again["entries"]] == [e["entry_key"] for e in prov["entries"]]
     assert timings() == before
+    resumed = again["model_cost"]  # seconds now come from the first run: no ratio mixes two runs
+    assert resumed["seconds_over_forward_cost"] == {} and resumed["timed_in_earlier_run"] == ["growing_spheres"]
+    assert "timed in an earlier run" in (folder / "counterfactuals.md").read_text()
     assert pd.read_csv(folder / "counterfactuals.csv")["l2"].tolist() == cf["l2"].tolist()
