@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from bench import leaderboard, provenance
 from bench.counterfactual_task import leaderboard_notes
-from bench.scoring import metric_meta, score_entry
+from bench.scoring import metric_cost, metric_meta, score_entry
 from bench.stats import paired_pvalue
 from metrics import ATTR_METRICS
 from metrics.base import AttrBatch
@@ -109,7 +109,7 @@ def _run_method(prep, name: str, metric_fns: list, rows: list, entries: list, pr
     full = cls.param_dict(**params)
     method = cls(prep.oracle if cls.white_box else prep.oracle.black_box(), **params)
     method.fit(prep.data.train.x, prep.data.train.y)
-    n_sub = min(int(cfg.subset.get(name, cfg.subset.get("*", len(prep.errors)))), len(prep.errors))
+    n_sub = prep.first_n(cfg.subset, name)
     indices = np.arange(n_sub)
     for mode in cfg.targets:
         key = prep.key(task="attribution", method=name, mode=mode, params=full, version=cls.version)
@@ -123,8 +123,7 @@ def _run_method(prep, name: str, metric_fns: list, rows: list, entries: list, pr
                                             dict(cfg.metric_subset)))
         entries.append(dict(method=name, mode=mode, version=cls.version, params=full, entry_key=key,
                             n=n_sub, paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
-                            metric_cost={m: dict(n=n, seconds=round(sec, 3))
-                                         for m, (n, sec) in prep.store.cost(key).items()}))
+                            metric_cost=metric_cost(prep.store, key)))
 
 
 def _write(prep, rows: list, entries: list, failed: list, metas: list, t0: float) -> list[Path]:

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench import leaderboard, provenance
-from bench.scoring import metric_meta, score_entry
+from bench.scoring import metric_cost, metric_meta, score_entry
 from metrics import CF_METRICS
 from metrics.base import CFBatch
 from solvers import SOLVERS
@@ -84,7 +84,7 @@ def run(prep, progress: bool = True) -> list[Path]:
         cls = SOLVERS.get(name)
         params = dict(cfg.params.get(name, {}))
         full = cls.param_dict(**params)
-        n_sub = min(int(cfg.subset.get(name, cfg.subset.get("*", len(prep.errors)))), len(prep.errors))
+        n_sub = prep.first_n(cfg.subset, name)
         indices = np.arange(n_sub)
         key = prep.key(task="counterfactual", method=name, params=full, version=cls.version)
         prep.store.add_entry(key, "counterfactual", name, "", cls.version, full, prep.context)
@@ -95,16 +95,14 @@ def run(prep, progress: bool = True) -> list[Path]:
                                             valid, scores, len(prep.errors)))
         entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub, solved_now=solved_now,
                             paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
-                            metric_cost={m: dict(n=n, seconds=round(sec, 3))
-                                         for m, (n, sec) in prep.store.cost(key).items()}))
+                            metric_cost=metric_cost(prep.store, key)))
     metas = [metric_meta(f) for f in metric_fns]
     df = leaderboard.aggregate(rows, metas, prep.cfg.n_bootstrap, prep.cfg.seed, prep.errors.limited)
     from bench.report import counterfactual_figures
 
     figures = counterfactual_figures(prep, entries, prep.out_dir)
     model_cost = model_cost_ratios(prep, rows, entries)
-    notes = leaderboard_notes(prep, "counterfactuals", figures)
-    notes.insert(len(notes) - len(figures), model_cost_note(model_cost))  # before the figure links
+    notes = leaderboard_notes(prep, "counterfactuals", figures, [model_cost_note(model_cost)])
     md = leaderboard.to_markdown(df, metas, f"Counterfactuals: {prep.cfg.dataset} / {prep.out_dir.name}", notes)
     prov = provenance.build(prep, "counterfactuals", entries, metas, time.perf_counter() - t0)
     prov["model_cost"] = model_cost
@@ -149,8 +147,8 @@ def model_cost_note(model_cost: dict) -> str:
     return text
 
 
-def leaderboard_notes(prep, stem: str, figures: list[Path]) -> list[str]:
-    """Provenance lines and figure links printed under a leaderboard table."""
+def leaderboard_notes(prep, stem: str, figures: list[Path], extra: list[str] = ()) -> list[str]:
+    """Provenance lines, then `extra` lines, then figure links, printed under a leaderboard table."""
     e, m = prep.errors, prep.model_meta
     notes = [f"Errors: {len(e)} misclassified test images of {e.n_test} "
              f"(model test accuracy {m.get('test_accuracy', float('nan')):.4f}); "
@@ -158,5 +156,5 @@ def leaderboard_notes(prep, stem: str, figures: list[Path]) -> list[str]:
              f"Reproduce: `{provenance.command_line()}` (provenance in `{stem}.json`)."]
     if e.limited:
         notes.insert(0, "**NOT FOR PUBLICATION: --limit cut the error set.**")
-    notes += [f"![{p.stem}]({p.name})" for p in figures]
+    notes += [*extra, *(f"![{p.stem}]({p.name})" for p in figures)]
     return notes

@@ -3,11 +3,11 @@
 glibc hands freed heap memory back to the OS once the free top of the heap exceeds
 M_TRIM_THRESHOLD, and serves allocations above a moving M_MMAP_THRESHOLD with fresh mmaps;
 either way the next batch's activations are page-faulted in again. Measured on the 2-core
-machine (`/tmp/tp2.py` in the issue note): after training a CNN in the same process, the
-default CNN's forward fell from ~10k to 5.7k rows/s with 782k minor page faults per 4,096
-rows; with both thresholds pinned it stays at ~9.3k rows/s with 0 faults, and resnet_cbam at
-batch 256 goes from 1.8k to 2.7k rows/s. The cost is that up to `trim_mib` of freed memory
-stays mapped in the process.
+machine (load the CNN checkpoint, time 4,096 rows, train another CNN for an epoch in the same
+process, time again): after training, the default CNN's forward fell from ~10k to 5.7k rows/s
+with 782k minor page faults per 4,096 rows; with both thresholds pinned it stays at ~9.3k
+rows/s with 0 faults, and resnet_cbam at batch 256 goes from 1.8k to 2.7k rows/s. The cost is
+that up to `trim_mib` of freed memory stays mapped in the process.
 """
 
 from __future__ import annotations

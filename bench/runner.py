@@ -50,6 +50,11 @@ class Prepared:
     def key(self, **parts) -> str:
         return entry_key(context=self.context, **parts)
 
+    def first_n(self, subset: dict, name: str) -> int:
+        """How many errors (the first n) entry `name` runs on: subset[name], else subset["*"], else all."""
+        n = len(self.errors)
+        return min(int(subset.get(name, subset.get("*", n))), n)
+
 
 def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     """Load data, load or train the model, collect its errors, open the store."""

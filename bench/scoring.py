@@ -17,6 +17,11 @@ def metric_meta(fn) -> MetricMeta:
     return MetricMeta(fn.metric_name, fn.higher_is_better, fn.valid_only, fn.definition, fn.version)
 
 
+def metric_cost(store, key: str) -> dict:
+    """metric -> {n: instances scored, seconds: time spent} for entry `key` (for provenance)."""
+    return {m: dict(n=n, seconds=round(sec, 3)) for m, (n, sec) in store.cost(key).items()}
+
+
 def _as_array(values) -> np.ndarray:
     return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, np.float64)
 

@@ -7,7 +7,7 @@ draws `n_baselines` training images (seeded, uniformly at random) once, before t
 batch; calling them unfitted is an error. With `contrast` Q the margin
 logit_target - logit_Q is explained.
 
-Summation-to-delta, measured on the default CNN's 84 errors: DeepLift from the black baseline
+Summation-to-delta, measured on the 84 errors of the earlier default-CNN checkpoint: DeepLift from the black baseline
 is exact (|sum attr - (f(x)_t - f(0)_t)| < 1e-5), but captum's max-pool rule loses part of the
 difference for image baselines: DeepSHAP's |sum attr - (f(x)_t - mean_b f(b)_t)| has median
 2.1 logits against a median difference of 8.6. (captum issue #1276, the max-pool fallback
