@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from bench import leaderboard, provenance
 from bench.counterfactual_task import leaderboard_notes
+from bench.instances import write_instances
 from bench.scoring import metric_cost, metric_meta, score_entry
 from bench.stats import paired_pvalue
 from metrics import ATTR_METRICS
@@ -145,7 +146,8 @@ def _write(prep, rows: list, entries: list, failed: list, metas: list, t0: float
     prov["sanity_vs_random"] = {f"{m}/{mode}": v for (m, mode), v in sanity.items()}
     prov["metric_seconds_per_100"] = _cost_per_100(entries)
     prov["failed"] = failed
-    return leaderboard.write(df, md, prov, prep.out_dir, "attributions") + figures
+    instances = write_instances(prep.store, entries, prep.errors, prep.out_dir, "attributions", metas)
+    return leaderboard.write(df, md, prov, prep.out_dir, "attributions") + figures + instances
 
 
 def sanity_against_control(rows: list) -> dict:

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench import leaderboard, provenance
+from bench.instances import write_instances
 from bench.scoring import metric_cost, metric_meta, score_entry
 from metrics import CF_METRICS
 from metrics.base import CFBatch
@@ -110,7 +111,8 @@ def run(prep, progress: bool = True) -> list[Path]:
         from metrics.plausibility import plausibility_provenance
 
         prov["plausibility"] = plausibility_provenance(prep.metric_ctx)
-    return leaderboard.write(df, md, prov, prep.out_dir, "counterfactuals") + figures
+    instances = write_instances(prep.store, entries, prep.errors, prep.out_dir, "counterfactuals", metas)
+    return leaderboard.write(df, md, prov, prep.out_dir, "counterfactuals") + figures + instances
 
 
 def model_cost_ratios(prep, rows: list, entries: list[dict]) -> dict:
