@@ -5,6 +5,7 @@ Each figure is written next to its leaderboard and linked from the Markdown tabl
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -30,7 +31,10 @@ def counterfactual_figures(prep, entries: list[dict], out_dir: Path) -> list[Pat
 def overlay_grid(prep, entries: list[dict], path: Path) -> Path:
     """Rows: a fixed sample of errors. Columns: original | each x_cf | each signed delta.
 
-    A grey cell marks a solver that found no valid counterfactual (or did not run there).
+    Each delta column has its own colour scale (printed in its title), so a solver's small
+    changes stay visible next to another's large ones. A hatched "not run" cell marks an error
+    outside a solver's subset; a grey "failed" cell one where it ran and found no valid
+    counterfactual (with its reason, shortened).
     """
     errs = prep.errors
     pos = sample_positions(len(errs), prep.cfg.n_figure)
@@ -41,10 +45,16 @@ def overlay_grid(prep, entries: list[dict], path: Path) -> Path:
         valid = prep.store.scores(e["entry_key"], "validity", "1", test_idx)
         cfs, diffs = [], []
         for p, t, v in zip(pos, test_idx, valid):
-            ok = t in recs and v > 0.5
-            x = errs.x[p, 0].numpy()
-            cfs.append(recs[t]["artifact"][0] if ok else None)
-            diffs.append(recs[t]["artifact"][0] - x if ok else None)
+            if t not in recs:
+                cfs.append(None)
+                diffs.append(None)
+            elif not v > 0.5:
+                label = failed_label(recs[t])
+                cfs.append(label)
+                diffs.append(label)
+            else:
+                cfs.append(recs[t]["artifact"][0])
+                diffs.append(recs[t]["artifact"][0] - errs.x[p, 0].numpy())
         cf_cols.append((e["method"], cfs))
         diff_cols.append((f"Δ {e['method']}", diffs))
     originals = ("original", [errs.x[p, 0].numpy() for p in pos])
@@ -54,6 +64,12 @@ def overlay_grid(prep, entries: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def failed_label(record: dict) -> str:
+    """Short text for a cell where a solver ran and found no valid counterfactual."""
+    reason = (record.get("reason") or ("not flipped" if record.get("success") else "")).strip()
+    return "\n".join(["failed", *textwrap.wrap(reason, 16, max_lines=3, placeholder="…")])
 
 
 def budget_curve(prep, entries: list[dict], path: Path) -> Path:

@@ -15,17 +15,36 @@ def sample_positions(n: int, k: int) -> list[int]:
     return sorted({int(round(p)) for p in np.linspace(0, n - 1, min(k, n))})
 
 
+def _marker(ax, cell) -> None:
+    """Draw a cell without an image: None = not run (hatched), text = failed (grey, with reason)."""
+    if cell is None:
+        ax.imshow(np.ones((28, 28, 3)))
+        ax.add_patch(plt.Rectangle((-0.5, -0.5), 28, 28, fill=False, hatch="////", ec="0.75", lw=0))
+        ax.text(13.5, 13.5, "not run", ha="center", va="center", fontsize=6, color="0.35")
+    else:
+        ax.imshow(GREY)
+        ax.text(13.5, 13.5, cell, ha="center", va="center", fontsize=5, color="darkred", wrap=True)
+
+
+def column_scale(col) -> float:
+    """Symmetric colour limit of one column of signed images: its largest |value| (1e-6 when empty)."""
+    return max([float(np.abs(d).max()) for d in col if isinstance(d, np.ndarray)] + [1e-6])
+
+
 def image_grid(image_cols, diff_cols, row_labels, title: str):
-    """Columns of grey images, then columns of signed differences (RdBu, symmetric)."""
+    """Columns of grey images, then columns of signed differences (RdBu), each on its own scale.
+
+    A cell is an array, None (not run) or a string (failed: the text shown).
+    """
     n_rows, n_cols = len(row_labels), len(image_cols) + len(diff_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.25 * n_cols + 1, 1.3 * n_rows + 0.6), squeeze=False)
-    lim = max([np.abs(d).max() for _, col in diff_cols for d in col if d is not None] + [1e-6])
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.25 * n_cols + 1, 1.3 * n_rows + 0.8), squeeze=False)
     for c, (name, col) in enumerate(list(image_cols) + list(diff_cols)):
         is_diff = c >= len(image_cols)
+        lim = column_scale(col) if is_diff else 1.0
         for r, img in enumerate(col):
             ax = axes[r, c]
-            if img is None:
-                ax.imshow(GREY)
+            if not isinstance(img, np.ndarray):
+                _marker(ax, img)
             elif is_diff:
                 ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
             else:
@@ -33,10 +52,13 @@ def image_grid(image_cols, diff_cols, row_labels, title: str):
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(name, fontsize=7)
+                has_image = any(isinstance(d, np.ndarray) for d in col)
+                scale = f"scale ±{lim:.2g}" if has_image else "no valid change"
+                ax.set_title(f"{name}\n{scale}" if is_diff else name, fontsize=7)
             if c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=7)
-    fig.suptitle(title + f"  (Δ colour scale ±{lim:.2f}; grey = no valid counterfactual)", fontsize=9)
+    fig.suptitle(title + "\n(each Δ column on its own colour scale, printed under its name; red = added, "
+                 "blue = removed; hatched = not run on this error, grey = failed)", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -52,7 +74,7 @@ def heatmap_grid(digits, cols, row_labels, title: str):
             ax = axes[r, c]
             a = maps[r]
             if a is None:
-                ax.imshow(GREY)
+                _marker(ax, None)
             else:
                 lim = max(np.abs(a).max(), 1e-12)
                 ax.imshow(d, cmap="gray", vmin=0, vmax=1)
