@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.set_defaults(preset="ci")
     p_report = sub.add_parser("report", help="build one Markdown report from a leaderboard folder")
     p_report.add_argument("folder", help="e.g. leaderboards/mnist/cnn")
+    p_site = sub.add_parser("site", help="build the static leaderboard site (plain files) from every board folder")
+    p_site.add_argument("--root", default="leaderboards", help="folder holding the boards (default: leaderboards)")
+    p_site.add_argument("--out", default=None, help="output folder (default: <root>/site)")
     return parser
 
 
@@ -85,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench.report.document import build_report
 
             print(build_report(args.folder))
+            return 0
+        if args.command == "site":
+            from bench.site import build_site
+
+            print(json.dumps(build_site(args.root, args.out)))
             return 0
         cfg = _config(args)
         from bench.memory import keep_freed_memory

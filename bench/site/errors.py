@@ -1,0 +1,150 @@
+"""Per-error drill-down pages: the error, every solver's counterfactual and change map, every
+method's heatmap, and the per-instance scores behind each leaderboard cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.site.html import esc, fmt, metric_label, metric_tip, page, sortable_table
+from bench.site.images import change_uri, grey_uri, heatmap_uri
+
+STEMS = ("counterfactuals", "attributions")
+
+
+def _groups(inst: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(method, mode, rows) per entry, in the order of the instances CSV."""
+    keys = list(dict.fromkeys(zip(inst["method"], inst["mode"])))
+    return [(m, mode, inst[(inst["method"] == m) & (inst["mode"] == mode)]) for m, mode in keys]
+
+
+def _status(stem: str, row: pd.Series | None) -> tuple[str, str]:
+    """(css class, text) of one entry on one error: ok, failed (reason) or not run."""
+    if row is None:
+        return "notrun", "not run"
+    valid = row.get("validity", "")
+    if stem == "counterfactuals" and (row["success"] == "False" or (valid != "" and float(valid) < 0.5)):
+        reason = row["reason"] or ("solver reported success but the model does not predict the target"
+                                   if row["success"] == "True" else "no reason given")
+        return "failed", f"failed ({reason})"
+    return "ok", "flipped" if stem == "counterfactuals" else "explained"
+
+
+def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: np.ndarray, n_ran: int) -> str:
+    cls, text = _status(stem, row)
+    title = esc(method) + (f" <span class=\"muted\">({esc(mode)})</span>" if mode else "")
+    if row is None:
+        return (f'<div class="card notrun"><h4>{title}</h4><p class="status notrun">not run</p>'
+                f'<p>this entry ran on the first {n_ran} errors only (a documented subset).</p></div>')
+    figs = ""
+    if image is not None and stem == "counterfactuals":
+        uri, scale = change_uri(image.astype(np.float32) - x)
+        label = "x_cf" if cls == "ok" else "x_cf (not valid)"
+        figs = (f'<figure><img class="px" src="{grey_uri(image)}" alt="{esc(method)} counterfactual">'
+                f'<figcaption>{label}</figcaption></figure>'
+                f'<figure><img class="px" src="{uri}" alt="{esc(method)} change map, scale ±{scale:.2g}">'
+                f'<figcaption>change, scale ±{scale:.2g}</figcaption></figure>')
+    elif image is not None:
+        uri, scale = heatmap_uri(image, x)
+        figs = (f'<figure><img class="px" src="{uri}" alt="{esc(method)} heatmap, scale ±{scale:.2g}">'
+                f'<figcaption>class {esc(row["explained"])}, scale ±{scale:.2g}</figcaption></figure>')
+    return (f'<div class="card {cls}"><h4>{title}</h4><p class="status {cls}">{esc(text)}</p>'
+            f'<div class="imgs">{figs}</div></div>')
+
+
+def _score_cell(row, m: dict, cls: str) -> tuple:
+    """A per-instance score: the CSV's value, or – where it means nothing (not run; distance of a failed row)."""
+    if row is None:
+        return "", "–", "num"
+    if cls == "failed" and m.get("valid_only"):
+        return "", '<span title="valid counterfactuals only">–</span>', "num"
+    return row[m["name"]], fmt(row[m["name"]]), "num"
+
+
+def _failed_card(f: dict) -> str:
+    return (f'<div class="card failed"><h4>{esc(f["method"])}</h4><p class="status failed">'
+            f'failed ({esc(f["reason"])})</p><p>the method crashed in this run and is left out of the table.</p></div>')
+
+
+def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
+    """One task's cards and per-instance score table for error `t`."""
+    inst, arrays = part["inst"]
+    metrics = [m for m in (part["prov"] or {}).get("metrics", []) if m["name"] in inst]
+    cards, rows = [], []
+    with_mode = bool((inst["mode"] != "").any())
+    for method, mode, g in _groups(inst):
+        hit = g.index[g["test_index"] == str(t)]
+        row = g.loc[hit[0]] if len(hit) else None
+        image = arrays[f"{method}|{mode}"][g.index.get_loc(hit[0])] if len(hit) else None
+        cards.append(_card(stem, method, mode, row, image, x, len(g)))
+        cls, text = _status(stem, row)
+        cells = [(method, f"<strong>{esc(method)}</strong>", "")] + ([(mode, esc(mode), "")] if with_mode else [])
+        cells.append((text, f'<span class="status {cls}">{esc(text)}</span>', ""))
+        cells += [_score_cell(row, m, cls) for m in metrics]
+        rows.append(({"data-method": method, "data-mode": mode}, cells))
+    failed = (part["prov"] or {}).get("failed", [])
+    cards += [_failed_card(f) for f in failed]
+    for f in failed:
+        rows.append(({"data-method": f["method"], "data-mode": ""}, [(f["method"], esc(f["method"]), "")]
+                     + ([("", "", "")] if with_mode else []) + [("failed", f'<span class="status failed">failed '
+                                                                  f'({esc(f["reason"])})</span>', "")]
+                     + [("", "–", "num")] * len(metrics)))
+    cols = ([dict(label="method", name="method", numeric=False)] + ([dict(label="mode", name="mode", numeric=False)]
+            if with_mode else []) + [dict(label="status", name="status", numeric=False)]
+            + [dict(label=metric_label(m), name=m["name"], numeric=True, tip=metric_tip(m),
+                    first="descending" if m.get("higher_is_better") else "ascending") for m in metrics])
+    intro = ("Each change map x_cf − x is drawn on its own colour scale, printed under it (red = ink added, "
+             "blue = removed); hatched = not run on this error, red border = failed." if stem == "counterfactuals" else
+             "Each heatmap is drawn over the faint digit on its own scale ±max|attr|, printed under it "
+             "(red = evidence for the explained class, blue = against).")
+    title = "Counterfactuals" if stem == "counterfactuals" else "Attributions"
+    return (f'<h2 id="{stem}">{title}</h2><p class="muted">{intro}</p><div class="cards">{"".join(cards)}</div>'
+            f"<h3>Per-instance scores</h3>" + sortable_table(cols, rows, f"{stem}-instances"))
+
+
+def error_pages(board: dict, out: Path) -> list[dict]:
+    """Write errors/<test_index>.html for every error of a board with per-instance data.
+
+    Args:
+        board: the board dict of `build.load_board` (parts with `inst` = (text DataFrame, arrays)).
+        out: the board's folder in the site.
+
+    Returns:
+        One dict per error (test_index, true, pred, thumb URI, href, summary) for the board's gallery;
+        empty when the board has no per-instance data.
+    """
+    parts = {s: p for s, p in board["parts"].items() if p.get("inst")}
+    if not parts:
+        return []
+    arrays = next(iter(parts.values()))["inst"][1]
+    idx, true, pred = (arrays[k].tolist() for k in ("errors_index", "errors_true", "errors_pred"))
+    (out / "errors").mkdir(parents=True, exist_ok=True)
+    items = []
+    for k, t in enumerate(idx):
+        x = arrays["errors"][k].astype(np.float32)
+        pager = " ".join(f'<a href="{idx[j]}.html">{label}</a>' for j, label in ((k - 1, "← previous"),
+                                                                                  (k + 1, "next →"))
+                         if 0 <= j < len(idx))
+        hero = (f'<div class="hero"><img class="px" src="{grey_uri(x)}" alt="test image {t}: true {true[k]}, '
+                f'predicted {pred[k]}"><div><p>Test image <strong>#{t}</strong> (error {k + 1} of {len(idx)})</p>'
+                f'<p>true class <strong id="true">{true[k]}</strong>, predicted <strong id="pred">{pred[k]}</strong>'
+                f'</p><p class="pager">{pager}</p></div></div>')
+        body = hero + "".join(_section(s, p, t, x) for s, p in parts.items())
+        crumbs = [("index", "../../index.html"), (board["title"], "../index.html")]
+        title = f"{board['title']}: error #{t} (true {true[k]}, predicted {pred[k]})"
+        (out / "errors" / f"{t}.html").write_text(page(title, body, 2, crumbs))
+        items.append(dict(test_index=t, true=true[k], pred=pred[k], thumb=grey_uri(x), href=f"errors/{t}.html",
+                          summary=_summary(parts, t)))
+    return items
+
+
+def _summary(parts: dict, t: int) -> str:
+    """A gallery line: how many solvers flipped this error, of those that ran on it."""
+    if "counterfactuals" not in parts:
+        return ""
+    inst = parts["counterfactuals"]["inst"][0]
+    rows = inst[inst["test_index"] == str(t)]
+    ok = sum(_status("counterfactuals", r)[0] == "ok" for _, r in rows.iterrows())
+    return f"{ok}/{len(rows)} flipped"

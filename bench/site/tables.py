@@ -1,0 +1,111 @@
+"""The leaderboard tables of a board page: mean, CI interval and bar, n, significance marks, flags."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bench.leaderboard import ALPHA
+from bench.site.html import esc, fmt, metric_label, metric_tip, num, sortable_table
+
+BAR_W, BAR_H = 72, 9
+
+
+def read_csv_text(path) -> pd.DataFrame:
+    """A CSV with every cell as its exact text (so the page can show and carry the CSV's own numbers)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _bar(lo: float, mean: float, hi: float, span: tuple[float, float]) -> str:
+    """An inline SVG of a 95% CI (line) and mean (dot) on the column's common scale."""
+    a, b = span
+    if not all(math.isfinite(v) for v in (lo, mean, hi)) or not b > a:
+        return ""
+
+    def x(v: float) -> float:
+        return 2 + (BAR_W - 4) * (v - a) / (b - a)
+
+    return (f'<svg class="bar" width="{BAR_W}" height="{BAR_H}" viewBox="0 0 {BAR_W} {BAR_H}" aria-hidden="true">'
+            f'<line x1="1" x2="{BAR_W - 1}" y1="{BAR_H / 2}" y2="{BAR_H / 2}" stroke="#e3e3e3"/>'
+            f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="{BAR_H / 2}" y2="{BAR_H / 2}" stroke="#0b5cad" '
+            f'stroke-width="3"/><circle cx="{x(mean):.1f}" cy="{BAR_H / 2}" r="2.6" fill="#1b1b1b"/></svg>')
+
+
+def _span(df: pd.DataFrame, name: str) -> tuple[float, float]:
+    vals = [num(v) for c in (f"{name}_lo", f"{name}_hi", name) if c in df for v in df[c]]
+    vals = [v for v in vals if math.isfinite(v)]
+    return (min(vals), max(vals)) if vals else (math.nan, math.nan)
+
+
+def _metric_cell(r: pd.Series, name: str, span: tuple[float, float]) -> tuple:
+    """(data-value, HTML, class) of one cell: mean and bar, then [lo, hi], n when it differs, NaN count."""
+    mean, lo, hi = r[name], r.get(f"{name}_lo", ""), r.get(f"{name}_hi", "")
+    p_next = num(r.get(f"{name}_p_next", ""))
+    best = math.isfinite(p_next)
+    mark = '<span class="approx">≈ </span>' if best and p_next >= ALPHA else ""
+    extra = ""
+    n_cell, n_row = r.get(f"{name}_n", ""), r.get("n", "")
+    if n_cell not in ("", n_row):
+        extra += f' <span class="cell-n">n={esc(n_cell)}</span>'
+    n_nan = int(num(r.get(f"{name}_nan", "0")) or 0)
+    if n_nan:
+        extra += f' <span class="nan">{n_nan} NaN</span>'
+    html = (f'{mark}<span class="v">{fmt(mean)}</span>{_bar(num(lo), num(mean), num(hi), span)}'
+            f'<span class="ci">[{fmt(lo)}, {fmt(hi)}]{extra}</span>')
+    if best:
+        html = f'<span title="best in this column; paired test against the runner-up: p = {fmt(p_next)}">{html}</span>'
+    return mean, html, "num best" if best else "num"
+
+
+def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str) -> str:
+    """One leaderboard (counterfactuals or attributions) as a sortable HTML table.
+
+    Args:
+        df: the leaderboard CSV, every cell as text (`read_csv_text`).
+        metrics: the provenance's metric dicts (name, higher_is_better, valid_only, definition, version).
+        table_id: the table's id.
+
+    Returns:
+        The table's HTML.
+    """
+    shown = [m for m in metrics if m["name"] in df]
+    with_mode = "mode" in df and bool((df["mode"].str.len() > 0).any())
+    cols = [dict(label="method", name="method", numeric=False, tip="registry name of the solver or method; "
+                 "flags under it: not better than the random control, version")]
+    if with_mode:
+        cols.append(dict(label="mode", name="mode", numeric=False, tip="attribution target: predicted (the wrong "
+                         "class P), true (the true class Q), contrast (P against Q)"))
+    cols.append(dict(label="n", name="n", numeric=True, first="descending",
+                     tip="instances this row ran on / size of the error set; (subset) when fewer"))
+    for m in shown:
+        span = _span(df, m["name"])
+        extra = f" Bars: 95% CI (line) and mean (dot) on one scale per column, {fmt(span[0])} to {fmt(span[1])}."
+        cols.append(dict(label=metric_label(m), name=m["name"], numeric=True, tip=metric_tip(m, extra),
+                         first="descending" if m.get("higher_is_better") else "ascending"))
+    rows = []
+    for _, r in df.iterrows():
+        flags = f' <span class="method-v">v{esc(r.get("version", ""))}</span>'
+        if r.get("beats_random", "") == "False":
+            flags += (f'<span class="flag">not better than random on deletion_auc '
+                      f'(p={fmt(r.get("vs_random_p", ""))})</span>')
+        cells = [(r["method"], f"<strong>{esc(r['method'])}</strong>{flags}", "")]
+        if with_mode:
+            cells.append((r["mode"], esc(r["mode"]), ""))
+        subset = ' <span class="flag">(subset)</span>' if r.get("subset") == "True" else ""
+        cells.append((r["n"], f"{esc(r['n'])}/{esc(r.get('n_errors', ''))}{subset}", "num"))
+        cells += [_metric_cell(r, m["name"], _span(df, m["name"])) for m in shown]
+        rows.append(({"data-method": r["method"], "data-mode": r.get("mode", "")}, cells))
+    return sortable_table(cols, rows, table_id)
+
+
+def generic_table(df: pd.DataFrame, table_id: str) -> str:
+    """Any CSV (zoo, meta-evaluation) as a sortable table; columns whose cells all parse as numbers sort numerically."""
+    cols, numeric = [], {}
+    for c in df.columns:
+        vals = [v for v in df[c] if v != ""]
+        numeric[c] = bool(vals) and all(math.isfinite(num(v)) or v.lower() in ("nan", "inf", "-inf") for v in vals)
+        cols.append(dict(label=esc(c), name=c, numeric=numeric[c]))
+    rows = [({}, [(r[c], esc(r[c]), "num" if numeric[c] else "") for c in df.columns])
+            for _, r in df.iterrows()]
+    return sortable_table(cols, rows, table_id)

@@ -1,0 +1,257 @@
+"""The static leaderboard site: built from the committed boards and from a small real run, then
+driven in headless Chromium (Selenium, Debian's chromium + chromium-driver)."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.leaderboard import _fmt
+from bench.site import build_site
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / ".artifacts" / "site"
+APT = "apt-get install -y chromium chromium-driver"
+ATTR_METHODS = '["saliency","input_x_gradient","ig","gradcam","random"]'
+
+
+def _skip_or_fail(reason: str):
+    if os.environ.get("BENCH_REQUIRE_ALL") == "1":
+        pytest.fail(f"{reason} (BENCH_REQUIRE_ALL=1 makes this skip a failure)")
+    pytest.skip(reason)
+
+
+def test_site_from_committed_boards(tmp_path):
+    """Every committed board gets a page whose numbers are the CSV's; boards without instance files say so."""
+    stats = build_site(ROOT / "leaderboards", tmp_path / "site")
+    assert stats["boards"] >= 3 and stats["files"] > 10
+    index = (tmp_path / "site" / "index.html").read_text()
+    page = (tmp_path / "site" / "mnist-cnn" / "index.html").read_text()
+    assert 'href="mnist-cnn/index.html"' in index and "fashion-mnist" in index
+    cf = pd.read_csv(ROOT / "leaderboards" / "mnist" / "cnn" / "counterfactuals.csv", dtype=str, keep_default_na=False)
+    for _, r in cf.iterrows():
+        assert f'data-method="{r["method"]}"' in page
+        assert f'<td data-value="{r["l2"]}" class="num' in page and f"[{_fmt(float(r['l2_lo']))}, " in page
+    has_instances = (ROOT / "leaderboards" / "mnist" / "cnn" / "counterfactuals_instances.csv").exists()
+    assert ('id="no-instances"' in page) != has_instances
+    assert (tmp_path / "site" / "mnist-cnn" / "files" / "counterfactuals.csv").exists()
+    assert "python -m bench run" in page and "weights sha256" in page  # provenance: reproduce command, hashes
+
+
+def test_site_refuses_to_overwrite_a_foreign_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("not a site")
+    out = subprocess.run([sys.executable, "-m", "bench", "site", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 2 and "not written by `bench site`" in out.stderr
+    assert (tmp_path / "mine.txt").exists()
+
+
+def test_site_imports_no_torch(tmp_path):
+    code = (f"import sys; from bench.cli import main; main(['site', '--root', {str(ROOT / 'leaderboards')!r}, "
+            f"'--out', {str(tmp_path / 's')!r}]); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().endswith("False"), out.stderr[-500:]
+
+
+def test_png_round_trip_on_a_real_digit(mnist):
+    import matplotlib.image as mpimg
+
+    from bench.site.images import change_uri, png_bytes
+
+    x = mnist.test.x[0, 0].numpy()
+    img = (x * 255).round().astype(np.uint8)
+    back = mpimg.imread(io.BytesIO(png_bytes(img)), format="png")
+    assert np.array_equal((back * 255).round().astype(np.uint8), img)
+    _, scale = change_uri(x * 0.01)  # a tiny change is drawn on its own scale, printed
+    assert scale == pytest.approx(0.01 * x.max(), rel=1e-6)
+
+
+def test_overlay_grid_marks_not_run_and_failed_per_column_scale(errors):
+    from bench.report.grid import image_grid
+
+    x = [errors.x[i, 0].numpy() for i in range(3)]
+    small, big = x[0] * 0.05, x[1] * 0.9
+    fig = image_grid([("original", x)], [("Δ a", [small, None, "failed\nbudget"]), ("Δ b", [big, big, big])],
+                     ["r0", "r1", "r2"], title="t")
+    titles = [ax.get_title() for ax in fig.axes[:3 * 3]]
+    assert any(f"scale ±{small.max():.2g}" in t for t in titles) and any(f"±{big.max():.2g}" in t for t in titles)
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert "not run" in texts and "failed\nbudget" in texts
+
+
+@pytest.fixture(scope="module")
+def tiny_site(tmp_path_factory, cache_dir):
+    """A real tiny run (growing_spheres on 4 of 6 errors with a budget too small to flip them: "not run"
+    and "failed (reason)" cells; five attribution methods x two modes), then its site."""
+    tmp = tmp_path_factory.mktemp("site_run")
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--preset", "tiny", "--out", str(tmp / "lb"), "--cache-dir", cache_dir,
+         "--quiet", "--device", "cpu", "--set", f"store=\"{tmp / 'store.sqlite'}\"",
+         "--set", "counterfactuals.subset={growing_spheres=4}",
+         "--set", "counterfactuals.params.growing_spheres.max_queries=600",
+         "--set", f"attributions.methods={ATTR_METHODS}", "--set", 'attributions.targets=["predicted","true"]'],
+        capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    board = next((tmp / "lb").rglob("counterfactuals.csv")).parent
+    stats = build_site(tmp / "lb", tmp / "site")
+    print(f"tiny site: {stats}")
+    board_id = board.relative_to(tmp / "lb").as_posix().replace("/", "-")
+    return dict(board=board, site=tmp / "site", page=tmp / "site" / board_id / "index.html", stats=stats)
+
+
+@pytest.mark.slow
+def test_instance_export_matches_the_leaderboard(tiny_site):
+    board = tiny_site["board"]
+    inst = pd.read_csv(board / "counterfactuals_instances.csv", keep_default_na=False, na_values=[""])
+    cf = pd.read_csv(board / "counterfactuals.csv")
+    arrays = np.load(board / "counterfactuals_artifacts.npz")
+    for _, r in cf.iterrows():
+        rows = inst[inst["method"] == r["method"]]
+        assert len(rows) == r["n"] and arrays[f"{r['method']}|"].shape == (r["n"], 28, 28)
+        assert arrays[f"{r['method']}|"].dtype == np.float16
+        assert rows["validity"].mean() == pytest.approx(r["validity"], abs=1e-6)
+        valid = rows[rows["validity"] > 0.5]
+        if len(valid):
+            assert valid["l2"].mean() == pytest.approx(r["l2"], rel=1e-5)
+    gs = inst[inst["method"] == "growing_spheres"]
+    assert len(gs) == 4 and (~gs["success"]).any() and gs["reason"].str.contains("budget").any()
+    assert list(arrays["errors_index"]) == sorted(inst["test_index"].unique())
+    attr = pd.read_csv(board / "attributions_instances.csv", keep_default_na=False, na_values=[""])
+    assert len(attr) == 5 * 2 * 6 and set(attr["mode"]) == {"predicted", "true"}
+    pred = attr[attr["mode"] == "predicted"]
+    assert (pred["explained"] == pred["pred"]).all()
+    size = sum(p.stat().st_size for p in board.glob("*_instances.csv")) + sum(
+        p.stat().st_size for p in board.glob("*_artifacts.npz"))
+    assert size < 200_000  # 6 errors: a few kB per entry
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Selenium, with the browser console log readable."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _skip_or_fail("selenium is not installed: pip install -e '.[test]'")
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    missing = [p for p in (chromium, driver_path) if not os.path.exists(p)]
+    if missing:
+        _skip_or_fail(f"no headless browser ({', '.join(missing)} missing): run `{APT}`")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,860"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def _open(driver, path: Path) -> None:
+    driver.get(path.as_uri())
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, f"console errors on {path.name}: {errors}"
+
+
+def _order(driver, table_id: str) -> list[tuple[str, str]]:
+    from selenium.webdriver.common.by import By
+
+    return [(tr.get_attribute("data-method"), tr.get_attribute("data-mode"))
+            for tr in driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tbody tr")]
+
+
+def _expected(df: pd.DataFrame, metric: str, ascending: bool) -> list[tuple[str, str]]:
+    values = pd.to_numeric(df[metric], errors="coerce")
+    order = df.assign(_v=values).sort_values("_v", ascending=ascending, na_position="last", kind="stable")
+    return list(zip(order["method"], order["mode"]))
+
+
+@pytest.mark.slow
+def test_site_in_a_real_browser(tiny_site, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    d, board, page = browser, tiny_site["board"], tiny_site["page"]
+    _open(d, tiny_site["site"] / "index.html")
+    d.execute_script("console.error('probe')")  # the console log is really read: a logged error shows up
+    assert any("probe" in e["message"] for e in d.get_log("browser"))
+    shots = [tmp_path / "index.png"]
+    d.save_screenshot(str(shots[0]))
+    d.find_element(By.CSS_SELECTOR, "table.matrix a").click()
+    assert Path(d.current_url.replace("file://", "")).resolve() == page.resolve()
+    _open(d, page)
+
+    # numbers on the page equal the CSV's: the raw value, and the shown mean / CI formatted as in the Markdown
+    for stem in ("counterfactuals", "attributions"):
+        csv = pd.read_csv(board / f"{stem}.csv", dtype=str, keep_default_na=False)
+        names = [th.get_attribute("data-name") for th in d.find_elements(By.CSS_SELECTOR, f"#{stem}-table thead th")]
+        rows = d.find_elements(By.CSS_SELECTOR, f"#{stem}-table tbody tr")
+        assert len(rows) == len(csv)
+        for tr, (_, r) in zip(rows, csv.iterrows()):
+            assert (tr.get_attribute("data-method"), tr.get_attribute("data-mode")) == (r["method"], r["mode"])
+            cells = tr.find_elements(By.TAG_NAME, "td")
+            for name, td in zip(names, cells):
+                if name in ("method", "mode", "n"):
+                    continue
+                assert td.get_attribute("data-value") == r[name]
+                assert td.find_element(By.CLASS_NAME, "v").text == _fmt(float(r[name]) if r[name] else np.nan)
+                assert f"[{_fmt(float(r[name + '_lo']) if r[name + '_lo'] else np.nan)}," in td.text
+    # column tooltips carry the metric definition
+    tip = d.find_element(By.CSS_SELECTOR, '#counterfactuals-table th[data-name="l2"] button').get_attribute("data-tip")
+    assert "sqrt(sum((x_cf - x)^2))" in tip and "lower is better" in tip
+
+    # sorting: a click sorts best-first as the CSV says, a second click reverses; the keyboard does the same
+    attr = pd.read_csv(board / "attributions.csv", dtype=str, keep_default_na=False)
+    assert len(attr) == 10
+    button = d.find_element(By.CSS_SELECTOR, '#attributions-table th[data-name="deletion_auc"] button')
+    button.click()
+    assert _order(d, "attributions-table") == _expected(attr, "deletion_auc", ascending=True)
+    button.click()
+    assert _order(d, "attributions-table") == _expected(attr, "deletion_auc", ascending=False)
+    key = d.find_element(By.CSS_SELECTOR, '#attributions-table th[data-name="insertion_auc"] button')
+    key.send_keys(Keys.ENTER)
+    assert _order(d, "attributions-table") == _expected(attr, "insertion_auc", ascending=False)  # ↑: best (high) first
+    assert key.find_element(By.XPATH, "..").get_attribute("aria-sort") == "descending"
+    d.find_element(By.CSS_SELECTOR, '#counterfactuals-table th[data-name="l2"] button').click()
+    d.execute_script("window.scrollTo(0, 0)")
+    shots.append(tmp_path / "board.png")
+    d.save_screenshot(str(shots[1]))
+
+    # drill-down: the gallery link of an error opens that error; not run and failed read differently
+    inst = pd.read_csv(board / "counterfactuals_instances.csv", dtype=str, keep_default_na=False)
+    gs = inst[inst["method"] == "growing_spheres"]
+    failed_t = gs[gs["success"] == "False"]["test_index"].iloc[0]
+    for t, status in ((failed_t, "failed"), (inst[inst["method"] == "gradient"]["test_index"].iloc[-1], "not run")):
+        _open(d, page)
+        d.find_element(By.CSS_SELECTOR, f'.gallery a[data-test-index="{t}"]').click()
+        assert d.current_url.endswith(f"/errors/{t}.html")
+        _open(d, Path(d.current_url.replace("file://", "")))
+        row = inst[inst["test_index"] == t].iloc[0]
+        assert (d.find_element(By.ID, "true").text, d.find_element(By.ID, "pred").text) == (row["true"], row["pred"])
+        gs_row = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances tr[data-method="growing_spheres"]')
+        if status == "failed":
+            reason = gs[gs["test_index"] == t]["reason"].iloc[0]
+            assert f"failed ({reason})" in gs_row.text
+            assert d.find_elements(By.CSS_SELECTOR, ".card.failed img")  # its returned x_cf is still shown
+        else:
+            assert "not run" in gs_row.text and d.find_elements(By.CSS_SELECTOR, ".card.notrun")
+        grad = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances tr[data-method="gradient"]')
+        ref = inst[(inst["test_index"] == t) & (inst["method"] == "gradient")].iloc[0]
+        l2 = grad.find_elements(By.TAG_NAME, "td")[[th.get_attribute("data-name") for th in d.find_elements(
+            By.CSS_SELECTOR, "#counterfactuals-instances thead th")].index("l2")]
+        assert l2.get_attribute("data-value") == ref["l2"] and l2.text == _fmt(float(ref["l2"]))
+        assert "scale ±" in d.find_element(By.CSS_SELECTOR, ".card.ok").text
+        assert len(d.find_elements(By.CSS_SELECTOR, "#attributions ~ .cards .card img")) >= 10
+    shots.append(tmp_path / "error.png")
+    d.save_screenshot(str(shots[2]))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for s in shots:
+        assert s.stat().st_size > 10_000
+        shutil.copy2(s, ARTIFACTS / s.name)
