@@ -7,17 +7,17 @@ true class Q; "contrast" explains P against Q ("why P rather than Q?": the metho
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bench import leaderboard, provenance
 from bench.counterfactual_task import leaderboard_notes
 from bench.instances import write_instances
+from bench.progress import bar as progress_bar
 from bench.scoring import metric_cost, metric_meta, score_entry
 from bench.stats import paired_pvalue
 from metrics import ATTR_METRICS
@@ -27,6 +27,7 @@ from solvers import ATTRIBUTIONS
 MODES = ("predicted", "true", "contrast")
 CONTROL = "random"
 SANITY_METRIC = "deletion_auc"
+log = logging.getLogger("bench")
 
 
 def _targets(errs, mode: str, pos: torch.Tensor):
@@ -43,8 +44,9 @@ def _explain(prep, method, key: str, mode: str, indices: np.ndarray, bs: int, pr
     errs = prep.errors
     done = prep.store.done_indices(key)
     todo = [i for i in indices if int(errs.index[i]) not in done]
-    for start in tqdm(range(0, len(todo), bs), desc=f"attr {method.registry_name}/{mode}",
-                      disable=not progress or not todo, leave=False):
+    bar = progress_bar(len(todo), f"attr {method.registry_name}/{mode}", progress=progress)
+    prep.oracle.on_rows = lambda rows: bar.set_postfix_str(f"{rows:,} queries in batch", refresh=False)
+    for start in range(0, len(todo), bs):
         pos = torch.tensor(todo[start:start + bs])
         explained, contrast = _targets(errs, mode, pos)
         x = errs.x[pos].to(prep.device)
@@ -61,7 +63,10 @@ def _explain(prep, method, key: str, mode: str, indices: np.ndarray, bs: int, pr
                  contrast=None if contrast is None else int(contrast[j]),
                  artifact=result.attr[j].detach().float().cpu().numpy())
             for j, p in enumerate(pos.tolist())])
+        bar.update(len(pos))
+    prep.oracle.on_rows = None
     prep.oracle.start(0)
+    bar.close()
 
 
 def _batch_fn(prep, method, name: str):
@@ -96,7 +101,7 @@ def run(prep, progress: bool = True) -> list[Path]:
         except Exception as e:  # noqa: BLE001 - one method's crash must not abort the run
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             failed.append(dict(method=name, reason=reason))
-            print(f"bench: WARNING: attribution method {name} failed and is left out: {reason}", file=sys.stderr)
+            log.warning("attribution method %s failed and is left out: %s", name, reason)
     metas = [metric_meta(f) for f in metric_fns] + [leaderboard.MetricMeta(
         "seconds", False, False, "wall time of the method per instance (batch time / batch size)", "1")]
     return _write(prep, rows, entries, failed, metas, t0)
@@ -169,8 +174,8 @@ def sanity_against_control(rows: list) -> dict:
 def _warn_failures(sanity: dict) -> None:
     for (m, mode), v in sanity.items():
         if not v["beats"]:
-            print(f"bench: WARNING: {m} ({mode}) is no better than the random control on {SANITY_METRIC} "
-                  f"({v['deletion']:.3f} vs {v['random']:.3f}, p={v['p']:.3g})", file=sys.stderr)
+            log.warning("%s (%s) is no better than the random control on %s (%.3f vs %.3f, p=%.3g)",
+                        m, mode, SANITY_METRIC, v["deletion"], v["random"], v["p"])
 
 
 def _sanity_notes(sanity: dict) -> list[str]:

@@ -90,6 +90,37 @@ def format_table(report: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def board_config(folder: str | Path, cli_cfg):
+    """The RunConfig a published board was made with (from its provenance), on this machine's paths.
+
+    The board's own config is taken as recorded; device, cache dir and `retrain` come from the
+    command line (`cli_cfg`), and `--limit` is refused: a board is verified on its whole error set.
+    """
+    import json
+
+    from bench.config import RunConfig, build
+
+    folder = Path(folder)
+    prov_path = next((folder / f"{s}.json" for s in STEMS if (folder / f"{s}.json").exists()), None)
+    if prov_path is None:
+        raise FileNotFoundError(f"{folder} has no counterfactuals.json or attributions.json: not a board folder")
+    recorded = dict(json.loads(prov_path.read_text())["config"])
+    if cli_cfg.limit is not None:
+        raise ValueError("check --board verifies the whole error set: drop --limit")
+    recorded.update(device=cli_cfg.device, cache_dir=cli_cfg.cache_dir, retrain=cli_cfg.retrain, store=None,
+                    out=None, publish=False)
+    return build(RunConfig, recorded)
+
+
+def _manifest(folder: Path) -> str | None:
+    import json
+
+    for stem in STEMS:
+        if (folder / f"{stem}.json").exists():
+            return json.loads((folder / f"{stem}.json").read_text())["errors"]["manifest_sha256"]
+    return None
+
+
 def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
           tolerance: float = TOLERANCE) -> int:
     """Run `cfg` and compare (or, with update, replace) the baselines. Returns the exit code."""
@@ -98,23 +129,32 @@ def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
     baseline = Path(baseline_dir)
     with tempfile.TemporaryDirectory() as tmp:
         # A fresh store: the check must recompute, never read results an older code left behind.
-        cfg_run = replace(cfg, out=tmp, store=str(Path(tmp) / "store.sqlite"))
-        run(cfg_run, progress=progress)
-        produced = next(p for p in Path(tmp).glob("*/*") if p.is_dir())  # <out>/<dataset>/<model>
+        cfg_run = replace(cfg, out=tmp, store=str(Path(tmp) / "store.sqlite"), publish=False)
+        summary = run(cfg_run, progress=progress)
+        produced = Path(summary["folder"])
         if update:
-            baseline.mkdir(parents=True, exist_ok=True)
+            from bench import atomic
+            from bench.publish import pin_weights
+
+            pin_weights(summary["checkpoints"])  # the baselines' weights ship with them
             for f in produced.iterdir():
-                (baseline / f.name).write_bytes(f.read_bytes())
+                atomic.write_bytes(baseline / f.name, f.read_bytes())
             print(f"bench check: baselines rewritten in {baseline}")
             return 0
         failed, total = 0, 0
+        base_manifest, new_manifest = _manifest(baseline), _manifest(produced)
+        if base_manifest and new_manifest != base_manifest:
+            print(f"bench check: the error set differs from the baseline's (manifest {new_manifest[:12]} vs "
+                  f"{base_manifest[:12]}): different model weights; every cell below compares other images",
+                  file=sys.stderr)
+            failed += 1
         for stem in STEMS:
             base_csv = baseline / f"{stem}.csv"
             if not base_csv.exists():
                 continue
             new_csv = produced / f"{stem}.csv"
             if not new_csv.exists():
-                print(f"bench check: {stem}: the ci run produced no table", file=sys.stderr)
+                print(f"bench check: {stem}: the check run produced no table", file=sys.stderr)
                 failed += 1
                 continue
             directions, nondeterministic = _provenance(baseline / f"{stem}.json")

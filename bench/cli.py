@@ -18,9 +18,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a config key, dotted (repeatable), e.g. --set train.epochs=5")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the preset's, auto)")
     p.add_argument("--limit", type=int, default=None, help="only the first N errors (not for publication)")
-    p.add_argument("--out", default=None, help="leaderboard root folder (default: leaderboards)")
+    p.add_argument("--out", default=None, help="root folder of the tables (default: runs/<dataset>/<model>/<time>/; "
+                   "leaderboards/ with --publish)")
     p.add_argument("--cache-dir", default=None, help="models, data and run store (default: ~/.cache/bench)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("--retrain", action="store_true", default=None,
+                   help="ignore the shipped reference weights (leaderboards/weights): use or train "
+                        "checkpoints of this machine")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="train/load the model, explain its errors, write leaderboards")
     _common(p_run)
+    p_run.add_argument("--publish", action="store_true", default=None,
+                       help="write leaderboards/<dataset>/<model>/ (not runs/) and pin the weights used")
+    p_run.add_argument("--force", action="store_true", default=None,
+                       help="with --publish: publish from a checkout with uncommitted code anyway")
     p_train = sub.add_parser("train", help="train (or load from cache) the configured classifier")
     _common(p_train)
     p_train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
@@ -37,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser("check", help="run the ci preset and compare with committed baselines")
     _common(p_check)
     p_check.add_argument("--baseline", default="leaderboards/ci", help="baseline folder")
+    p_check.add_argument("--board", default=None,
+                         help="verify a fresh run of a published board's own config against it "
+                              "(e.g. leaderboards/mnist/cnn); replaces --preset and --baseline")
     p_check.add_argument("--update", action="store_true", help="rewrite the baselines deliberately")
     p_check.set_defaults(preset="ci")
     p_report = sub.add_parser("report", help="build one Markdown report from a leaderboard folder")
@@ -51,7 +62,8 @@ def _config(args):
     from bench.config import make_config
 
     return make_config(args.preset, args.overrides, device=args.device, limit=args.limit,
-                       out=args.out, cache_dir=args.cache_dir)
+                       out=args.out, cache_dir=args.cache_dir, retrain=args.retrain,
+                       publish=getattr(args, "publish", None), force=getattr(args, "force", None))
 
 
 def cmd_list(what: str) -> int:
@@ -81,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("BENCH_DEBUG"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    _logging(getattr(args, "quiet", False))
     try:
         if args.command == "list":
             return cmd_list(args.what)
@@ -101,13 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(cfg, args)
         if args.command == "check":
-            from bench.check import check
+            from bench.check import board_config, check
 
+            if args.board:
+                cfg, args.baseline = board_config(args.board, cfg), args.board
             return check(cfg, args.baseline, update=args.update, progress=not args.quiet)
+        from bench.leaderboard import headline
         from bench.runner import run
 
         summary = run(cfg, progress=not args.quiet)
-        print(json.dumps(summary, indent=2))
+        print(headline(summary["folder"]))
+        print(f"\n{summary['n_errors']} errors, {summary['seconds']:.0f} s; tables, figures and provenance in "
+              f"{summary['folder']}")
         return 0
     except KeyboardInterrupt:
         print("bench: interrupted (finished work is kept in the run store)", file=sys.stderr)
@@ -118,6 +136,28 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"bench: error: {msg}", file=sys.stderr)
         return 2
+
+
+class _Formatter:
+    """`bench: message`, and `bench: WARNING: message` for warnings and errors."""
+
+    def format(self, record) -> str:
+        level = "" if record.levelno < 30 else f"{record.levelname}: "
+        return f"bench: {level}{record.getMessage()}"
+
+
+def _logging(quiet: bool) -> None:
+    """Messages and warnings on stderr as `bench: ...`; --quiet keeps warnings and errors only."""
+    import logging
+
+    from bench.progress import set_enabled
+
+    set_enabled(not quiet)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log = logging.getLogger("bench")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def _train(cfg, args) -> int:

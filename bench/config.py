@@ -43,6 +43,7 @@ class CounterfactualConfig:
     subset: dict = field(default_factory=dict)  # solver (or "*" for all) -> first n errors (documented)
     metrics: tuple[str, ...] = ()  # empty = every registered counterfactual metric
     batch_size: int = 256
+    overlap: bool = True  # run worker-process solvers (alibi) in a thread beside the rest
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,11 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     limit: int | None = None
-    out: str = "leaderboards"
+    out: str | None = None  # root folder; default runs/ (leaderboards/ with publish)
+    publish: bool = False  # write leaderboards/<dataset>/<model>/ and pin the weights (bench.publish)
+    force: bool = False  # publish from a dirty checkout anyway
     cache_dir: str = "~/.cache/bench"
+    retrain: bool = False  # ignore the shipped reference weights (leaderboards/weights): train here
     data_dir: str | None = None
     store: str | None = None  # SQLite run store; default <cache_dir>/runs/<dataset>/<model>.sqlite
     n_bootstrap: int = 1000
@@ -79,6 +83,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     counterfactuals: CounterfactualConfig = field(default_factory=CounterfactualConfig)
     attributions: AttributionConfig = field(default_factory=AttributionConfig)
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
+        if self.n_bootstrap < 1:
+            raise ConfigError(f"n_bootstrap must be >= 1, got {self.n_bootstrap}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

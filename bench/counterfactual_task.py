@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bench import leaderboard, provenance
 from bench.instances import write_instances
+from bench.oracle import Oracle
+from bench.progress import bar as progress_bar
 from bench.scoring import metric_cost, metric_meta, score_entry
 from metrics import CF_METRICS
 from metrics.base import CFBatch
@@ -19,23 +22,30 @@ from solvers import SOLVERS
 PLAUSIBILITY = ("knn_ratio", "im1", "im2", "oracle_agreement")
 
 
-def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progress: bool) -> int:
-    """Run solver `name` on the errors at positions `indices` not yet in the store; returns how many."""
+def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progress: bool,
+           oracle: Oracle | None = None) -> int:
+    """Run solver `name` on the errors at positions `indices` not yet in the store; returns how many.
+
+    `oracle` (default prep.oracle) lets a background thread count on its own oracle. Progress
+    counts instances; while a batch runs, the bar shows the oracle's live query count.
+    """
     errs, cfg = prep.errors, prep.cfg.counterfactuals
+    oracle = oracle or prep.oracle
     done = prep.store.done_indices(key)
     todo = [i for i in indices if int(errs.index[i]) not in done]
     if not todo:
         return 0
     cls = SOLVERS.get(name)
-    oracle = prep.oracle if cls.white_box else prep.oracle.black_box()
-    solver = cls(oracle, **params)
+    solver = cls(oracle if cls.white_box else oracle.black_box(), **params)
+    bar = progress_bar(len(todo), f"cf {name}", progress=progress)
+    oracle.on_rows = lambda rows: bar.set_postfix_str(f"{rows:,} queries in batch", refresh=False)
     solver.fit(prep.data.train.x, prep.data.train.y)
-    bs = 1 if getattr(cls, "one_at_a_time", False) else cfg.batch_size
+    bs = 1 if cls.in_worker else cfg.batch_size  # a worker solver goes image by image anyway: show each
     try:
-        for start in tqdm(range(0, len(todo), bs), desc=f"cf {name}", disable=not progress, leave=False):
+        for start in range(0, len(todo), bs):
             pos = torch.tensor(todo[start:start + bs])
             x, target = errs.x[pos].to(prep.device), errs.true[pos].to(prep.device)
-            prep.oracle.start(len(pos))
+            oracle.start(len(pos))
             t0 = time.perf_counter()
             result = solver(x, target)
             seconds = [(time.perf_counter() - t0) / len(pos)] * len(pos)
@@ -45,15 +55,71 @@ def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progres
                 seconds = [float(s) for s in per_row]
             prep.store.add_records(key, [
                 dict(test_index=int(errs.index[p]), success=bool(result.success[j]), reason=result.reason[j],
-                     queries=float(prep.oracle.queries[j]), grad_queries=float(prep.oracle.grad_queries[j]),
+                     queries=float(oracle.queries[j]), grad_queries=float(oracle.grad_queries[j]),
                      seconds=seconds[j], explained=int(errs.true[p]), contrast=None,
                      artifact=result.x_cf[j].detach().cpu().numpy())
                 for j, p in enumerate(pos.tolist())])
+            bar.update(len(pos))
     finally:
-        prep.oracle.start(0)
+        oracle.on_rows = None
+        oracle.start(0)
+        bar.close()
         if hasattr(solver, "close"):
             solver.close()
     return len(todo)
+
+
+def _entry(prep, name: str) -> tuple[str, dict, dict, int]:
+    """(store key, given params, full params, first n errors) of solver `name` in this run."""
+    cfg = prep.cfg.counterfactuals
+    cls = SOLVERS.get(name)
+    params = dict(cfg.params.get(name, {}))
+    full = cls.param_dict(**params)
+    key = prep.key(task="counterfactual", method=name, params=full, version=cls.version)
+    return key, params, full, prep.first_n(cfg.subset, name)
+
+
+def solve(prep, names: list[str], progress: bool = True, oracle: Oracle | None = None) -> None:
+    """Solve (what the store lacks of) each named solver; counts go to prep.solved_now."""
+    for name in names:
+        key, params, full, n_sub = _entry(prep, name)
+        cls = SOLVERS.get(name)
+        prep.store.add_entry(key, "counterfactual", name, "", cls.version, full, prep.context)
+        n = _solve(prep, name, key, np.arange(n_sub), params, progress, oracle)
+        prep.solved_now[name] = prep.solved_now.get(name, 0) + n
+
+
+class Background:
+    """Solvers that run in a worker process (alibi), solved in a thread beside the rest of the run.
+
+    The thread counts on its own oracle over a copy of the model, so no hook a white-box
+    method puts on the model (captum) sees its rows, and no counter is shared. `join`
+    re-raises whatever the thread raised.
+    """
+
+    def __init__(self, prep, names: list[str], progress: bool) -> None:
+        self.names, self.error = names, None
+        oracle = Oracle(copy.deepcopy(prep.model), prep.device)
+        self.thread = threading.Thread(target=self._run, args=(prep, names, progress, oracle),
+                                       name="bench-cf-background", daemon=True)
+        self.thread.start()
+
+    def _run(self, prep, names, progress, oracle) -> None:
+        try:
+            solve(prep, names, progress, oracle)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread by join()
+            self.error = e
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def start_background(prep, progress: bool = True) -> Background | None:
+    """Start the configured in-worker solvers in a background thread (None when there are none)."""
+    names = [n for n in prep.cfg.counterfactuals.solvers if SOLVERS.get(n).in_worker]
+    return Background(prep, names, progress) if names else None
 
 
 def _check_contract(name: str, result, x: torch.Tensor) -> None:
@@ -75,26 +141,23 @@ def make_batch(prep, records: list[dict]) -> CFBatch:
 
 
 def run(prep, progress: bool = True) -> list[Path]:
-    """Solve, score and aggregate every configured solver; write the leaderboard files."""
+    """Solve (what is not solved yet), score and aggregate every configured solver; write the files."""
     t0 = time.perf_counter()
     cfg = prep.cfg.counterfactuals
     names = list(cfg.metrics) or CF_METRICS.names()
     metric_fns = [CF_METRICS.get(n) for n in names]
+    solve(prep, list(cfg.solvers), progress)
     rows, entries = [], []
     for name in cfg.solvers:
         cls = SOLVERS.get(name)
-        params = dict(cfg.params.get(name, {}))
-        full = cls.param_dict(**params)
-        n_sub = prep.first_n(cfg.subset, name)
+        key, _, full, n_sub = _entry(prep, name)
         indices = np.arange(n_sub)
-        key = prep.key(task="counterfactual", method=name, params=full, version=cls.version)
-        prep.store.add_entry(key, "counterfactual", name, "", cls.version, full, prep.context)
-        solved_now = _solve(prep, name, key, indices, params, progress)
         scores = score_entry(prep, key, indices, metric_fns, lambda recs: make_batch(prep, recs), progress)
         valid = scores["validity"] > 0.5 if "validity" in scores else np.ones(n_sub, bool)
         rows.append(leaderboard.EntryScores(name, "", cls.version, prep.errors.index[indices].numpy(),
                                             valid, scores, len(prep.errors)))
-        entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub, solved_now=solved_now,
+        entries.append(dict(method=name, version=cls.version, params=full, entry_key=key, n=n_sub,
+                            solved_now=prep.solved_now.get(name, 0), in_background=name in prep.background,
                             paper=getattr(cls, "paper", ""), deterministic=cls.deterministic,
                             metric_cost=metric_cost(prep.store, key)))
     metas = [metric_meta(f) for f in metric_fns]
@@ -133,7 +196,9 @@ def model_cost_ratios(prep, rows: list, entries: list[dict]) -> dict:
         sec, q = (float(np.nanmean(r.scores[k])) if k in r.scores else float("nan") for k in ("seconds", "queries"))
         if q > 0 and np.isfinite(sec):
             ratios[e["method"]] = round(sec / (q / tp["rows_per_s"]), 3)
-    return dict(throughput=tp, seconds_over_forward_cost=ratios, timed_in_earlier_run=earlier)
+    beside = [e["method"] for e in entries if e.get("in_background") and e["method"] in ratios]
+    return dict(throughput=tp, seconds_over_forward_cost=ratios, timed_in_earlier_run=earlier,
+                ran_beside_other_work=beside)
 
 
 def model_cost_note(model_cost: dict) -> str:
@@ -143,6 +208,9 @@ def model_cost_note(model_cost: dict) -> str:
     if ratios:
         text += (" Black-box solvers' seconds per instance over (queries per instance / that rate), "
                  "1.0 = no cost beyond the model's: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()) + ".")
+    if model_cost.get("ran_beside_other_work"):
+        text += (" " + ", ".join(model_cost["ran_beside_other_work"]) + " ran in a background thread beside the "
+                 "attribution suite (its worker process is single-threaded): its seconds include that contention.")
     if model_cost["timed_in_earlier_run"]:
         text += (" No ratio for " + ", ".join(model_cost["timed_in_earlier_run"])
                  + ": resumed from the store, timed in an earlier run.")

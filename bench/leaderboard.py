@@ -12,13 +12,13 @@ leaderboard or destroys the previous one.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench import atomic
 from bench.stats import bootstrap_ci, paired_pvalue
 
 SCHEMA_VERSION = "1"
@@ -125,17 +125,36 @@ def to_markdown(df: pd.DataFrame, metrics: list[MetricMeta], title: str, notes: 
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write(df: pd.DataFrame, markdown: str, provenance: dict, out_dir: Path, stem: str) -> list[Path]:
     """Write <stem>.csv, <stem>.md and <stem>.json into out_dir (atomically, each)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
-    _atomic_write(paths[0], df.to_csv(index=False, float_format="%.6g"))
-    _atomic_write(paths[1], markdown)
-    _atomic_write(paths[2], json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+    atomic.write_text(paths[0], df.to_csv(index=False, float_format="%.6g"))
+    atomic.write_text(paths[1], markdown)
+    atomic.write_text(paths[2], json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
     return paths
+
+
+HEADLINE = {"counterfactuals": ("validity", "l2", "queries", "seconds"),
+            "attributions": ("deletion_auc", "insertion_auc", "seconds")}
+
+
+def headline(folder: Path) -> str:
+    """The run's headline tables as plain text: method, n, the main metrics as mean [95% CI]."""
+    blocks = []
+    for stem, metrics in HEADLINE.items():
+        path = Path(folder) / f"{stem}.csv"
+        if not path.exists():
+            continue
+        df = pd.read_csv(path).fillna({"mode": ""})
+        shown = [m for m in metrics if m in df.columns]
+        rows = [["method", "n", *shown]]
+        for _, r in df.iterrows():
+            name = r["method"] + (f"/{r['mode']}" if r["mode"] else "")
+            cells = [f"{_fmt(r[m])} [{_fmt(r[m + '_lo'])}, {_fmt(r[m + '_hi'])}]" if f"{m}_lo" in df.columns
+                     else _fmt(r[m]) for m in shown]
+            rows.append([name, str(int(r["n"])), *cells])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        blocks.append(f"{stem}:\n" + "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths))
+                                              for row in rows))
+    return "\n\n".join(blocks)

@@ -38,6 +38,7 @@ class Oracle:
             p.requires_grad_(False)
         self.batch_size = batch_size
         self.n_classes: int | None = None
+        self.on_rows = None  # optional callable(total_rows) after each counted call (live progress)
         self.start(0)
 
     # -- counters --------------------------------------------------------------------
@@ -47,7 +48,6 @@ class Oracle:
         self.queries = torch.zeros(n, dtype=torch.float64)
         self.grad_queries = torch.zeros(n, dtype=torch.float64)
         self.total_rows = 0
-        self.total_grad_rows = 0
 
     def _count(self, counter: torch.Tensor, rows: int, owner: torch.Tensor | None) -> None:
         if self.n == 0:
@@ -70,6 +70,8 @@ class Oracle:
         self._count(self.queries, len(x), owner)
         self.total_rows += len(x)
         self.n_classes = out.shape[1] if len(x) else self.n_classes
+        if self.on_rows is not None:
+            self.on_rows(self.total_rows)
         return out
 
     def probs(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,12 +92,13 @@ class Oracle:
         self._count(self.queries, len(x), owner)
         self.total_rows += len(x)
         self.n_classes = out.shape[1]
+        if self.on_rows is not None:
+            self.on_rows(self.total_rows)
         if out.requires_grad:
             owner_c = None if owner is None else owner.detach().clone()
 
             def _hook(grad: torch.Tensor) -> None:
                 self._count(self.grad_queries, len(grad), owner_c)
-                self.total_grad_rows += len(grad)
 
             out.register_hook(_hook)
         return out

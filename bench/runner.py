@@ -46,6 +46,8 @@ class Prepared:
     context: dict = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     metric_ctx: object = None
+    solved_now: dict = field(default_factory=dict)  # solver -> instances solved in this run
+    background: set = field(default_factory=set)  # solvers solved in a background thread
 
     def key(self, **parts) -> str:
         return entry_key(context=self.context, **parts)
@@ -56,26 +58,63 @@ class Prepared:
         return min(int(subset.get(name, subset.get("*", n))), n)
 
 
+def validate(cfg: RunConfig) -> None:
+    """Every name and parameter table of the config, checked before any data or model is touched.
+
+    Raises the registries' and Params' one-line errors (unknown name with suggestions, unknown
+    parameter, wrong type).
+    """
+    from bench.attribution_task import MODES
+    from bench.data import DATASETS
+    from bench.models import MODELS
+    from metrics import ATTR_METRICS, CF_METRICS
+    from solvers import ATTRIBUTIONS, SOLVERS
+
+    DATASETS.get(cfg.dataset)
+    MODELS.get(cfg.model)
+    for registry, task in ((SOLVERS, cfg.counterfactuals), (ATTRIBUTIONS, cfg.attributions)):
+        names = task.solvers if registry is SOLVERS else task.methods
+        for name in (*names, *task.params):  # a parameter table of an entry not run is still checked
+            registry.get(name).param_dict(**dict(task.params.get(name, {})))
+    for name in cfg.counterfactuals.metrics:
+        CF_METRICS.get(name)
+    for name in (*cfg.attributions.metrics, *cfg.attributions.metric_params, *cfg.attributions.metric_subset):
+        ATTR_METRICS.get(name)
+    for mode in cfg.attributions.targets:
+        if mode not in MODES:
+            raise ValueError(f"unknown attribution target mode {mode!r} ({' | '.join(MODES)})")
+
+
 def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     """Load data, load or train the model, collect its errors, open the store."""
     from bench.data import load_dataset
     from bench.models.train import load_or_train
+    from bench.publish import out_dir, refuse_unpublishable
     from metrics.base import MetricContext
 
     started = time.perf_counter()
+    validate(cfg)
+    refuse_unpublishable(cfg)
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    model, meta = load_or_train(cfg, data, device, progress=progress)
-    oracle = Oracle(model, device)
-    errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit)
+    # The store first: a damaged store or a concurrent run on it is refused before any work.
     store = Store(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+    store.acquire()
+    try:
+        torch.manual_seed(cfg.seed)
+        data = load_dataset(cfg.dataset, cfg.data_dir)
+        model, meta = load_or_train(cfg, data, device, progress=progress)
+        oracle = Oracle(model, device)
+        errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit)
+    except BaseException:
+        store.release()
+        raise
     context = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
                    manifest=errors.manifest_hash, seed=cfg.seed)
-    out_dir = Path(cfg.out) / cfg.dataset / _model_label(cfg)
+    folder = out_dir(cfg, _model_label(cfg))
     mctx = MetricContext(oracle=Oracle(model, device), data=data, device=device, cache_dir=cfg.cache_dir,
-                         seed=cfg.seed, dataset=cfg.dataset, model_name=cfg.model)
-    return Prepared(cfg, device, data, model, meta, oracle, errors, store, out_dir, context, started, mctx)
+                         seed=cfg.seed, dataset=cfg.dataset, model_name=cfg.model,
+                         use_reference=not cfg.retrain)
+    return Prepared(cfg, device, data, model, meta, oracle, errors, store, folder, context, started, mctx)
 
 
 def _model_label(cfg: RunConfig) -> str:
@@ -86,14 +125,32 @@ def _model_label(cfg: RunConfig) -> str:
 
 def run(cfg: RunConfig, progress: bool = True) -> dict:
     """The whole job: prepare, counterfactuals, attributions; returns the written paths."""
-    from bench import attribution_task, counterfactual_task
+    from bench import attribution_task, counterfactual_task, publish
 
     prep = prepare(cfg, progress)
     written: list[Path] = []
-    if cfg.counterfactuals.solvers:
-        written += counterfactual_task.run(prep, progress)
-    if cfg.attributions.methods:
-        written += attribution_task.run(prep, progress)
-    return dict(paths=[str(p) for p in written], n_errors=len(prep.errors),
+    try:
+        # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
+        # run in a thread beside everything else; their tables are written once they are done.
+        bg = counterfactual_task.start_background(prep, progress) if cfg.counterfactuals.overlap else None
+        if bg is not None:
+            prep.background.update(bg.names)
+            counterfactual_task.solve(prep, [n for n in cfg.counterfactuals.solvers if n not in bg.names], progress)
+        try:
+            if cfg.attributions.methods:
+                written += attribution_task.run(prep, progress)
+        finally:
+            if bg is not None:
+                bg.join()
+        if cfg.counterfactuals.solvers:
+            written += counterfactual_task.run(prep, progress)
+        written.append(publish.write_manifest(prep.errors, prep.out_dir))
+        used = publish.used_checkpoints(prep)
+        if cfg.publish:
+            written += publish.pin_weights(used)
+    finally:
+        prep.store.release()
+    return dict(folder=str(prep.out_dir), paths=[str(p) for p in written], n_errors=len(prep.errors),
+                checkpoints=used,
                 test_accuracy=prep.model_meta.get("test_accuracy"),
                 seconds=round(time.perf_counter() - prep.started, 1))

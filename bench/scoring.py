@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from bench.leaderboard import MetricMeta
+from bench.progress import bar as progress_bar
 
 CHUNK = 256
+log = logging.getLogger("bench")
 
 
 def metric_meta(fn) -> MetricMeta:
@@ -42,8 +43,8 @@ def _guarded(f, batch, prep, need: list[int], make_batch, key: str, params: dict
             out[j] = _as_array(f(make_batch(prep.store.records(key, [i])), prep.metric_ctx, **params))[0]
         except Exception:  # noqa: BLE001
             n_failed += 1
-    print(f"bench: WARNING: metric {f.metric_name} failed on a batch ({first[:160]}); "
-          f"{n_failed} of {len(need)} rows stay NaN", file=sys.stderr)
+    log.warning("metric %s failed on a batch (%s); %d of %d rows stay NaN", f.metric_name, first[:160],
+                n_failed, len(need))
     return out
 
 
@@ -63,7 +64,8 @@ def score_entry(prep, key: str, indices: np.ndarray, metric_fns: list, make_batc
     missing = {f.metric_name: set(wanted[f.metric_name]) - prep.store.scored_indices(key, f.metric_name, f.version)
                for f in metric_fns}
     todo = sorted(set().union(*missing.values())) if missing else []
-    for start in tqdm(range(0, len(todo), CHUNK), desc="score", disable=not progress or not todo, leave=False):
+    bar = progress_bar(len(todo) * len(metric_fns), f"score {key[:8]}", unit="score", progress=progress)
+    for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
         full_batch = make_batch(prep.store.records(key, chunk))
         for f in metric_fns:
@@ -75,6 +77,9 @@ def score_entry(prep, key: str, indices: np.ndarray, metric_fns: list, make_batc
             values = _guarded(f, batch, prep, need, make_batch, key, metric_params.get(f.metric_name, {}))
             prep.store.add_cost(key, f.metric_name, f.version, len(need), time.perf_counter() - t0)
             prep.store.add_scores(key, f.metric_name, f.version, need, values.tolist())
+            bar.set_postfix_str(f.metric_name, refresh=False)
+            bar.update(len(chunk))
+    bar.close()
     out = {}
     for f in metric_fns:
         v = prep.store.scores(key, f.metric_name, f.version, test_idx)

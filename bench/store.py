@@ -54,14 +54,53 @@ def unpack(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
 
 
+class StoreError(ValueError):
+    """The store file is not a bench run store, is damaged, or another run holds it."""
+
+
+TABLES = {"entries", "records", "costs", "scores"}
+
+
 class Store:
-    """A SQLite file of entries, per-instance records and per-instance scores."""
+    """A SQLite file of entries, per-instance records and per-instance scores.
+
+    A file that is not a bench store (another SQLite database, a truncated or foreign file)
+    is refused with one line naming it; nothing in it is changed.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
-            con.executescript(SCHEMA)
+        self._lock = None
+        try:
+            with closing(self._connect()) as con, con:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and not tables & TABLES:
+                    raise StoreError(f"{self.path} is an SQLite database but not a bench run store "
+                                     f"(tables: {', '.join(sorted(tables))[:80]}); point --cache-dir or "
+                                     "--set store=... elsewhere")
+                con.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a usable bench run store ({e}); move it away "
+                             "(a new run then starts an empty store) or point --cache-dir elsewhere") from None
+
+    def acquire(self) -> "Store":
+        """Hold this store for one run; a second run on the same store is refused, not interleaved."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path) + ".lock", timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreError(f"another bench run is using the run store {self.path}; wait for it to "
+                             "finish, or give this run its own --cache-dir or --set store=...") from None
+        self._lock = lock
+        return self
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60)

@@ -5,11 +5,11 @@ class (trained on that class's training images only) plus one on all classes. Th
 classifier is the oracle of Hvilshoej et al. 2021 (https://arxiv.org/abs/2105.08148): an
 MLP, so it shares neither architecture nor seed with the convolutional model explained.
 
-Both are trained on `data.train` only and cached at
-`<cache_dir>/autoencoders/<dataset>/ae-<key>.pt` and
-`<cache_dir>/second_classifier/<dataset>/mlp-<key>.pt`, where `key` hashes (architecture,
-training settings, dataset, seed, format). Plain state dicts, loaded with
-`torch.load(weights_only=True)`; a JSON sidecar keeps test errors/accuracy and seconds.
+Both are trained on `data.train` only; their relative paths are
+`autoencoders/<dataset>/ae-<key>.pt` and `second_classifier/<dataset>/mlp-<key>.pt`, where
+`key` hashes (architecture, training settings, dataset, seed, format), looked up in the
+shipped reference weights, then in `<cache_dir>` (bench.checkpoints). Plain state dicts,
+loaded with `torch.load(weights_only=True)`; a JSON sidecar keeps test errors/accuracy and seconds.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from bench.checkpoints import load_or_build
 from bench.config import TrainConfig
 from bench.models.normalize import Normalized
 from bench.models.train import fit, weights_hash
+from bench.progress import enabled as progress_enabled
 
 CACHE_FORMAT = 1
 SECOND_SEED_OFFSET = 1009  # the second classifier's seed = run seed + this (never the model's)
@@ -78,21 +80,6 @@ def _key(arch: str, settings: dict, dataset: str, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _save(path: Path, state: dict, meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
-
-
-def _load(path: Path) -> tuple[dict, dict] | None:
-    meta_path = path.with_suffix(".json")
-    if not (path.exists() and meta_path.exists()):
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True), json.loads(meta_path.read_text())
-
-
 def train_autoencoder(ae: nn.Module, x: torch.Tensor, epochs: int, s: AESettings, seed: int,
                       device) -> nn.Module:
     """Fit `ae` to reconstruct `x` (MSE), Adam with a OneCycle schedule; returns it in eval mode."""
@@ -120,25 +107,24 @@ def recon_error(ae: nn.Module, x: torch.Tensor, device, batch_size: int = 1024) 
 
 
 def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, device,
-                               s: AESettings = AE_SETTINGS) -> tuple[nn.ModuleDict, dict]:
-    """AEs "0".."K-1" (one per class) and "all", from cache or trained now, with metadata."""
+                               s: AESettings = AE_SETTINGS, use_reference: bool = True
+                               ) -> tuple[nn.ModuleDict, dict]:
+    """AEs "0".."K-1" (one per class) and "all", from reference weights, cache, or trained now."""
     device = torch.device(device)
     n_classes = len(data.classes)
     names = [str(c) for c in range(n_classes)] + ["all"]
-    aes = nn.ModuleDict()
-    for i, n in enumerate(names):
-        torch.manual_seed(seed * 1000 + i)
-        aes[n] = build_autoencoder(s)
-    key = _key(repr(aes["all"]), dataclasses.asdict(s), dataset, seed)
-    path = Path(cache_dir).expanduser() / "autoencoders" / dataset / f"ae-{key}.pt"
-    cached = _load(path)
-    if cached is not None:
-        aes.load_state_dict(cached[0])
-        meta = cached[1]
-    else:
+
+    def build() -> nn.ModuleDict:
+        aes = nn.ModuleDict()
+        for i, n in enumerate(names):
+            torch.manual_seed(seed * 1000 + i)
+            aes[n] = build_autoencoder(s)
+        return aes
+
+    def train(aes: nn.ModuleDict) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         xtr, ytr = data.train.x, data.train.y
-        for i, n in enumerate(names):
+        for i, n in enumerate(tqdm(names, desc="train autoencoders", leave=False, disable=not progress_enabled())):
             x_n = xtr if n == "all" else xtr[ytr == int(n)]
             epochs = s.all_epochs if n == "all" else s.class_epochs
             train_autoencoder(aes[n], x_n, epochs, s, seed * 1000 + i, device)
@@ -146,42 +132,45 @@ def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, de
         xte, yte = data.test.x, data.test.y
         test_mse = {n: float(recon_error(aes[n], xte if n == "all" else xte[yte == int(n)],
                                          device).mean()) for n in names}
-        meta = dict(settings=dataclasses.asdict(s), dataset=dataset, seed=seed, device=str(device),
-                    train_seconds=round(seconds, 2),
-                    train_cpu_seconds=round(cpu_seconds, 2), test_recon_sq_l2=test_mse,
-                    n_params_each=sum(p.numel() for p in aes["all"].parameters()))
-        _save(path, aes.state_dict(), meta)
+        return dict(settings=dataclasses.asdict(s), dataset=dataset, seed=seed, device=str(device),
+                    train_seconds=round(seconds, 2), train_cpu_seconds=round(cpu_seconds, 2),
+                    test_recon_sq_l2=test_mse, n_params_each=sum(p.numel() for p in aes["all"].parameters()))
+
+    key = _key(repr(build_autoencoder(s)), dataclasses.asdict(s), dataset, seed)
+    rel = f"autoencoders/{dataset}/ae-{key}.pt"
+    aes, meta, source, path = load_or_build(rel, build, train, cache_dir, use_reference)
     aes.to(device).eval()
     for p in aes.parameters():
         p.requires_grad_(False)
-    meta = dict(meta, checkpoint=str(path), cache_key=key, cached=cached is not None,
+    meta = dict(meta, checkpoint=str(path), relpath=rel, cache_key=key, cached=source != "trained", source=source,
                 weights_sha256=weights_hash(aes))
     return aes, meta
 
 
-def load_or_train_second_classifier(data, dataset: str, cache_dir: str, seed: int, device
-                                    ) -> tuple[nn.Module, dict]:
+def load_or_train_second_classifier(data, dataset: str, cache_dir: str, seed: int, device,
+                                    use_reference: bool = True) -> tuple[nn.Module, dict]:
     """The independent MLP classifier (seed = seed + SECOND_SEED_OFFSET), cached, with metadata."""
     device = torch.device(device)
     seed2 = seed + SECOND_SEED_OFFSET
-    torch.manual_seed(seed2)
-    model = build_second_classifier(len(data.classes))
-    key = _key(repr(model), dataclasses.asdict(MLP_TRAIN), dataset, seed2)
-    path = Path(cache_dir).expanduser() / "second_classifier" / dataset / f"mlp-{key}.pt"
-    cached = _load(path)
-    if cached is not None:
-        model.load_state_dict(cached[0])
-        meta = cached[1]
-    else:
+
+    def build() -> nn.Module:
+        torch.manual_seed(seed2)
+        return build_second_classifier(len(data.classes))
+
+    def train(model: nn.Module) -> dict:
         c0 = time.process_time()
-        meta = fit(model, data, MLP_TRAIN, seed2, device, progress=False)
-        meta.update(train_cpu_seconds=round(time.process_time() - c0, 2), model="mlp", hidden=list(MLP_HIDDEN), dataset=dataset, seed=seed2,
-                    train=dataclasses.asdict(MLP_TRAIN), device=str(device),
+        meta = fit(model, data, MLP_TRAIN, seed2, device, progress=progress_enabled())
+        meta.update(train_cpu_seconds=round(time.process_time() - c0, 2), model="mlp", hidden=list(MLP_HIDDEN),
+                    dataset=dataset, seed=seed2, train=dataclasses.asdict(MLP_TRAIN), device=str(device),
                     n_params=sum(p.numel() for p in model.parameters()))
-        _save(path, model.state_dict(), meta)
+        return meta
+
+    key = _key(repr(build()), dataclasses.asdict(MLP_TRAIN), dataset, seed2)
+    rel = f"second_classifier/{dataset}/mlp-{key}.pt"
+    model, meta, source, path = load_or_build(rel, build, train, cache_dir, use_reference)
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    meta = dict(meta, checkpoint=str(path), cache_key=key, cached=cached is not None,
+    meta = dict(meta, checkpoint=str(path), relpath=rel, cache_key=key, cached=source != "trained", source=source,
                 weights_sha256=weights_hash(model))
     return model, meta

@@ -68,6 +68,7 @@ class MetricContext:
     seed: int = 0
     dataset: str = "mnist"
     model_name: str = "cnn"
+    use_reference: bool = True  # trained resources from the shipped reference weights when pinned
     memo: dict = field(default_factory=dict)
 
     def once(self, key: str, build: Callable[[], Any]) -> Any:

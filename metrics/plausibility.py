@@ -136,14 +136,14 @@ def autoencoders(ctx: MetricContext) -> tuple[nn.ModuleDict, dict]:
     """The run's autoencoders ("0".."K-1", "all") and their metadata, built once per run."""
     _need_data(ctx)
     return ctx.once(_AE_KEY, lambda: load_or_train_autoencoders(
-        ctx.data, ctx.dataset, ctx.cache_dir, ctx.seed, ctx.device))
+        ctx.data, ctx.dataset, ctx.cache_dir, ctx.seed, ctx.device, use_reference=ctx.use_reference))
 
 
 def second_classifier(ctx: MetricContext) -> tuple[nn.Module, dict]:
     """The run's independent classifier and its metadata (test accuracy), built once per run."""
     _need_data(ctx)
     return ctx.once(_CLF_KEY, lambda: load_or_train_second_classifier(
-        ctx.data, ctx.dataset, ctx.cache_dir, ctx.seed, ctx.device))
+        ctx.data, ctx.dataset, ctx.cache_dir, ctx.seed, ctx.device, use_reference=ctx.use_reference))
 
 
 def original_class(b: CFBatch, ctx: MetricContext) -> torch.Tensor:

@@ -24,6 +24,7 @@ class AlibiSolver(CounterfactualSolver):
     """
 
     white_box = False
+    in_worker = True
     method = ""
     _worker: AlibiWorker | None = None
     _train: tuple | None = None

@@ -2,8 +2,8 @@
 
 alibi's counterfactual explainers need TensorFlow in graph mode (eager disabled, global
 graph state), which stays out of the main process: one worker process, started on first
-use (TF imported there once), shared by the alibi solvers of this process, one fresh
-graph and session per instance. The model never leaves the parent: each batch of rows
+use (TF imported there once), shared by the alibi solvers of this process, one graph,
+session and explainer per distinct setting, reused across instances (see `_build`). The model never leaves the parent: each batch of rows
 alibi wants predicted comes back over the pipe and goes through
 `oracle.probs(rows, owner=i)`, so the oracle counts every row as a query of instance i.
 
@@ -198,26 +198,53 @@ def _serve(conn) -> None:
         return payload
 
     conn.send(("ready", time.perf_counter() - t0))
+    explainers: dict = {}  # (method, init_kw, shape) -> (graph, session, explainer): built once, reused
     while (msg := conn.recv())[0] != "close":
         if msg[0] == "train":
             train = (msg[1], msg[2])
+            explainers.clear()  # their k-d trees were fitted on the previous prototype data
             continue
         _, method, init_kw, explain_kw, x = msg
-        graph, explainer = tf.Graph(), None
+        key = (method, repr(sorted(init_kw.items())), x.shape)
+        explainer = None
         try:
-            with graph.as_default(), tf.compat.v1.Session(graph=graph, config=config) as sess:
-                explainer = classes[method](predict, shape=x.shape, sess=sess, **init_kw)
-                if init_kw.get("use_kdtree"):
-                    explainer.fit(train[0])
+            if key not in explainers:
+                explainers[key] = _build(tf, classes[method], predict, x.shape, init_kw, train, config)
+            graph, _, explainer = explainers[key]
+            with graph.as_default():
                 cf = explainer.explain(x, **explain_kw).cf
             reply = ("done", None, None) if cf is None else ("done", _flat(cf["X"]), int(cf["class"]))
         except _Abort as e:  # stopped by the parent: hand back the best iterate found so far
             best = _best_so_far(explainer, explain_kw)
             reply = ("failed", str(e)) if best is None else ("done", *best)
+            _drop(explainers, key)  # stopped mid-iteration: the next instance gets a fresh graph
         except Exception as e:  # noqa: BLE001 - alibi errors (incl. issue #186) become reasons
             reply = ("failed", f"{type(e).__name__}: {e}")
-        del graph, explainer
+            _drop(explainers, key)
         conn.send(reply)
+
+
+def _build(tf, cls, predict, shape: tuple, init_kw: dict, train, config) -> tuple:
+    """A graph, a session and an alibi explainer in it (k-d trees fitted when asked).
+
+    alibi re-initialises every variable of its graph at the start of each `explain`
+    (CounterfactualProto.attack and Counterfactual._minimize_loss run their initialisers and
+    setup assignments), so one explainer serves every instance with the same settings: the
+    graph is built, and the k-d trees fitted, once instead of once per image.
+    """
+    graph = tf.Graph()
+    sess = tf.compat.v1.Session(graph=graph, config=config)
+    with graph.as_default():
+        explainer = cls(predict, shape=shape, sess=sess, **init_kw)
+        if init_kw.get("use_kdtree"):
+            explainer.fit(train[0])
+    return graph, sess, explainer
+
+
+def _drop(explainers: dict, key) -> None:
+    entry = explainers.pop(key, None)
+    if entry is not None:
+        entry[1].close()
 
 
 def _flat(a) -> np.ndarray:

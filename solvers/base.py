@@ -31,6 +31,8 @@ class Method(abc.ABC):  # noqa: B024 (the abstract __call__ lives on the two sub
     white_box: ClassVar[bool] = True
     paper: ClassVar[str] = ""
     deterministic: ClassVar[bool] = True  # same inputs + seed -> same outputs (bench check relies on it)
+    # spends its time in another process (the alibi worker): the harness may run it beside other work
+    in_worker: ClassVar[bool] = False
     registry_name: ClassVar[str] = ""
 
     def __init__(self, oracle: Oracle, **params) -> None:

@@ -17,9 +17,13 @@ import torch
 
 from solvers import SOLVERS
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("alibi") is None or importlib.util.find_spec("tensorflow") is None,
-    reason="alibi[tensorflow] not installed")
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_alibi():
+    if importlib.util.find_spec("alibi") is None or importlib.util.find_spec("tensorflow") is None:
+        from tests.conftest import skip_or_fail
+
+        skip_or_fail("alibi[tensorflow] is not installed: pip install -e .")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,6 +76,21 @@ def test_fast_regime_flips_real_errors(oracle, mnist, errors):
     assert q.tolist() == [float(r) for r in res.info["rows"]]
     assert (q >= 202).all() and (q <= 203).all() and gq.sum() == 0
     assert _tf_untouched()
+
+
+def test_reused_explainer_gives_what_a_fresh_one_gives(oracle, mnist, errors):
+    """The worker builds one graph per setting and reuses it; alibi re-initialises it per explain."""
+    from solvers import _alibi_worker
+
+    solver = _bind("alibi_proto", oracle, mnist, n_per_class=100, max_iterations=100)
+    _, _, reused, q_reused, _ = _run(solver, oracle, errors, n=3)  # instances 1, 2 reuse instance 0's graph
+    for i in range(3):
+        _alibi_worker.SHARED.close()  # a fresh worker: a fresh graph for this one instance
+        solver._train = None
+        solver.fit(mnist.train.x, mnist.train.y)
+        _, _, fresh, q_fresh, _ = _run(solver, oracle, errors, n=1, start=i)
+        assert torch.equal(fresh.x_cf[0], reused.x_cf[i]) and fresh.success[0] == reused.success[i]
+        assert q_fresh[0] == q_reused[i]
 
 
 def test_numgrad_regime_counts_numerical_gradients(oracle, mnist, errors):

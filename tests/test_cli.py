@@ -56,8 +56,10 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
             "--set", f"store=\"{store}\"", "--device", "cpu"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
-    summary = json.loads(first.stdout)
-    folder = out / "mnist" / "cnn"
+    [folder] = list((out / "mnist" / "cnn").iterdir())  # runs/<dataset>/<model>/<UTC time>/
+    assert first.stdout.rstrip().endswith(str(folder))
+    headline = first.stdout.split("attributions:")[1]  # the headline tables are printed
+    assert "deletion_auc" in headline and "saliency/predicted" in headline
     cf = pd.read_csv(folder / "counterfactuals.csv")
     assert list(cf["method"]) == ["gradient", "growing_spheres"]
     assert (cf["n"] == 6).all() and cf["not_for_publication"].all()  # --limit via the preset
@@ -78,7 +80,9 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     assert "Model cost: the raw forward pass ran at" in md and "growing_spheres" in md.split("Model cost:")[1]
     for png in ("counterfactuals_overlays.png", "counterfactuals_budget.png", "attributions_heatmaps.png"):
         assert (folder / png).stat().st_size > 10_000
-    assert summary["n_errors"] == 6
+    assert "\n6 errors," in first.stdout
+    manifest = pd.read_csv(folder / "errors.csv")
+    assert len(manifest) == 6 and (manifest.true != manifest.pred).all()
 
     def timings():  # wall times differ on every real solve, so equal timings = nothing re-solved
         return {k: [r["seconds"] for r in Store(store).records(k)] for k in [e["entry_key"] for e in prov["entries"]]}
@@ -86,6 +90,7 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     before = timings()
     second = run_cli(*args)  # same config: everything is found in the store, nothing recomputed
     assert second.returncode == 0
+    [folder] = [f for f in (out / "mnist" / "cnn").iterdir() if f != folder]  # a run never reuses a folder
     again = json.loads((folder / "counterfactuals.json").read_text())
     assert [e["entry_key"] for e in again["entries"]] == [e["entry_key"] for e in prov["entries"]]
     assert timings() == before

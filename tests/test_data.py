@@ -90,6 +90,12 @@ def test_missing_idx_file_is_a_one_line_error(tmp_path):
 
 
 def test_fashion_mnist_from_debian_files():
+    from bench.data.fashion import DEBIAN_DIR
+    from tests.conftest import skip_or_fail
+
+    if not DEBIAN_DIR.is_dir():
+        skip_or_fail(f"Fashion-MNIST's offline files are not installed ({DEBIAN_DIR}): "
+                     "sudo apt-get install dataset-fashion-mnist")
     d = load_dataset("fashion-mnist")
     assert (len(d.train), len(d.val), len(d.test)) == (50_000, 10_000, 10_000)
     assert d.classes[9] == "Ankle boot"

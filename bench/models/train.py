@@ -1,9 +1,10 @@
 """Train, evaluate and cache classifiers.
 
-The checkpoint lives at `<cache_dir>/models/<dataset>/<model>-<key>.pt`, where `key` hashes
-(model name, model params, dataset, seed, training settings, format version). Checkpoints
-are plain state dicts loaded with `torch.load(weights_only=True)`; a JSON sidecar keeps the
-test accuracy and training time.
+The checkpoint's relative path is `models/<dataset>/<model>-<key>.pt`, where `key` hashes
+(model name, model params, dataset, seed, training settings, format version); it is looked up
+in the shipped reference weights, then in `<cache_dir>` (bench.checkpoints). Checkpoints are
+plain state dicts loaded with `torch.load(weights_only=True)`; a JSON sidecar keeps the test
+accuracy and training time.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import dataclasses
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench import checkpoints
 from bench.models import MODELS
 
 CACHE_FORMAT = 2  # 2: the model's initial weights are seeded (1 took the caller's RNG state)
@@ -93,28 +94,35 @@ def _shift(xb: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> torch.
     return torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
 
 
-def load_or_train(cfg, data, device, progress: bool = True, force: bool = False):
-    """The trained model for this config (from cache or trained now), and its metadata."""
+def checkpoint_relpath(cfg) -> tuple[str, str]:
+    """(relative checkpoint path, cache key) of the classifier a config trains."""
     key = cache_key(cfg.model, cfg.model_params, cfg.dataset, cfg.seed, cfg.train)
-    path = Path(cfg.cache_dir).expanduser() / "models" / cfg.dataset / f"{cfg.model}-{key}.pt"
-    torch.manual_seed(cfg.seed)  # initial weights from the seed alone, whoever calls (run, train, tests)
-    model = MODELS.get(cfg.model)(n_classes=len(data.classes), **cfg.model_params)
-    meta_path = path.with_suffix(".json")
-    if path.exists() and meta_path.exists() and not force:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        meta = json.loads(meta_path.read_text())
-        meta["cached"] = True
-    else:
+    return f"models/{cfg.dataset}/{cfg.model}-{key}.pt", key
+
+
+def load_or_train(cfg, data, device, progress: bool = True, force: bool = False):
+    """The trained model for this config and its metadata.
+
+    From the shipped reference weights when the config matches a published board (unless
+    `cfg.retrain`), else from the local cache, else trained now (see bench.checkpoints).
+    `force` trains anew even when cached.
+    """
+    rel, key = checkpoint_relpath(cfg)
+
+    def build():
+        torch.manual_seed(cfg.seed)  # initial weights from the seed alone, whoever calls (run, train, tests)
+        return MODELS.get(cfg.model)(n_classes=len(data.classes), **cfg.model_params)
+
+    def train(model):
         meta = fit(model, data, cfg.train, cfg.seed, device, progress)
         meta.update(model=cfg.model, model_params=cfg.model_params, dataset=cfg.dataset,
                     seed=cfg.seed, train=dataclasses.asdict(cfg.train), device=str(device),
                     n_params=sum(p.numel() for p in model.parameters()))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-        tmp.replace(path)
-        meta_path.write_text(json.dumps(meta, indent=2))
-        meta["cached"] = False
+        return meta
+
+    model, meta, source, path = checkpoints.load_or_build(rel, build, train, cfg.cache_dir,
+                                                          use_reference=not cfg.retrain, force=force)
     model.to(device).eval()
-    meta.update(checkpoint=str(path), cache_key=key, weights_sha256=weights_hash(model))
+    meta = dict(meta, cached=source != "trained", source=source, checkpoint=str(path), relpath=rel, cache_key=key,
+                weights_sha256=weights_hash(model))
     return model, meta

@@ -1,0 +1,90 @@
+"""Where a run's tables go, and what publishing a board adds (pinned weights, error manifest).
+
+A run writes under its own folder, `runs/<dataset>/<model>/<UTC time>/` (git-ignored), so it
+never touches a published table. `--publish` writes `leaderboards/<dataset>/<model>/` instead,
+refuses `--limit` runs and runs from a checkout with uncommitted code (unless `--force`), and
+pins every checkpoint the tables came from (the classifier, the plausibility autoencoders and
+the second classifier) under `leaderboards/weights/` with its sha256 in `SHA256SUMS`. Every
+run folder, published or not, gets `errors.csv`: the error manifest (test index, true label,
+predicted label) whose hash the provenance records.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from bench import atomic, checkpoints
+
+log = logging.getLogger("bench")
+RUNS = "runs"
+
+
+def leaderboards_root() -> Path:
+    """The checkout's `leaderboards/` folder (the parent of the reference weights)."""
+    return checkpoints.reference_dir().parent
+
+
+def out_dir(cfg, label: str) -> Path:
+    """The folder a run writes its tables to (see the module docstring)."""
+    if cfg.publish:
+        return Path(cfg.out or leaderboards_root()) / cfg.dataset / label
+    base = Path(cfg.out or RUNS) / cfg.dataset / label / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder, n = base, 1
+    while folder.exists():  # two runs in one second: never share a folder
+        folder, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return folder
+
+
+def refuse_unpublishable(cfg) -> None:
+    """A --publish run that would publish what it should not: one-line error before any work."""
+    if not cfg.publish:
+        return
+    if cfg.limit is not None:
+        raise ValueError("--publish refuses --limit runs (a published board covers the whole error set)")
+    from bench.provenance import git_state
+
+    if git_state().get("dirty") and not cfg.force:
+        raise ValueError("--publish refuses a checkout with uncommitted code changes (commit first, "
+                         "or pass --force and own it)")
+
+
+def write_manifest(errors, folder: Path) -> Path:
+    """errors.csv: position, test_index, true, pred of every error the tables explain."""
+    lines = ["position,test_index,true,pred"] + [
+        f"{i},{r['test_index']},{r['true']},{r['pred']}" for i, r in enumerate(errors.manifest())]
+    return atomic.write_text(folder / "errors.csv", "\n".join(lines) + "\n")
+
+
+def used_checkpoints(prep) -> list[dict]:
+    """Metadata of every trained resource this run loaded (model first), each with relpath and source."""
+    metas = [prep.model_meta]
+    for value in prep.metric_ctx.memo.values():
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict) and "relpath" in value[1]:
+            metas.append(value[1])
+    return [m for m in metas if "relpath" in m]
+
+
+def pin_weights(metas: list[dict]) -> list[Path]:
+    """Copy each checkpoint not yet pinned into the reference weights and record its sha256."""
+    root = checkpoints.reference_dir()
+    pins = checkpoints.pinned(root)
+    written = []
+    for m in metas:
+        rel, src = m["relpath"], Path(m["checkpoint"])
+        if m.get("source") == "reference":
+            continue
+        dest = root / rel
+        if rel in pins:
+            log.warning("replacing reference weights %s (boards made with the old ones must be republished)", dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".pt", ".json"):
+            shutil.copyfile(src.with_suffix(suffix), dest.with_suffix(suffix))
+        pins[rel] = checkpoints.file_sha256(dest)
+        written += [dest, dest.with_suffix(".json")]
+        log.info("pinned reference weights %s (sha256 %s)", dest, pins[rel][:12])
+    if written:
+        atomic.write_text(root / checkpoints.SUMS, "".join(f"{d}  {r}\n" for r, d in sorted(pins.items())))
+    return written
