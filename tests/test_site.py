@@ -44,6 +44,21 @@ def test_site_from_committed_boards(tmp_path):
     assert "python -m bench run" in page and "weights sha256" in page  # provenance: reproduce command, hashes
 
 
+def test_rebuild_in_place_with_a_zoo_table(tmp_path):
+    """A table that belongs to no board (a model zoo) gets its page; a rebuild replaces the site, never reads it."""
+    shutil.copytree(ROOT / "leaderboards" / "mnist" / "cnn", tmp_path / "mnist" / "cnn")
+    cf = pd.read_csv(tmp_path / "mnist" / "cnn" / "counterfactuals.csv")
+    cf[["method", "validity", "l2"]].to_csv(tmp_path / "zoo.csv", index=False)
+    first = build_site(tmp_path)
+    second = build_site(tmp_path)
+    assert first["boards"] == second["boards"] == 1 and second["extra_tables"] == 1
+    assert first["files"] == second["files"]
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "zoo.csv" in index
+    zoo = next((tmp_path / "site" / "tables").glob("*zoo.html")).read_text()
+    assert all(f'data-value="{m}"' in zoo for m in cf["method"])
+
+
 def test_site_refuses_to_overwrite_a_foreign_folder(tmp_path):
     (tmp_path / "mine.txt").write_text("not a site")
     out = subprocess.run([sys.executable, "-m", "bench", "site", "--out", str(tmp_path)], capture_output=True,

@@ -23,10 +23,18 @@ MARKER = ".bench-site"  # marks a folder this command wrote, so a rebuild may re
 NOTES = {"ci": "regression baselines of `bench check` (not a leaderboard)"}
 
 
+def _in_a_site(path: Path, root: Path, out: Path) -> bool:
+    """Is `path` inside `out`, inside any folder an earlier build wrote, or in a hidden folder under `root`?"""
+    path, root = path.resolve(), root.resolve()
+    parents = [p for p in path.parents if p == root or root in p.parents]
+    return out.resolve() in (path, *path.parents) or any(
+        (p / MARKER).exists() or (p != root and p.name.startswith(".")) for p in parents)
+
+
 def find_boards(root: Path, out: Path) -> list[Path]:
-    """Folders under `root` holding a counterfactuals.csv or attributions.csv (the site's own folder excluded)."""
+    """Folders under `root` holding a counterfactuals.csv or attributions.csv (built sites excluded)."""
     found = {p.parent for s in STEMS for p in root.rglob(f"{s}.csv")}
-    return sorted(f for f in found if out.resolve() not in (f.resolve(), *f.resolve().parents))
+    return sorted(f for f in found if not _in_a_site(f / "x", root, out))
 
 
 def load_board(folder: Path, root: Path) -> dict:
@@ -65,8 +73,7 @@ def load_board(folder: Path, root: Path) -> dict:
 def find_extras(root: Path, out: Path, boards: list[Path]) -> list[Path]:
     """CSV tables under `root` that belong to no board (a model zoo, a meta-evaluation), if any exist."""
     skip = {b.resolve() for b in boards}
-    return sorted(p for p in root.rglob("*.csv") if p.parent.resolve() not in skip
-                  and out.resolve() not in p.resolve().parents)
+    return sorted(p for p in root.rglob("*.csv") if p.parent.resolve() not in skip and not _in_a_site(p, root, out))
 
 
 def _size(folder: Path) -> tuple[int, int]:

@@ -42,14 +42,16 @@ def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: n
     if image is not None and stem == "counterfactuals":
         uri, scale = change_uri(image.astype(np.float32) - x)
         label = "x_cf" if cls == "ok" else "x_cf (not valid)"
+        caption = f"change, scale ±{scale:.2g}" if scale > 0 else "no change"
         figs = (f'<figure><img class="px" src="{grey_uri(image)}" alt="{esc(method)} counterfactual">'
                 f'<figcaption>{label}</figcaption></figure>'
-                f'<figure><img class="px" src="{uri}" alt="{esc(method)} change map, scale ±{scale:.2g}">'
-                f'<figcaption>change, scale ±{scale:.2g}</figcaption></figure>')
+                f'<figure><img class="px" src="{uri}" alt="{esc(method)} {caption}">'
+                f'<figcaption>{caption}</figcaption></figure>')
     elif image is not None:
         uri, scale = heatmap_uri(image, x)
-        figs = (f'<figure><img class="px" src="{uri}" alt="{esc(method)} heatmap, scale ±{scale:.2g}">'
-                f'<figcaption>class {esc(row["explained"])}, scale ±{scale:.2g}</figcaption></figure>')
+        caption = f"class {esc(row['explained'])}, " + (f"scale ±{scale:.2g}" if scale > 0 else "all zero")
+        figs = (f'<figure><img class="px" src="{uri}" alt="{esc(method)} heatmap, {caption}">'
+                f'<figcaption>{caption}</figcaption></figure>')
     return (f'<div class="card {cls}"><h4>{title}</h4><p class="status {cls}">{esc(text)}</p>'
             f'<div class="imgs">{figs}</div></div>')
 
