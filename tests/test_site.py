@@ -77,13 +77,16 @@ def test_site_imports_no_torch(tmp_path):
 def test_png_round_trip_on_a_real_digit(mnist):
     import matplotlib.image as mpimg
 
-    from bench.site.images import change_uri, png_bytes
+    from bench.site.images import _diverging, png_bytes, signed_uri
 
     x = mnist.test.x[0, 0].numpy()
     img = (x * 255).round().astype(np.uint8)
     back = mpimg.imread(io.BytesIO(png_bytes(img)), format="png")
     assert np.array_equal((back * 255).round().astype(np.uint8), img)
-    _, scale = change_uri(x * 0.01)  # a tiny change is drawn on its own scale, printed
+    idx = (x * 32).round().astype(np.uint8)  # an indexed PNG decodes to its palette's colours
+    back = mpimg.imread(io.BytesIO(png_bytes(idx, _diverging())), format="png")[..., :3]
+    assert np.array_equal((back * 255).round().astype(np.uint8), _diverging()[idx])
+    _, scale = signed_uri(x * 0.01)  # a tiny change is drawn on its own scale, printed
     assert scale == pytest.approx(0.01 * x.max(), rel=1e-6)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bench.site.html import esc, fmt, metric_label, metric_tip, page, sortable_table
-from bench.site.images import change_uri, grey_uri, heatmap_uri
+from bench.site.images import grey_uri, signed_uri
 
 STEMS = ("counterfactuals", "attributions")
 
@@ -40,7 +40,7 @@ def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: n
                 f'<p>this entry ran on the first {n_ran} errors only (a documented subset).</p></div>')
     figs = ""
     if image is not None and stem == "counterfactuals":
-        uri, scale = change_uri(image.astype(np.float32) - x)
+        uri, scale = signed_uri(image.astype(np.float32) - x)
         label = "x_cf" if cls == "ok" else "x_cf (not valid)"
         caption = f"change, scale ±{scale:.2g}" if scale > 0 else "no change"
         figs = (f'<figure><img class="px" src="{grey_uri(image)}" alt="{esc(method)} counterfactual">'
@@ -48,10 +48,10 @@ def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: n
                 f'<figure><img class="px" src="{uri}" alt="{esc(method)} {caption}">'
                 f'<figcaption>{caption}</figcaption></figure>')
     elif image is not None:
-        uri, scale = heatmap_uri(image, x)
+        uri, scale = signed_uri(image)
         caption = f"class {esc(row['explained'])}, " + (f"scale ±{scale:.2g}" if scale > 0 else "all zero")
-        figs = (f'<figure><img class="px" src="{uri}" alt="{esc(method)} heatmap, {caption}">'
-                f'<figcaption>{caption}</figcaption></figure>')
+        figs = (f'<figure><span class="on-digit"><img class="px heat" src="{uri}" alt="{esc(method)} heatmap, '
+                f'{caption}"></span><figcaption>{caption}</figcaption></figure>')
     return (f'<div class="card {cls}"><h4>{title}</h4><p class="status {cls}">{esc(text)}</p>'
             f'<div class="imgs">{figs}</div></div>')
 
@@ -103,7 +103,8 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
              "(red = evidence for the explained class, blue = against).")
     title = "Counterfactuals" if stem == "counterfactuals" else "Attributions"
     return (f'<h2 id="{stem}">{title}</h2><p class="muted">{intro}</p><div class="cards">{"".join(cards)}</div>'
-            f"<h3>Per-instance scores</h3>" + sortable_table(cols, rows, f"{stem}-instances"))
+            f'<h3>Per-instance scores</h3><p class="downloads">Download (every error): <a href="../files/{stem}'
+            f'_instances.csv" download>{stem}_instances.csv</a></p>' + sortable_table(cols, rows, f"{stem}-instances"))
 
 
 def error_pages(board: dict, out: Path) -> list[dict]:
@@ -136,7 +137,9 @@ def error_pages(board: dict, out: Path) -> list[dict]:
         body = hero + "".join(_section(s, p, t, x) for s, p in parts.items())
         crumbs = [("index", "../../index.html"), (board["title"], "../index.html")]
         title = f"{board['title']}: error #{t} (true {true[k]}, predicted {pred[k]})"
-        (out / "errors" / f"{t}.html").write_text(page(title, body, 2, crumbs))
+        faint = grey_uri(1 - 0.6 * x)  # grey ink on white, once per page, under every heatmap
+        digit = f"<style>.on-digit {{ background-image: url({faint}); }}</style>\n"
+        (out / "errors" / f"{t}.html").write_text(page(title, body, 2, crumbs, digit))
         items.append(dict(test_index=t, true=true[k], pred=pred[k], thumb=grey_uri(x), href=f"errors/{t}.html",
                           summary=_summary(parts, t)))
     return items

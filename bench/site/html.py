@@ -37,7 +37,7 @@ def inline_md(text: str) -> str:
     return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
 
 
-def page(title: str, body: str, depth: int, crumbs: list[tuple[str, str]] = ()) -> str:
+def page(title: str, body: str, depth: int, crumbs: list[tuple[str, str]] = (), head: str = "") -> str:
     """A whole HTML page linking the shared CSS and JS (paths relative, `depth` folders below the root).
 
     Args:
@@ -45,6 +45,7 @@ def page(title: str, body: str, depth: int, crumbs: list[tuple[str, str]] = ()) 
         body: inner HTML after the h1.
         depth: how many folders below the site root the page lives.
         crumbs: (label, href) links shown above the title.
+        head: extra HTML for the page's head (a page-level style).
 
     Returns:
         The page's HTML text.
@@ -54,7 +55,7 @@ def page(title: str, body: str, depth: int, crumbs: list[tuple[str, str]] = ()) 
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{esc(title)} · {SITE_NAME}</title>\n<link rel=\"icon\" href=\"data:,\">\n"
-            f'<link rel="stylesheet" href="{up}site.css">\n<script defer src="{up}site.js"></script>\n'
+            f'<link rel="stylesheet" href="{up}site.css">\n<script defer src="{up}site.js"></script>\n{head}'
             f'</head>\n<body>\n<nav class="crumbs">{nav}</nav>\n<main>\n<h1>{esc(title)}</h1>\n{body}\n</main>\n'
             f"</body>\n</html>\n")
 
