@@ -253,13 +253,16 @@ def test_site_in_a_real_browser(tiny_site, browser, tmp_path):
         _open(d, Path(d.current_url.replace("file://", "")))
         row = inst[inst["test_index"] == t].iloc[0]
         assert (d.find_element(By.ID, "true").text, d.find_element(By.ID, "pred").text) == (row["true"], row["pred"])
-        gs_row = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances tr[data-method="growing_spheres"]')
+        gs_rows = d.find_elements(By.CSS_SELECTOR, '#counterfactuals-instances tr[data-method="growing_spheres"]')
         if status == "failed":
             reason = gs[gs["test_index"] == t]["reason"].iloc[0]
-            assert f"failed ({reason})" in gs_row.text
+            assert len(gs_rows) == 1 and f"failed ({reason})" in gs_rows[0].text
             assert d.find_elements(By.CSS_SELECTOR, ".card.failed img")  # its returned x_cf is still shown
-        else:
-            assert "not run" in gs_row.text and d.find_elements(By.CSS_SELECTOR, ".card.notrun")
+            assert not d.find_elements(By.CSS_SELECTOR, "#counterfactuals ~ .cards .card.notrun")
+        else:  # not run: no row, no image, one hatched card naming it and its subset
+            assert not gs_rows and not d.find_elements(By.CSS_SELECTOR, ".card.failed")
+            card = d.find_element(By.CSS_SELECTOR, ".card.notrun")
+            assert "not run" in card.text and "growing_spheres (first 4)" in card.text
         grad = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances tr[data-method="gradient"]')
         ref = inst[(inst["test_index"] == t) & (inst["method"] == "gradient")].iloc[0]
         l2 = grad.find_elements(By.TAG_NAME, "td")[[th.get_attribute("data-name") for th in d.find_elements(

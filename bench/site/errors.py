@@ -32,12 +32,9 @@ def _status(stem: str, row: pd.Series | None) -> tuple[str, str]:
     return "ok", "flipped" if stem == "counterfactuals" else "explained"
 
 
-def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: np.ndarray, n_ran: int) -> str:
+def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: np.ndarray) -> str:
     cls, text = _status(stem, row)
     title = esc(method) + (f" <span class=\"muted\">({esc(mode)})</span>" if mode else "")
-    if row is None:
-        return (f'<div class="card notrun"><h4>{title}</h4><p class="status notrun">not run</p>'
-                f'<p>this entry ran on the first {n_ran} errors only (a documented subset).</p></div>')
     figs = ""
     if image is not None and stem == "counterfactuals":
         uri, scale = signed_uri(image.astype(np.float32) - x)
@@ -56,10 +53,14 @@ def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: n
             f'<div class="imgs">{figs}</div></div>')
 
 
+def _notrun_card(entries: list[str]) -> str:
+    """One card for every entry that did not run on this error (each ran on a documented subset)."""
+    return (f'<div class="card notrun"><h4>not run on this error</h4><p class="status notrun">not run</p>'
+            f'<p>outside the documented subset of: {", ".join(entries)}.</p></div>')
+
+
 def _score_cell(row, m: dict, cls: str) -> tuple:
-    """A per-instance score: the CSV's value, or – where it means nothing (not run; distance of a failed row)."""
-    if row is None:
-        return "", "–", "num"
+    """A per-instance score: the CSV's value, or – where it means nothing (distance of a failed row)."""
     if cls == "failed" and m.get("valid_only"):
         return "", '<span title="valid counterfactuals only">–</span>', "num"
     return row[m["name"]], fmt(row[m["name"]]), "num"
@@ -74,20 +75,22 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
     """One task's cards and per-instance score table for error `t`."""
     inst, arrays = part["inst"]
     metrics = [m for m in (part["prov"] or {}).get("metrics", []) if m["name"] in inst]
-    cards, rows = [], []
+    cards, rows, notrun = [], [], []
     with_mode = bool((inst["mode"] != "").any())
     for method, mode, g in _groups(inst):
         hit = g.index[g["test_index"] == str(t)]
-        row = g.loc[hit[0]] if len(hit) else None
-        image = arrays[f"{method}|{mode}"][g.index.get_loc(hit[0])] if len(hit) else None
-        cards.append(_card(stem, method, mode, row, image, x, len(g)))
+        if not len(hit):  # listed once below, no row: a page per error stays small on a subset board
+            notrun.append(f"{esc(method)}{f' ({esc(mode)})' if mode else ''} (first {len(g)})")
+            continue
+        row = g.loc[hit[0]]
+        cards.append(_card(stem, method, mode, row, arrays[f"{method}|{mode}"][g.index.get_loc(hit[0])], x))
         cls, text = _status(stem, row)
         cells = [(method, f"<strong>{esc(method)}</strong>", "")] + ([(mode, esc(mode), "")] if with_mode else [])
         cells.append((text, f'<span class="status {cls}">{esc(text)}</span>', ""))
         cells += [_score_cell(row, m, cls) for m in metrics]
         rows.append(({"data-method": method, "data-mode": mode}, cells))
     failed = (part["prov"] or {}).get("failed", [])
-    cards += [_failed_card(f) for f in failed]
+    cards += [_failed_card(f) for f in failed] + ([_notrun_card(notrun)] if notrun else [])
     for f in failed:
         rows.append(({"data-method": f["method"], "data-mode": ""}, [(f["method"], esc(f["method"]), "")]
                      + ([("", "", "")] if with_mode else []) + [("failed", f'<span class="status failed">failed '
@@ -98,7 +101,7 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
             + [dict(label=metric_label(m), name=m["name"], numeric=True, tip=metric_tip(m),
                     first="descending" if m.get("higher_is_better") else "ascending") for m in metrics])
     intro = ("Each change map x_cf − x is drawn on its own colour scale, printed under it (red = ink added, "
-             "blue = removed); hatched = not run on this error, red border = failed." if stem == "counterfactuals" else
+             "blue = removed); red border = failed; hatched = entries not run on this error." if stem == "counterfactuals" else
              "Each heatmap is drawn over the faint digit on its own scale ±max|attr|, printed under it "
              "(red = evidence for the explained class, blue = against).")
     title = "Counterfactuals" if stem == "counterfactuals" else "Attributions"
