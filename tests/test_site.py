@@ -269,6 +269,8 @@ def test_site_in_a_real_browser(tiny_site, browser, tmp_path):
             By.CSS_SELECTOR, "#counterfactuals-instances thead th")].index("l2")]
         assert l2.get_attribute("data-value") == ref["l2"] and l2.text == _fmt(float(ref["l2"]))
         assert "scale ±" in d.find_element(By.CSS_SELECTOR, ".card.ok").text
+        tip = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances th[data-name="l2"] button')
+        assert "sqrt(sum((x_cf - x)^2))" in tip.get_attribute("data-tip")  # filled from the board's tips.js
         assert len(d.find_elements(By.CSS_SELECTOR, "#attributions ~ .cards .card img")) >= 10
     shots.append(tmp_path / "error.png")
     d.save_screenshot(str(shots[2]))

@@ -3,6 +3,7 @@ method's heatmap, and the per-instance scores behind each leaderboard cell."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,13 @@ from bench.site.images import grey_uri, signed_uri
 STEMS = ("counterfactuals", "attributions")
 
 
-def _groups(inst: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """(method, mode, rows) per entry, in the order of the instances CSV."""
-    keys = list(dict.fromkeys(zip(inst["method"], inst["mode"])))
-    return [(m, mode, inst[(inst["method"] == m) & (inst["mode"] == mode)]) for m, mode in keys]
+def _groups(inst: pd.DataFrame) -> list[tuple[str, str, dict]]:
+    """(method, mode, {test_index text: (position in the entry, row)}) per entry, in the CSV's order."""
+    out = {}
+    for _, r in inst.iterrows():
+        rows = out.setdefault((r["method"], r["mode"]), {})
+        rows[r["test_index"]] = (len(rows), r)
+    return [(m, mode, rows) for (m, mode), rows in out.items()]
 
 
 def _status(stem: str, row: pd.Series | None) -> tuple[str, str]:
@@ -77,13 +81,12 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
     metrics = [m for m in (part["prov"] or {}).get("metrics", []) if m["name"] in inst]
     cards, rows, notrun = [], [], []
     with_mode = bool((inst["mode"] != "").any())
-    for method, mode, g in _groups(inst):
-        hit = g.index[g["test_index"] == str(t)]
-        if not len(hit):  # listed once below, no row: a page per error stays small on a subset board
-            notrun.append(f"{esc(method)}{f' ({esc(mode)})' if mode else ''} (first {len(g)})")
+    for method, mode, by_t in part["groups"]:
+        if str(t) not in by_t:  # listed once below, no row: a page per error stays small on a subset board
+            notrun.append(f"{esc(method)}{f' ({esc(mode)})' if mode else ''} (first {len(by_t)})")
             continue
-        row = g.loc[hit[0]]
-        cards.append(_card(stem, method, mode, row, arrays[f"{method}|{mode}"][g.index.get_loc(hit[0])], x))
+        j, row = by_t[str(t)]
+        cards.append(_card(stem, method, mode, row, arrays[f"{method}|{mode}"][j], x))
         cls, text = _status(stem, row)
         cells = [(method, f"<strong>{esc(method)}</strong>", "")] + ([(mode, esc(mode), "")] if with_mode else [])
         cells.append((text, f'<span class="status {cls}">{esc(text)}</span>', ""))
@@ -98,16 +101,17 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
                      + [("", "–", "num")] * len(metrics)))
     cols = ([dict(label="method", name="method", numeric=False)] + ([dict(label="mode", name="mode", numeric=False)]
             if with_mode else []) + [dict(label="status", name="status", numeric=False)]
-            + [dict(label=metric_label(m), name=m["name"], numeric=True, tip=metric_tip(m),
+            + [dict(label=metric_label(m), name=m["name"], numeric=True, tip_ref=f"{stem}/{m['name']}",
                     first="descending" if m.get("higher_is_better") else "ascending") for m in metrics])
     intro = ("Each change map x_cf − x is drawn on its own colour scale, printed under it (red = ink added, "
              "blue = removed); red border = failed; hatched = entries not run on this error." if stem == "counterfactuals" else
              "Each heatmap is drawn over the faint digit on its own scale ±max|attr|, printed under it "
              "(red = evidence for the explained class, blue = against).")
     title = "Counterfactuals" if stem == "counterfactuals" else "Attributions"
-    return (f'<h2 id="{stem}">{title}</h2><p class="muted">{intro}</p><div class="cards">{"".join(cards)}</div>'
-            f'<h3>Per-instance scores</h3><p class="downloads">Download (every error): <a href="../files/{stem}'
-            f'_instances.csv" download>{stem}_instances.csv</a></p>' + sortable_table(cols, rows, f"{stem}-instances"))
+    table = (f'<h3>Per-instance scores</h3><p class="downloads">Download (every error): <a href="../files/{stem}'
+             f'_instances.csv" download>{stem}_instances.csv</a></p>' + sortable_table(cols, rows, f"{stem}-instances")
+             if rows else "")
+    return f'<h2 id="{stem}">{title}</h2><p class="muted">{intro}</p><div class="cards">{"".join(cards)}</div>{table}'
 
 
 def error_pages(board: dict, out: Path) -> list[dict]:
@@ -121,12 +125,14 @@ def error_pages(board: dict, out: Path) -> list[dict]:
         One dict per error (test_index, true, pred, thumb URI, href, summary) for the board's gallery;
         empty when the board has no per-instance data.
     """
-    parts = {s: p for s, p in board["parts"].items() if p.get("inst")}
+    parts = {s: dict(p, groups=_groups(p["inst"][0])) for s, p in board["parts"].items() if p.get("inst")}
     if not parts:
         return []
     arrays = next(iter(parts.values()))["inst"][1]
     idx, true, pred = (arrays[k].tolist() for k in ("errors_index", "errors_true", "errors_pred"))
     (out / "errors").mkdir(parents=True, exist_ok=True)
+    tips = {f"{s}/{m['name']}": metric_tip(m) for s, p in parts.items() for m in (p["prov"] or {}).get("metrics", [])}
+    (out / "tips.js").write_text("window.BENCH_TIPS = " + json.dumps(tips, ensure_ascii=False, indent=0) + ";\n")
     items = []
     for k, t in enumerate(idx):
         x = arrays["errors"][k].astype(np.float32)
@@ -141,7 +147,8 @@ def error_pages(board: dict, out: Path) -> list[dict]:
         crumbs = [("index", "../../index.html"), (board["title"], "../index.html")]
         title = f"{board['title']}: error #{t} (true {true[k]}, predicted {pred[k]})"
         faint = grey_uri(1 - 0.6 * x)  # grey ink on white, once per page, under every heatmap
-        digit = f"<style>.on-digit {{ background-image: url({faint}); }}</style>\n"
+        digit = (f"<style>.on-digit {{ background-image: url({faint}); }}</style>\n"
+                 '<script src="../tips.js"></script>\n')
         (out / "errors" / f"{t}.html").write_text(page(title, body, 2, crumbs, digit))
         items.append(dict(test_index=t, true=true[k], pred=pred[k], thumb=grey_uri(x), href=f"errors/{t}.html",
                           summary=_summary(parts, t)))
@@ -152,7 +159,5 @@ def _summary(parts: dict, t: int) -> str:
     """A gallery line: how many solvers flipped this error, of those that ran on it."""
     if "counterfactuals" not in parts:
         return ""
-    inst = parts["counterfactuals"]["inst"][0]
-    rows = inst[inst["test_index"] == str(t)]
-    ok = sum(_status("counterfactuals", r)[0] == "ok" for _, r in rows.iterrows())
-    return f"{ok}/{len(rows)} flipped"
+    ran = [by_t[str(t)][1] for _, _, by_t in parts["counterfactuals"]["groups"] if str(t) in by_t]
+    return f"{sum(_status('counterfactuals', r)[0] == 'ok' for r in ran)}/{len(ran)} flipped"

@@ -65,7 +65,8 @@ def sortable_table(columns: list[dict], rows: list[tuple[dict, list[tuple]]], ta
 
     Args:
         columns: dicts with `label` (HTML), `name` (plain), `numeric` (bool), optional `first`
-            ("ascending" | "descending", the first click's order) and `tip` (tooltip text).
+            ("ascending" | "descending", the first click's order) and `tip` (tooltip text) or
+            `tip_ref` (a key of the board's tips.js, filled in by site.js: pages repeat no long text).
         rows: (tr attributes, cells) per row; a cell is (data-value text, inner HTML, css class).
         table_id: the table's id.
         caption: optional caption text.
@@ -75,7 +76,8 @@ def sortable_table(columns: list[dict], rows: list[tuple[dict, list[tuple]]], ta
     """
     head = []
     for c in columns:
-        tip = f' data-tip="{esc(c["tip"])}" aria-description="{esc(c["tip"])}"' if c.get("tip") else ""
+        tip = (f' data-tip="{esc(c["tip"])}"' if c.get("tip") else
+               f' data-tip-ref="{esc(c["tip_ref"])}"' if c.get("tip_ref") else "")
         head.append(f'<th scope="col" data-type="{"num" if c["numeric"] else "str"}" data-name="{esc(c["name"])}">'
                     f'<button type="button" class="sort" data-label="{esc(c["name"])}" '
                     f'data-first="{c.get("first", "ascending")}"{tip}>{c["label"]}</button></th>')

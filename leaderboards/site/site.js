@@ -34,6 +34,11 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var tips = window.BENCH_TIPS || {}; // a board's metric definitions, shared by its error pages
+    Array.prototype.forEach.call(document.querySelectorAll("button.sort[data-tip-ref]"), function (button) {
+      var tip = tips[button.getAttribute("data-tip-ref")];
+      if (tip) button.setAttribute("data-tip", tip);
+    });
     Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
       Array.prototype.forEach.call(table.querySelectorAll("thead button.sort"), function (button) {
         button.addEventListener("click", function () { sortBy(table, button.parentNode, button); });
