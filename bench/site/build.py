@@ -20,7 +20,7 @@ from bench.site.pages import board_page, extra_page, index_page
 from bench.site.tables import read_csv_text
 
 MARKER = ".bench-site"  # marks a folder this command wrote, so a rebuild may replace it
-NOTES = {"ci": "regression baselines of `bench check` (not a leaderboard)"}
+NOTES = {"ci": "regression baselines of bench check (not a leaderboard)"}
 
 
 def _in_a_site(path: Path, root: Path, out: Path) -> bool:
