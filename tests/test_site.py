@@ -151,14 +151,15 @@ def test_instance_export_matches_the_leaderboard(tiny_site):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium through Selenium, with the browser console log readable."""
+    """Headless Chromium through Selenium, with the browser console log readable (BENCH_CHROMIUM and
+    BENCH_CHROMEDRIVER override the browser's and driver's paths)."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         _skip_or_fail("selenium is not installed: pip install -e '.[test]'")
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    chromium = os.environ.get("BENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    driver_path = os.environ.get("BENCH_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
     missing = [p for p in (chromium, driver_path) if not os.path.exists(p)]
     if missing:
         _skip_or_fail(f"no headless browser ({', '.join(missing)} missing): run `{APT}`")
@@ -192,7 +193,7 @@ def _expected(df: pd.DataFrame, metric: str, ascending: bool) -> list[tuple[str,
 
 
 @pytest.mark.slow
-def test_site_in_a_real_browser(tiny_site, browser, tmp_path):
+def test_site_in_a_real_browser(browser, tiny_site, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -272,6 +273,8 @@ def test_site_in_a_real_browser(tiny_site, browser, tmp_path):
         tip = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances th[data-name="l2"] button')
         assert "sqrt(sum((x_cf - x)^2))" in tip.get_attribute("data-tip")  # filled from the board's tips.js
         assert len(d.find_elements(By.CSS_SELECTOR, "#attributions ~ .cards .card img")) >= 10
+    for path in sorted((page.parent / "errors").glob("*.html")):  # every page of the board loads cleanly
+        _open(d, path)
     shots.append(tmp_path / "error.png")
     d.save_screenshot(str(shots[2]))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
