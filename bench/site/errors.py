@@ -37,6 +37,7 @@ def _status(stem: str, row: pd.Series | None) -> tuple[str, str]:
 
 
 def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: np.ndarray) -> str:
+    """One entry on one error: status, and x_cf with its change map, or the heatmap (each on its own scale)."""
     cls, text = _status(stem, row)
     title = esc(method) + (f" <span class=\"muted\">({esc(mode)})</span>" if mode else "")
     figs = ""
