@@ -88,23 +88,3 @@ def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str
     _atomic(npz_path, buf.getvalue())
     return [csv_path, npz_path]
 
-
-def read_instances(folder: Path, stem: str) -> tuple[pd.DataFrame, dict] | None:
-    """The per-instance rows and arrays of a board folder, or None when it has none.
-
-    Args:
-        folder: a board folder.
-        stem: "counterfactuals" or "attributions".
-
-    Returns:
-        (instances DataFrame, {key: array}) or None.
-    """
-    csv_path, npz_path = Path(folder) / f"{stem}_instances.csv", Path(folder) / f"{stem}_artifacts.npz"
-    if not (csv_path.exists() and npz_path.exists()):
-        return None
-    df = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
-    df["mode"] = df["mode"].fillna("").astype(str)
-    df["reason"] = df["reason"].fillna("").astype(str)
-    with np.load(npz_path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return df, arrays
