@@ -59,6 +59,32 @@ def test_rebuild_in_place_with_a_zoo_table(tmp_path):
     assert all(f'data-value="{m}"' in zoo for m in cf["method"])
 
 
+def test_write_instances_from_a_real_store(tmp_path, errors):
+    """Rows and arrays follow the store, in test-index order, limited to each entry's first n errors."""
+    from bench.instances import write_instances
+    from bench.leaderboard import MetricMeta
+    from bench.store import Store
+
+    store = Store(tmp_path / "store.sqlite")
+    idx = errors.index[:4].tolist()
+    store.add_records("k", [dict(test_index=t, success=i != 2, reason="budget" if i == 2 else "", queries=10 * i,
+                                 grad_queries=0, seconds=0.5, explained=int(errors.true[i]), contrast=None,
+                                 artifact=errors.x[i].numpy() * 0.5) for i, t in enumerate(idx)])
+    store.add_scores("k", "l2", "1", idx, [0.1, 0.2, float("nan"), 0.4])
+    metas = [MetricMeta("l2", False, True, "", "1"), MetricMeta("never_scored", True, False, "", "1")]
+    paths = write_instances(store, [dict(entry_key="k", method="gs", n=3)], errors, tmp_path, "counterfactuals", metas)
+    inst = pd.read_csv(paths[0], keep_default_na=False, na_values=[""])
+    assert list(inst["test_index"]) == idx[:3] and list(inst["success"]) == [True, True, False]
+    assert list(inst["pred"]) == errors.pred[:3].tolist() and inst["reason"].iloc[2] == "budget"
+    assert inst["l2"].iloc[:2].tolist() == [0.1, 0.2] and np.isnan(inst["l2"].iloc[2])
+    assert "never_scored" not in inst
+    with np.load(paths[1]) as z:
+        assert z["gs|"].dtype == np.float16 and z["gs|"].shape == (3, 28, 28)
+        assert np.allclose(z["gs|"][1], errors.x[1, 0].numpy() * 0.5, atol=1e-3)
+        assert list(z["errors_index"]) == errors.index.tolist() and z["errors"].shape == (len(errors), 28, 28)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_site_refuses_to_overwrite_a_foreign_folder(tmp_path):
     (tmp_path / "mine.txt").write_text("not a site")
     out = subprocess.run([sys.executable, "-m", "bench", "site", "--out", str(tmp_path)], capture_output=True,
