@@ -105,6 +105,10 @@ class Background:
         self.thread.start()
 
     def _run(self, prep, names, progress, oracle) -> None:
+        # One intra-op thread here (OpenMP's setting is per calling thread): the worker's
+        # requests are mostly single rows, and a second thread team would only fight the
+        # main thread's for the cores.
+        torch.set_num_threads(1)
         try:
             solve(prep, names, progress, oracle)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread by join()

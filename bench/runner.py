@@ -7,6 +7,7 @@ figures, and returns where everything went.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from bench.config import RunConfig
 from bench.errors import ErrorSet, collect_errors
 from bench.oracle import Oracle
 from bench.store import Store, entry_key
+
+log = logging.getLogger("bench")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,6 +120,21 @@ def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     return Prepared(cfg, device, data, model, meta, oracle, errors, store, folder, context, started, mctx)
 
 
+class Phases:
+    """Wall time of a run's phases, in order (logged at the end and returned in the summary)."""
+
+    def __init__(self, started: float) -> None:
+        self.last, self.seconds = started, {}
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 1)
+        self.last = now
+
+    def __str__(self) -> str:
+        return "; ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+
+
 def _model_label(cfg: RunConfig) -> str:
     """Folder name of a model: its registry name plus distinguishing params (e.g. cbam)."""
     extra = [str(v) for k, v in sorted(cfg.model_params.items()) if k in ("arch", "attn_layer")]
@@ -129,6 +147,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
 
     prep = prepare(cfg, progress)
     written: list[Path] = []
+    phases = Phases(prep.started)
+    phases.mark("prepare (data, model, errors)")
     try:
         # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
         # run in a thread beside everything else; their tables are written once they are done.
@@ -136,21 +156,26 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
         if bg is not None:
             prep.background.update(bg.names)
             counterfactual_task.solve(prep, [n for n in cfg.counterfactuals.solvers if n not in bg.names], progress)
+            phases.mark("counterfactual solvers in this process")
         try:
             if cfg.attributions.methods:
                 written += attribution_task.run(prep, progress)
+                phases.mark("attributions (explain, score, write)")
         finally:
             if bg is not None:
                 bg.join()
+                phases.mark(f"waiting for {', '.join(bg.names)}")
         if cfg.counterfactuals.solvers:
             written += counterfactual_task.run(prep, progress)
+            phases.mark("counterfactuals (solve the rest, score, write)")
         written.append(publish.write_manifest(prep.errors, prep.out_dir))
         used = publish.used_checkpoints(prep)
         if cfg.publish:
             written += publish.pin_weights(used)
     finally:
         prep.store.release()
+    log.info("phases: %s", phases)
     return dict(folder=str(prep.out_dir), paths=[str(p) for p in written], n_errors=len(prep.errors),
-                checkpoints=used,
+                checkpoints=used, phases=phases.seconds,
                 test_accuracy=prep.model_meta.get("test_accuracy"),
                 seconds=round(time.perf_counter() - prep.started, 1))
