@@ -103,6 +103,25 @@ class Oracle:
             out.register_hook(_hook)
         return out
 
+    def portable(self) -> "BlackBoxOracle":
+        """A black-box oracle over a CPU copy of the model, to be sent to a worker process.
+
+        It counts on its own (fresh counters); whoever runs it reports the rows it counted
+        back through `count_remote`, so a worker's queries are counted by this same code.
+        """
+        import copy
+
+        return Oracle(copy.deepcopy(self._model).cpu(), "cpu", self.batch_size).black_box()
+
+    def count_remote(self, rows: int, owner: int) -> None:
+        """Charge `rows` that a portable copy of this oracle counted in a worker to instance `owner`."""
+        if self.n and rows:
+            self.queries[owner] += float(rows)
+        self.total_rows += int(rows)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "on_rows": None}  # a progress callback does not travel to a worker
+
     def throughput(self, x: torch.Tensor, rows: int = 4096, repeats: int = 3) -> dict:
         """The model's raw forward speed on this device, uncounted (the yardstick for solvers).
 
@@ -175,6 +194,8 @@ class BlackBoxOracle:
         return self._inner.predict(x, owner)
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name == "_inner":  # unpickling probes these before _inner exists
+            raise AttributeError(name)
         if name in ("logits_grad", "forward_fn", "layer", "named_layer_for_cam", "_model", "unwrap"):
             raise GradientRefused(f"black-box oracle refuses {name!r}: no gradients or internals")
         return getattr(self._inner, name)

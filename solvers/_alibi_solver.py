@@ -19,8 +19,8 @@ class AlibiSolver(CounterfactualSolver):
     explain_kw)`; their Params carry `timeout_s`, `max_queries` and `keep_best`; `_train`
     holds prototype data (flat images, probabilities) when the method needs it. The worker
     starts on the first call and shuts down when the last solver using it calls `close()`
-    (or at interpreter exit). Every row alibi predicts is counted by the oracle as a query
-    of its instance; `info` adds per-row seconds, rows, and why alibi was stopped early.
+    (or at interpreter exit). Every row alibi predicts is evaluated and counted in the worker
+    by the harness's portable oracle and charged to its instance here; `info` adds per-row seconds, rows, and why alibi was stopped early.
     """
 
     white_box = False
@@ -69,9 +69,10 @@ class AlibiSolver(CounterfactualSolver):
         info = dict(seconds=[], rows=[], stopped=[])
         for i, t in enumerate(target.tolist()):
             init_kw, explain_kw = self._kwargs(t)
-            out = self._worker.explain(self.oracle, i, self.method, init_kw, explain_kw, flat[i:i + 1],
+            out = self._worker.explain(self.oracle, self.method, init_kw, explain_kw, flat[i:i + 1],
                                        tuple(x.shape[1:]), self._train, p.timeout_s, p.max_queries,
                                        p.keep_best)
+            self.oracle.count_remote(out.rows, owner=i)  # rows the worker's portable oracle counted
             if out.x_cf is not None:
                 x_cf[i] = torch.from_numpy(out.x_cf).reshape(x.shape[1:]).to(x_cf).clamp(0.0, 1.0)
             ok.append(out.x_cf is not None and out.cf_class == t)

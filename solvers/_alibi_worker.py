@@ -1,23 +1,29 @@
-"""Private: alibi (TF-1 graph code) runs in a spawned worker; the parent answers its predictions.
+"""Private: alibi (TF-1 graph code) runs in a spawned worker, which also evaluates the model.
 
 alibi's counterfactual explainers need TensorFlow in graph mode (eager disabled, global
 graph state), which stays out of the main process: one worker process, started on first
 use (TF imported there once), shared by the alibi solvers of this process, one graph,
-session and explainer per distinct setting, reused across instances (see `_build`). The model never leaves the parent: each batch of rows
-alibi wants predicted comes back over the pipe and goes through
-`oracle.probs(rows, owner=i)`, so the oracle counts every row as a query of instance i.
+session and explainer per distinct setting, reused across instances (see `_build`).
+
+The model goes to the worker once, as the harness's own *portable* oracle
+(`Oracle.portable()`: a black-box Oracle over a CPU copy of the model). Every row alibi asks
+to predict is evaluated and counted by that oracle inside the worker, so a prediction is a
+function call, not a pipe round trip through the parent (whose interpreter may be busy with
+other work); the worker reports each instance's counted rows and the parent adds them to its
+own oracle (`count_remote`). The query budget and the time limit are enforced at each
+prediction request in the worker (alibi is told to abort; the best counterfactual so far is
+kept when `keep_best`); a worker silent for `grace_s` past its deadline, or one that dies, is
+killed by the parent, and the next instance starts a fresh one.
 
 Protocol (one duplex Pipe, one instance at a time):
     worker -> parent  ("ready", import_seconds)
+    parent -> worker  ("oracle", portable black-box oracle)       once per worker
     parent -> worker  ("train", x (M,F) float32, probs (M,K) float32)  prototype data
-    parent -> worker  ("explain", method, init_kw, explain_kw, x (1,F) float32)
-    worker -> parent  ("predict", rows (R,F) float32)       any number of times
-    parent -> worker  ("probs", (R,K) float64) | ("abort", reason)
-    worker -> parent  ("done", x_cf (1,F) | None, cf_class | None) | ("failed", reason)
+    parent -> worker  ("explain", method, init_kw, explain_kw, x (1,F), shape, timeout_s,
+                       max_queries, keep_best)
+    worker -> parent  ("done", x_cf (1,F) | None, cf_class | None, rows, stopped)
+                      | ("failed", reason, rows, stopped)
     parent -> worker  ("close",)
-A timeout or a query budget is enforced at the next prediction request (alibi is told to
-abort and the worker stays warm); a worker silent for `grace_s` past its deadline, or one
-that dies, is killed, and the next instance starts a fresh one.
 """
 
 from __future__ import annotations
@@ -49,13 +55,14 @@ class AlibiWorker:
     """Parent side of the worker process (solvers use the module's shared instance).
 
     Args:
-        grace_s: how long a worker may stay silent past a deadline before it is killed.
+        grace_s: how long a worker may stay silent past a deadline before it is killed
+            (the worker checks its deadline only when alibi asks for a prediction).
         start_timeout_s: how long importing TF + alibi in a fresh worker may take.
     """
 
-    def __init__(self, grace_s: float = 5.0, start_timeout_s: float = 300.0) -> None:
+    def __init__(self, grace_s: float = 30.0, start_timeout_s: float = 300.0) -> None:
         self.grace_s, self.start_timeout_s = grace_s, start_timeout_s
-        self.proc = self.conn = self.train_key = None
+        self.proc = self.conn = self.train_key = self.oracle_key = None
         self.n_starts, self.import_seconds, self.users = 0, [], 0
 
     def start(self) -> None:
@@ -74,62 +81,47 @@ class AlibiWorker:
             raise RuntimeError("the alibi worker exited or hung while importing TensorFlow")
         self.import_seconds.append(float(self.conn.recv()[1]))
 
-    def explain(self, oracle, owner: int, method: str, init_kw: dict, explain_kw: dict,
-                x: np.ndarray, shape: tuple, train, timeout_s: float, max_queries: int,
-                keep_best: bool = True) -> Outcome:
+    def explain(self, oracle, method: str, init_kw: dict, explain_kw: dict, x: np.ndarray, shape: tuple,
+                train, timeout_s: float, max_queries: int, keep_best: bool = True) -> Outcome:
         """Explain one flat instance `x` (1,F); never raises: failures come back as reasons.
 
-        On a timeout or an exhausted query budget, alibi's best counterfactual so far is
-        kept when `keep_best` (anytime result, `stopped` says why); otherwise the row fails.
+        `oracle` is the solver's black-box oracle: its portable copy evaluates alibi's rows in
+        the worker. On a timeout or an exhausted query budget, alibi's best counterfactual so
+        far is kept when `keep_best` (anytime result, `stopped` says why); otherwise the row fails.
         """
         t0 = time.perf_counter()
         try:
             self.start()
+            if self.oracle_key is not oracle:
+                self.conn.send(("oracle", oracle.portable()))
+                self.oracle_key = oracle
             if train is not None and self.train_key is not train:
                 self.conn.send(("train", train[0], train[1]))
                 self.train_key = train
             t0 = time.perf_counter()  # worker start-up is not the instance's time
-            self.conn.send(("explain", method, init_kw, explain_kw, x))
+            self.conn.send(("explain", method, init_kw, explain_kw, x, shape, timeout_s, max_queries, keep_best))
         except Exception as e:  # noqa: BLE001 - a start failure is this row's failure
             self.kill()
             return Outcome(None, None, f"worker start failed: {type(e).__name__}: {e}", 0,
                            time.perf_counter() - t0)
-        deadline, rows, abort = t0 + timeout_s, 0, ""
-        while True:
-            limit = deadline + (self.grace_s if abort else 0.0)
-            if not wait([self.conn, self.proc.sentinel], max(limit - time.perf_counter(), 0.0)):
-                if not abort:
-                    abort = f"timeout after {timeout_s:g} s"
-                    continue
-                self.kill()
-                return Outcome(None, None, f"{abort} (worker killed)", rows, time.perf_counter() - t0)
-            try:
-                msg = self.conn.recv()
-                if msg[0] == "predict":
-                    reply = None
-                    if not abort and time.perf_counter() > deadline:
-                        abort = f"timeout after {timeout_s:g} s"
-                    if not abort and rows + len(msg[1]) > max_queries:
-                        abort = f"query budget exceeded: {rows} + {len(msg[1])} rows > max_queries={max_queries}"
-                    if not abort:
-                        try:
-                            reply = ("probs", _predict(oracle, msg[1], shape, owner))
-                            rows += len(msg[1])
-                        except Exception as e:  # noqa: BLE001 - the row fails, the run goes on
-                            abort = f"prediction failed: {type(e).__name__}: {e}"
-                    self.conn.send(reply or ("abort", abort))
-                    continue
-            except (EOFError, OSError):
-                code = self.proc.join(5) or self.proc.exitcode
-                self.kill()
-                return Outcome(None, None, f"worker crashed (exit code {code})", rows,
-                               time.perf_counter() - t0)
-            seconds = time.perf_counter() - t0
-            if msg[0] == "failed" or (abort and not keep_best):
-                return Outcome(None, None, abort or f"alibi failed: {msg[1]}", rows, seconds, abort)
-            if msg[1] is None:
-                return Outcome(None, None, "alibi found no counterfactual", rows, seconds, abort)
-            return Outcome(msg[1], msg[2], "", rows, seconds, abort)
+        limit = t0 + timeout_s + self.grace_s
+        if not wait([self.conn, self.proc.sentinel], max(limit - time.perf_counter(), 0.0)):
+            self.kill()
+            return Outcome(None, None, f"timeout after {timeout_s:g} s (worker killed)", 0,
+                           time.perf_counter() - t0)
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            code = self.proc.join(5) or self.proc.exitcode
+            self.kill()
+            return Outcome(None, None, f"worker crashed (exit code {code})", 0, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        if msg[0] == "failed":
+            return Outcome(None, None, msg[1], msg[2], seconds, msg[3])
+        _, x_cf, cf_class, rows, stopped = msg
+        if x_cf is None:
+            return Outcome(None, None, "alibi found no counterfactual", rows, seconds, stopped)
+        return Outcome(x_cf, cf_class, "", rows, seconds, stopped)
 
     def kill(self) -> None:
         """Terminate the worker now; the next `start` spawns a fresh one."""
@@ -138,7 +130,7 @@ class AlibiWorker:
             self.proc.join(5)
         if self.conn is not None:
             self.conn.close()
-        self.proc = self.conn = self.train_key = None
+        self.proc = self.conn = self.train_key = self.oracle_key = None
 
     def close(self) -> None:
         """Ask the worker to exit, then make sure it has."""
@@ -155,14 +147,6 @@ SHARED = AlibiWorker()
 atexit.register(SHARED.close)
 
 
-def _predict(oracle, batch: np.ndarray, shape: tuple, owner: int) -> np.ndarray:
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).reshape(len(batch), *shape)
-    who = torch.full((len(batch),), owner, dtype=torch.long)
-    return oracle.probs(x, owner=who).detach().cpu().double().numpy()
-
-
 # ---------------------------------------------------------------- worker process side
 class _Abort(Exception):
     """The parent refused a prediction (timeout or query budget)."""
@@ -172,12 +156,14 @@ def _serve(conn) -> None:
     """Worker main loop: import TF in graph mode once, then explain instances on request."""
     for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[k] = "1"
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # any GPU stays the parent's (torch)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # any GPU stays the parent's; the worker's copy runs on CPU
     if not os.environ.get("BENCH_DEBUG"):  # TF's import-time cuDNN/cuFFT registration noise
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     t0 = time.perf_counter()
     import tensorflow as tf
+    import torch
 
+    torch.set_num_threads(1)
     tf.get_logger().setLevel("ERROR")
     logging.getLogger("alibi").setLevel(logging.ERROR)  # "no counterfactual" becomes a reason
     tf.compat.v1.disable_eager_execution()
@@ -186,27 +172,35 @@ def _serve(conn) -> None:
 
     classes = {"proto": CounterfactualProto, "wachter": Counterfactual}
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-    train = None
+    train, oracle, limits = None, None, {}
 
     def predict(rows: np.ndarray) -> np.ndarray:
         if train is not None and rows is train[0]:  # prototype fit: the parent predicted these once
             return train[1]
-        conn.send(("predict", np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)))
-        kind, payload = conn.recv()
-        if kind == "abort":
-            raise _Abort(payload)
-        return payload
+        n, counted = len(rows), int(oracle.queries[0])
+        if time.perf_counter() > limits["deadline"]:
+            raise _Abort(f"timeout after {limits['timeout_s']:g} s")
+        if counted + n > limits["max_queries"]:
+            raise _Abort(f"query budget exceeded: {counted} + {n} rows > max_queries={limits['max_queries']}")
+        x = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).reshape(n, *limits["shape"])
+        return oracle.probs(x, owner=torch.zeros(n, dtype=torch.long)).double().numpy()
 
     conn.send(("ready", time.perf_counter() - t0))
     explainers: dict = {}  # (method, init_kw, shape) -> (graph, session, explainer): built once, reused
     while (msg := conn.recv())[0] != "close":
+        if msg[0] == "oracle":
+            oracle = msg[1]
+            continue
         if msg[0] == "train":
             train = (msg[1], msg[2])
             explainers.clear()  # their k-d trees were fitted on the previous prototype data
             continue
-        _, method, init_kw, explain_kw, x = msg
+        _, method, init_kw, explain_kw, x, shape, timeout_s, max_queries, keep_best = msg
+        limits = dict(deadline=time.perf_counter() + timeout_s, timeout_s=timeout_s, max_queries=max_queries,
+                      shape=shape)
+        oracle.start(1)
         key = (method, repr(sorted(init_kw.items())), x.shape)
-        explainer = None
+        explainer, stopped = None, ""
         try:
             if key not in explainers:
                 explainers[key] = _build(tf, classes[method], predict, x.shape, init_kw, train, config)
@@ -214,14 +208,15 @@ def _serve(conn) -> None:
             with graph.as_default():
                 cf = explainer.explain(x, **explain_kw).cf
             reply = ("done", None, None) if cf is None else ("done", _flat(cf["X"]), int(cf["class"]))
-        except _Abort as e:  # stopped by the parent: hand back the best iterate found so far
-            best = _best_so_far(explainer, explain_kw)
-            reply = ("failed", str(e)) if best is None else ("done", *best)
+        except _Abort as e:  # stopped by a budget: hand back the best iterate found so far
+            stopped = str(e)
+            best = _best_so_far(explainer, explain_kw) if keep_best else None
+            reply = ("failed", stopped) if best is None else ("done", *best)
             _drop(explainers, key)  # stopped mid-iteration: the next instance gets a fresh graph
         except Exception as e:  # noqa: BLE001 - alibi errors (incl. issue #186) become reasons
-            reply = ("failed", f"{type(e).__name__}: {e}")
+            reply = ("failed", f"alibi failed: {type(e).__name__}: {e}")
             _drop(explainers, key)
-        conn.send(reply)
+        conn.send((*reply, int(oracle.queries[0]), stopped))
 
 
 def _build(tf, cls, predict, shape: tuple, init_kw: dict, train, config) -> tuple:

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import signal
 import sys
+import threading
 
 import pytest
 import torch
@@ -89,8 +90,12 @@ def test_reused_explainer_gives_what_a_fresh_one_gives(oracle, mnist, errors):
         solver._train = None
         solver.fit(mnist.train.x, mnist.train.y)
         _, _, fresh, q_fresh, _ = _run(solver, oracle, errors, n=1, start=i)
-        assert torch.equal(fresh.x_cf[0], reused.x_cf[i]) and fresh.success[0] == reused.success[i]
-        assert q_fresh[0] == q_reused[i]
+        # alibi_proto is not bit-exact even run to run (two fresh runs of one error here differed by
+        # up to 4e-4 per pixel), so "the same" means within that noise, and the same verdict
+        assert (fresh.x_cf[0] - reused.x_cf[i]).abs().max() < 5e-3 and fresh.success[0] == reused.success[i]
+        # alibi's constructor probes the model once (np.zeros, to count classes): a reused
+        # explainer charges that row to the first instance only
+        assert q_fresh[0] == q_reused[i] + (0 if i == 0 else 1)
 
 
 def test_numgrad_regime_counts_numerical_gradients(oracle, mnist, errors):
@@ -165,28 +170,33 @@ def test_fit_is_required_for_prototypes(oracle, errors):
         solver(errors.x[:1], errors.true[:1])
 
 
-class _SabotageOracle:
-    """The real black-box oracle, plus a signal sent to the worker at chosen prediction calls."""
+def _sabotage(worker, plan: dict[int, int]) -> None:
+    """Send signal plan[k] to the worker 0.3 s into the k-th instance (0-based) it explains."""
+    original, calls = worker.explain, [0]
 
-    def __init__(self, inner, worker, plan: dict[int, int]):
-        self.inner, self.worker, self.plan, self.calls = inner, worker, plan, 0
+    def explain(*args, **kwargs):
+        worker.start()  # a fresh worker is up before the clock starts
+        sig = plan.get(calls[0])
+        calls[0] += 1
+        if sig is not None:
+            threading.Timer(0.3, os.kill, (worker.proc.pid, sig)).start()
+        return original(*args, **kwargs)
 
-    def probs(self, x, owner=None):
-        self.calls += 1
-        if self.calls in self.plan:
-            os.kill(self.worker.proc.pid, self.plan[self.calls])
-        return self.inner.probs(x, owner)
+    worker.explain = explain
 
 
 def test_hung_and_crashed_workers_are_failed_rows_and_restart(oracle, mnist, errors):
-    solver = _bind("alibi_proto", oracle, mnist, n_per_class=20, max_iterations=20, timeout_s=5.0)
+    solver = _bind("alibi_proto", oracle, mnist, n_per_class=20, max_iterations=1000, timeout_s=5.0)
     _run(solver, oracle, errors, n=1)  # make sure the worker is up
     worker, starts = solver._worker, solver._worker.n_starts
     worker.grace_s = 0.5
-    # instance 0: frozen at its 2nd prediction (silent past deadline + grace -> killed);
-    # instance 1, on a fresh worker (calls 3, 4, ...): killed at its 3rd prediction
-    solver.oracle = _SabotageOracle(oracle.black_box(), worker, {2: signal.SIGSTOP, 5: signal.SIGKILL})
-    _, _, res, _, _ = _run(solver, oracle, errors, n=3)
+    # instance 0: frozen mid-explain (silent past deadline + grace -> killed);
+    # instance 1, on a fresh worker: killed mid-explain
+    _sabotage(worker, {0: signal.SIGSTOP, 1: signal.SIGKILL})
+    try:
+        _, _, res, _, _ = _run(solver, oracle, errors, n=3)
+    finally:
+        del worker.explain
     assert res.success[:2].tolist() == [False, False]
     assert "timeout after 5 s (worker killed)" == res.reason[0]
     assert res.reason[1].startswith("worker crashed")
