@@ -153,7 +153,12 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
         # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
         # run in a thread beside everything else; their tables are written once they are done.
         bg = counterfactual_task.start_background(prep, progress) if cfg.counterfactuals.overlap else None
+        threads = torch.get_num_threads()
         if bg is not None:
+            # One core each while the worker runs: two intra-op threads here plus the worker's
+            # would oversubscribe two cores, and OpenMP threads that spin at barriers while
+            # descheduled made Growing Spheres 3.5x slower here (setting is per calling thread).
+            torch.set_num_threads(max(1, threads - 1))
             prep.background.update(bg.names)
             counterfactual_task.solve(prep, [n for n in cfg.counterfactuals.solvers if n not in bg.names], progress)
             phases.mark("counterfactual solvers in this process")
@@ -164,6 +169,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
         finally:
             if bg is not None:
                 bg.join()
+                torch.set_num_threads(threads)
                 phases.mark(f"waiting for {', '.join(bg.names)}")
         if cfg.counterfactuals.solvers:
             written += counterfactual_task.run(prep, progress)
