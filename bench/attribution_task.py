@@ -18,6 +18,7 @@ from bench import leaderboard, provenance
 from bench.counterfactual_task import leaderboard_notes
 from bench.instances import write_instances
 from bench.progress import bar as progress_bar
+from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
 from bench.stats import paired_pvalue
 from metrics import ATTR_METRICS
@@ -45,7 +46,7 @@ def _explain(prep, method, key: str, mode: str, indices: np.ndarray, bs: int, pr
     done = prep.store.done_indices(key)
     todo = [i for i in indices if int(errs.index[i]) not in done]
     bar = progress_bar(len(todo), f"attr {method.registry_name}/{mode}", progress=progress)
-    prep.oracle.on_rows = lambda rows: bar.set_postfix_str(f"{rows:,} queries in batch", refresh=False)
+    prep.oracle.on_rows = live_queries(bar)
     for start in range(0, len(todo), bs):
         pos = torch.tensor(todo[start:start + bs])
         explained, contrast = _targets(errs, mode, pos)

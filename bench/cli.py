@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -92,8 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     # at ERROR level when torch came first; BENCH_DEBUG=1 keeps TensorFlow's own setting.
     if not os.environ.get("BENCH_DEBUG"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # OpenMP threads that finish a parallel region sleep instead of spinning (read when torch
+    # first loads, which is below): spinning threads of one team steal the cores the alibi
+    # worker and the other team need when solvers run side by side (see bench/runner.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     _logging(getattr(args, "quiet", False))
+    try:
+        return _dispatch(args)
+    finally:
+        logging.getLogger("bench").propagate = True  # in-process callers (tests) get their logging back
+
+
+def _dispatch(args) -> int:
     try:
         if args.command == "list":
             return cmd_list(args.what)
@@ -158,6 +170,7 @@ def _logging(quiet: bool) -> None:
     log = logging.getLogger("bench")
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False  # TensorFlow or alibi may give the root logger a handler: print once
 
 
 def _train(cfg, args) -> int:

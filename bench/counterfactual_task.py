@@ -14,6 +14,7 @@ from bench import leaderboard, provenance
 from bench.instances import write_instances
 from bench.oracle import Oracle
 from bench.progress import bar as progress_bar
+from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
 from metrics import CF_METRICS
 from metrics.base import CFBatch
@@ -38,7 +39,7 @@ def _solve(prep, name: str, key: str, indices: np.ndarray, params: dict, progres
     cls = SOLVERS.get(name)
     solver = cls(oracle if cls.white_box else oracle.black_box(), **params)
     bar = progress_bar(len(todo), f"cf {name}", progress=progress)
-    oracle.on_rows = lambda rows: bar.set_postfix_str(f"{rows:,} queries in batch", refresh=False)
+    oracle.on_rows = live_queries(bar)
     solver.fit(prep.data.train.x, prep.data.train.y)
     bs = 1 if cls.in_worker else cfg.batch_size  # a worker solver goes image by image anyway: show each
     try:
@@ -120,9 +121,14 @@ class Background:
             raise self.error
 
 
+def in_worker(name: str) -> bool:
+    """Does solver `name` spend its time in a worker process (so it can run beside other work)?"""
+    return SOLVERS.get(name).in_worker
+
+
 def start_background(prep, progress: bool = True) -> Background | None:
     """Start the configured in-worker solvers in a background thread (None when there are none)."""
-    names = [n for n in prep.cfg.counterfactuals.solvers if SOLVERS.get(n).in_worker]
+    names = [n for n in prep.cfg.counterfactuals.solvers if in_worker(n)]
     return Background(prep, names, progress) if names else None
 
 

@@ -152,16 +152,15 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
     try:
         # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
         # run in a thread beside everything else; their tables are written once they are done.
-        bg = counterfactual_task.start_background(prep, progress) if cfg.counterfactuals.overlap else None
-        threads = torch.get_num_threads()
-        if bg is not None:
-            # One core each while the worker runs: two intra-op threads here plus the worker's
-            # would oversubscribe two cores, and OpenMP threads that spin at barriers while
-            # descheduled made Growing Spheres 3.5x slower here (setting is per calling thread).
-            torch.set_num_threads(max(1, threads - 1))
-            prep.background.update(bg.names)
-            counterfactual_task.solve(prep, [n for n in cfg.counterfactuals.solvers if n not in bg.names], progress)
+        # In-process solvers first (Growing Spheres wants both cores), then the worker solvers
+        # start beside the attribution suite.
+        bg = None
+        if cfg.counterfactuals.overlap:
+            counterfactual_task.solve(prep, [n for n in cfg.counterfactuals.solvers
+                                             if not counterfactual_task.in_worker(n)], progress)
             phases.mark("counterfactual solvers in this process")
+            bg = counterfactual_task.start_background(prep, progress)
+            prep.background.update(bg.names if bg else ())
         try:
             if cfg.attributions.methods:
                 written += attribution_task.run(prep, progress)
@@ -169,7 +168,6 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
         finally:
             if bg is not None:
                 bg.join()
-                torch.set_num_threads(threads)
                 phases.mark(f"waiting for {', '.join(bg.names)}")
         if cfg.counterfactuals.solvers:
             written += counterfactual_task.run(prep, progress)

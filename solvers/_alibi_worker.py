@@ -17,7 +17,7 @@ killed by the parent, and the next instance starts a fresh one.
 
 Protocol (one duplex Pipe, one instance at a time):
     worker -> parent  ("ready", import_seconds)
-    parent -> worker  ("oracle", portable black-box oracle)       once per worker
+    parent -> worker  ("oracle", portable black-box oracle, torch threads)  once per worker
     parent -> worker  ("train", x (M,F) float32, probs (M,K) float32)  prototype data
     parent -> worker  ("explain", method, init_kw, explain_kw, x (1,F), shape, timeout_s,
                        max_queries, keep_best)
@@ -93,7 +93,10 @@ class AlibiWorker:
         try:
             self.start()
             if self.oracle_key is not oracle:
-                self.conn.send(("oracle", oracle.portable()))
+                import torch
+
+                # as many intra-op threads as the calling thread has (1 in a background thread)
+                self.conn.send(("oracle", oracle.portable(), torch.get_num_threads()))
                 self.oracle_key = oracle
             if train is not None and self.train_key is not train:
                 self.conn.send(("train", train[0], train[1]))
@@ -163,6 +166,9 @@ def _serve(conn) -> None:
     import tensorflow as tf
     import torch
 
+    from bench.memory import keep_freed_memory
+
+    keep_freed_memory()  # as in the parent: large prediction batches must not re-fault their memory
     torch.set_num_threads(1)
     tf.get_logger().setLevel("ERROR")
     logging.getLogger("alibi").setLevel(logging.ERROR)  # "no counterfactual" becomes a reason
@@ -190,6 +196,7 @@ def _serve(conn) -> None:
     while (msg := conn.recv())[0] != "close":
         if msg[0] == "oracle":
             oracle = msg[1]
+            torch.set_num_threads(msg[2])
             continue
         if msg[0] == "train":
             train = (msg[1], msg[2])
