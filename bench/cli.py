@@ -99,10 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     _logging(getattr(args, "quiet", False))
+    log = logging.getLogger("bench")
     try:
         return _dispatch(args)
-    finally:
-        logging.getLogger("bench").propagate = True  # in-process callers (tests) get their logging back
+    finally:  # in-process callers (tests, notebooks) get the logger back as it was
+        log.handlers[:] = [h for h in log.handlers if not isinstance(h, _StderrHandler)]
+        log.propagate = True
+        log.setLevel(logging.NOTSET)
+        from bench.progress import set_enabled
+
+        set_enabled(True)
 
 
 def _dispatch(args) -> int:
@@ -150,6 +156,18 @@ def _dispatch(args) -> int:
         return 2
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each message (pytest swaps it per test)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 class _Formatter:
     """`bench: message`, and `bench: WARNING: message` for warnings and errors."""
 
@@ -160,12 +178,10 @@ class _Formatter:
 
 def _logging(quiet: bool) -> None:
     """Messages and warnings on stderr as `bench: ...`; --quiet keeps warnings and errors only."""
-    import logging
-
     from bench.progress import set_enabled
 
     set_enabled(not quiet)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Formatter())
     log = logging.getLogger("bench")
     log.handlers[:] = [handler]
