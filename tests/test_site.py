@@ -14,17 +14,12 @@ import pytest
 
 from bench.leaderboard import _fmt
 from bench.site import build_site
+from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / ".artifacts" / "site"
 APT = "apt-get install -y chromium chromium-driver"
 ATTR_METHODS = '["saliency","input_x_gradient","ig","gradcam","random"]'
-
-
-def _skip_or_fail(reason: str):
-    if os.environ.get("BENCH_REQUIRE_ALL") == "1":
-        pytest.fail(f"{reason} (BENCH_REQUIRE_ALL=1 makes this skip a failure)")
-    pytest.skip(reason)
 
 
 def test_site_from_committed_boards(tmp_path):
@@ -183,12 +178,12 @@ def browser():
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _skip_or_fail("selenium is not installed: pip install -e '.[test]'")
+        skip_or_fail("selenium is not installed: pip install -e '.[test]'")
     chromium = os.environ.get("BENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     driver_path = os.environ.get("BENCH_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
     missing = [p for p in (chromium, driver_path) if not os.path.exists(p)]
     if missing:
-        _skip_or_fail(f"no headless browser ({', '.join(missing)} missing): run `{APT}`")
+        skip_or_fail(f"no headless browser ({', '.join(missing)} missing): run `{APT}`")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,860"):
