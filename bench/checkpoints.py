@@ -137,7 +137,7 @@ def lock(path: Path) -> FileLock:
 
 
 def load_or_build(relpath: str, build_fn, train_fn, cache_dir: str | Path, use_reference: bool = True,
-                  force: bool = False) -> tuple[torch.nn.Module, dict, str, Path]:
+                  force: bool = False) -> tuple[torch.nn.Module, dict]:
     """The module at `relpath` from the reference weights or the cache, or trained now.
 
     Args:
@@ -147,22 +147,24 @@ def load_or_build(relpath: str, build_fn, train_fn, cache_dir: str | Path, use_r
         train_fn: (module) -> metadata dict; trains the module in place.
         force: train even when a cached checkpoint exists (never overwrites a reference).
     Returns:
-        (module, metadata, source, path) with source "reference" | "cache" | "trained".
+        (module, metadata); the metadata adds `source` ("reference" | "cache" | "trained"),
+        `cached` (not trained now), `checkpoint` (the file's path) and `relpath`.
     """
     path, source = locate(relpath, cache_dir, use_reference and not force)
+    module = build_fn()
     if source == "reference":
-        module = build_fn()
         meta = load_into(module, path)
         log.info("using reference weights %s", path)
-        return module, meta, source, path
-    with lock(path):  # a concurrent run training the same checkpoint finishes first; we then load it
-        if path.exists() and not force:
-            module = build_fn()
-            try:
-                return module, load_into(module, path), "cache", path
-            except CheckpointError as e:
-                log.warning("%s; training it again", e)
-        module = build_fn()
-        meta = train_fn(module)
-        save(path, module, meta)
-    return module, meta, "trained", path
+    else:
+        with lock(path):  # a concurrent run training the same checkpoint finishes first; we then load it
+            meta = None
+            if path.exists() and not force:
+                try:
+                    meta = load_into(module, path)
+                except CheckpointError as e:
+                    log.warning("%s; training it again", e)
+                    module = build_fn()
+            if meta is None:
+                meta, source = train_fn(module), "trained"
+                save(path, module, meta)
+    return module, dict(meta, source=source, cached=source != "trained", checkpoint=str(path), relpath=relpath)

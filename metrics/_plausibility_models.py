@@ -138,12 +138,11 @@ def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, de
 
     key = _key(repr(build_autoencoder(s)), dataclasses.asdict(s), dataset, seed)
     rel = f"autoencoders/{dataset}/ae-{key}.pt"
-    aes, meta, source, path = load_or_build(rel, build, train, cache_dir, use_reference)
+    aes, meta = load_or_build(rel, build, train, cache_dir, use_reference)
     aes.to(device).eval()
     for p in aes.parameters():
         p.requires_grad_(False)
-    meta = dict(meta, checkpoint=str(path), relpath=rel, cache_key=key, cached=source != "trained", source=source,
-                weights_sha256=weights_hash(aes))
+    meta = dict(meta, cache_key=key, weights_sha256=weights_hash(aes))
     return aes, meta
 
 
@@ -167,10 +166,9 @@ def load_or_train_second_classifier(data, dataset: str, cache_dir: str, seed: in
 
     key = _key(repr(build()), dataclasses.asdict(MLP_TRAIN), dataset, seed2)
     rel = f"second_classifier/{dataset}/mlp-{key}.pt"
-    model, meta, source, path = load_or_build(rel, build, train, cache_dir, use_reference)
+    model, meta = load_or_build(rel, build, train, cache_dir, use_reference)
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    meta = dict(meta, checkpoint=str(path), relpath=rel, cache_key=key, cached=source != "trained", source=source,
-                weights_sha256=weights_hash(model))
+    meta = dict(meta, cache_key=key, weights_sha256=weights_hash(model))
     return model, meta

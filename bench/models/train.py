@@ -120,9 +120,8 @@ def load_or_train(cfg, data, device, progress: bool = True, force: bool = False)
                     n_params=sum(p.numel() for p in model.parameters()))
         return meta
 
-    model, meta, source, path = checkpoints.load_or_build(rel, build, train, cfg.cache_dir,
-                                                          use_reference=not cfg.retrain, force=force)
+    model, meta = checkpoints.load_or_build(rel, build, train, cfg.cache_dir, use_reference=not cfg.retrain,
+                                            force=force)
     model.to(device).eval()
-    meta = dict(meta, cached=source != "trained", source=source, checkpoint=str(path), relpath=rel, cache_key=key,
-                weights_sha256=weights_hash(model))
+    meta = dict(meta, cache_key=key, weights_sha256=weights_hash(model))
     return model, meta
