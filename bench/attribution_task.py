@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from bench import leaderboard, provenance
+from bench.api.metrics import AttrBatch
+from bench.config import TARGET_MODES
 from bench.counterfactual_task import leaderboard_notes
 from bench.instances import write_instances
 from bench.progress import bar as progress_bar
@@ -22,10 +24,9 @@ from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
 from bench.stats import paired_pvalue
 from metrics import ATTR_METRICS
-from metrics.base import AttrBatch
 from solvers import ATTRIBUTIONS
 
-MODES = ("predicted", "true", "contrast")
+MODES = TARGET_MODES
 CONTROL = "random"
 SANITY_METRIC = "deletion_auc"
 log = logging.getLogger("bench")

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from bench import leaderboard, provenance
+from bench.api.metrics import CFBatch
+from bench.api.oracle import Oracle
 from bench.instances import write_instances
-from bench.oracle import Oracle
 from bench.progress import bar as progress_bar
 from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
 from metrics import CF_METRICS
-from metrics.base import CFBatch
 from solvers import SOLVERS
 
 PLAUSIBILITY = ("knn_ratio", "im1", "im2", "oracle_agreement")

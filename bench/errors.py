@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.oracle import Oracle
+from bench.api.oracle import Oracle
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
+from bench.api.oracle import Oracle
 from bench.config import RunConfig
 from bench.errors import ErrorSet, collect_errors
-from bench.oracle import Oracle
 from bench.store import Store, entry_key
+from bench.validate import validate
 
 log = logging.getLogger("bench")
 
@@ -61,42 +62,15 @@ class Prepared:
         return min(int(subset.get(name, subset.get("*", n))), n)
 
 
-def validate(cfg: RunConfig) -> None:
-    """Every name and parameter table of the config, checked before any data or model is touched.
-
-    Raises the registries' and Params' one-line errors (unknown name with suggestions, unknown
-    parameter, wrong type).
-    """
-    from bench.attribution_task import MODES
-    from bench.data import DATASETS
-    from bench.models import MODELS
-    from metrics import ATTR_METRICS, CF_METRICS
-    from solvers import ATTRIBUTIONS, SOLVERS
-
-    DATASETS.get(cfg.dataset)
-    MODELS.get(cfg.model)
-    for registry, task in ((SOLVERS, cfg.counterfactuals), (ATTRIBUTIONS, cfg.attributions)):
-        names = task.solvers if registry is SOLVERS else task.methods
-        for name in (*names, *task.params):  # a parameter table of an entry not run is still checked
-            registry.get(name).param_dict(**dict(task.params.get(name, {})))
-    for name in cfg.counterfactuals.metrics:
-        CF_METRICS.get(name)
-    for name in (*cfg.attributions.metrics, *cfg.attributions.metric_params, *cfg.attributions.metric_subset):
-        ATTR_METRICS.get(name)
-    for mode in cfg.attributions.targets:
-        if mode not in MODES:
-            raise ValueError(f"unknown attribution target mode {mode!r} ({' | '.join(MODES)})")
-
-
 def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     """Load data, load or train the model, collect its errors, open the store."""
+    from bench.api.metrics import MetricContext
     from bench.data import load_dataset
     from bench.models.train import load_or_train
     from bench.publish import out_dir, refuse_unpublishable
-    from metrics.base import MetricContext
 
     started = time.perf_counter()
-    validate(cfg)
+    validate(cfg)  # every name and parameter, before any data or model is touched
     refuse_unpublishable(cfg)
     device = resolve_device(cfg.device)
     # The store first: a damaged store or a concurrent run on it is refused before any work.

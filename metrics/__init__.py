@@ -4,10 +4,7 @@ CF_METRICS score counterfactuals, ATTR_METRICS score attribution maps. Definitio
 pinned in the functions' docstrings and in leaderboards/README.md.
 """
 
-from bench.registry import Registry
-
-CF_METRICS = Registry("cf_metric")
-ATTR_METRICS = Registry("attr_metric")
+from bench.api.registry import ATTR_METRICS, CF_METRICS
 
 _CF = "metrics.counterfactual"
 for _name, _summary in [

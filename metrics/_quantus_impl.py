@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import torch
 
-from metrics.base import AttrBatch, MetricContext
+from bench.api.metrics import AttrBatch, MetricContext
 
 FAST = dict(return_aggregate=False, disable_warnings=True, display_progressbar=False)
 

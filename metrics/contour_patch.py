@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench.api.metrics import AttrBatch, MetricContext, metric
 from metrics import ATTR_METRICS
-from metrics.base import AttrBatch, MetricContext, metric
 from metrics.deletion_insertion import pixel_rank
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from bench.api.metrics import CFBatch, MetricContext, metric
 from metrics import CF_METRICS
-from metrics.base import CFBatch, MetricContext, metric
 
 L0_ATOL = 1e-3
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.api.metrics import AttrBatch, MetricContext, metric
 from metrics import ATTR_METRICS
-from metrics.base import AttrBatch, MetricContext, metric
 
 Substrate = Union[str, float, Callable[[torch.Tensor], torch.Tensor]]
 

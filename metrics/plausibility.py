@@ -16,12 +16,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.api.metrics import CFBatch, MetricContext, metric
 from metrics import CF_METRICS
 from metrics._plausibility_models import (
     load_or_train_autoencoders,
     load_or_train_second_classifier,
 )
-from metrics.base import CFBatch, MetricContext, metric
 
 KNN_K = 5  # neighbours averaged by knn_ratio
 KNN_CHUNK = 256  # query rows per cdist call

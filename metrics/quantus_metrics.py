@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench.api.metrics import AttrBatch, MetricContext, metric
 from metrics import ATTR_METRICS
 from metrics._quantus_impl import (
     NORM,
@@ -25,7 +26,6 @@ from metrics._quantus_impl import (
     run_quantus,
     ssim_2d,
 )
-from metrics.base import AttrBatch, MetricContext, metric
 
 STEP = 28  # pixels per step on 28x28: 28 steps, as deletion_auc
 

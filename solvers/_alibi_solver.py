@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from bench.results import CFResult
+from bench.api.methods import CounterfactualSolver
+from bench.api.results import CFResult
 from solvers._alibi_worker import SHARED, AlibiWorker
-from solvers.base import CounterfactualSolver
 
 
 class AlibiSolver(CounterfactualSolver):

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.oracle import Oracle
-from bench.results import AttrResult
-from solvers.base import AttributionMethod
+from bench.api.methods import AttributionMethod
+from bench.api.oracle import Oracle
+from bench.api.results import AttrResult
 
 BATCH_ROWS = 256
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from captum.attr import GuidedGradCam as CaptumGuidedGradCam
 from captum.attr import LayerAttribution, LayerGradCam
 
-from bench.config import ConfigError
+from bench.api.params import ConfigError
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn
 

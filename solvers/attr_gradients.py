@@ -14,9 +14,9 @@ from captum.attr import InputXGradient as CaptumInputXGradient
 from captum.attr import NoiseTunnel
 from captum.attr import Saliency as CaptumSaliency
 
+from bench.api.methods import NoParams
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, logit_fn, seeded
-from solvers.base import NoParams
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.results import CFResult
+from bench.api.methods import CounterfactualSolver
+from bench.api.results import CFResult
 from solvers import SOLVERS
-from solvers.base import CounterfactualSolver
 
 
 @dataclass(frozen=True)

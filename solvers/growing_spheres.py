@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.results import CFResult
+from bench.api.methods import CounterfactualSolver
+from bench.api.results import CFResult
 from solvers import SOLVERS
 from solvers._growing_spheres_impl import greedy_sparsify, search_layers
-from solvers.base import CounterfactualSolver
 
 SHRINK, GROW, FOUND, FAILED = 0, 1, 2, 3
 RESERVE = 2  # queries kept back per instance for the final re-check (and its fallback)

@@ -52,15 +52,15 @@ def cnn(mnist, cache_dir):
 
 @pytest.fixture()
 def oracle(cnn):
-    from bench.oracle import Oracle
+    from bench.api.oracle import Oracle
 
     return Oracle(cnn[0], "cpu")
 
 
 @pytest.fixture(scope="session")
 def errors(mnist, cnn):
+    from bench.api.oracle import Oracle
     from bench.errors import collect_errors
-    from bench.oracle import Oracle
 
     return collect_errors(Oracle(cnn[0], "cpu"), mnist.test.x, mnist.test.y, cnn[1]["weights_sha256"])
 

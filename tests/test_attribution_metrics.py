@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.api.metrics import AttrBatch, MetricContext
 from metrics import ATTR_METRICS
-from metrics.base import AttrBatch, MetricContext
 from metrics.contour_patch import contour_masks, contour_patch
 from metrics.deletion_insertion import (
     auc,

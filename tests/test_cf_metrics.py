@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import metrics.counterfactual as M
+from bench.api.metrics import CFBatch
 from metrics import CF_METRICS
-from metrics.base import CFBatch
 
 
 def batch(x, x_cf, target=None, probs=None):

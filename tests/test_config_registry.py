@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from bench.api.registry import Registry, RegistryError
 from bench.config import ConfigError, make_config, preset_names
-from bench.registry import Registry, RegistryError
 
 
 def test_default_preset_and_overrides():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.oracle import GradientRefused
+from bench.api.oracle import GradientRefused
 
 
 def test_forward_rows_are_counted_per_owner(oracle, errors):

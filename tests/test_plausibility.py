@@ -9,17 +9,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.api.metrics import CFBatch, MetricContext
 from metrics import CF_METRICS
 from metrics import plausibility as P
 from metrics._plausibility_models import SECOND_SEED_OFFSET, load_or_train_autoencoders
-from metrics.base import CFBatch, MetricContext
 
 NAMES = ["knn_ratio", "im1", "im2", "oracle_agreement"]
 
 
 @pytest.fixture(scope="module")
 def ctx(mnist, cnn, cache_dir) -> MetricContext:
-    from bench.oracle import Oracle
+    from bench.api.oracle import Oracle
 
     return MetricContext(oracle=Oracle(cnn[0], "cpu"), data=mnist, device="cpu", cache_dir=cache_dir,
                          seed=0, dataset="mnist")

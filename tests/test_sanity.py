@@ -9,10 +9,10 @@ randomised (while the model-independent random control does not change at all).
 import numpy as np
 import torch
 
+from bench.api.metrics import AttrBatch, MetricContext
 from bench.attribution_task import sanity_against_control
 from bench.leaderboard import EntryScores
 from metrics import ATTR_METRICS
-from metrics.base import AttrBatch, MetricContext
 from solvers import ATTRIBUTIONS
 
 METHODS = ("saliency", "ig", "random")

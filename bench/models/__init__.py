@@ -3,9 +3,8 @@
 Every model maps images in [0,1] (N,1,28,28) to logits and owns its normalisation.
 """
 
-from bench.registry import Registry
+from bench.api.registry import MODELS
 
-MODELS = Registry("model")
 MODELS.declare("cnn", "bench.models.cnn:build_cnn",
                "seed-report baseline CNN: conv32-pool-conv64-pool-fc128-dropout-fc10 (~225k params)")
 MODELS.declare("timm", "bench.models.timm_backbones:build_timm",

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import torch
 
-from bench.config import build
-from bench.oracle import Oracle
-from bench.results import AttrResult, CFResult
+from bench.api.oracle import Oracle
+from bench.api.params import build
+from bench.api.results import AttrResult, CFResult
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Method(abc.ABC):  # noqa: B024 (the abstract __call__ lives on the two sub
     # spends its time in another process (the alibi worker): the harness may run it beside other work
     in_worker: ClassVar[bool] = False
     registry_name: ClassVar[str] = ""
+    # run-wide services (cache directory, cached checkpoints, seed, progress): set by the harness
+    # before fit(); None when a method is used on its own
+    ctx = None
 
     def __init__(self, oracle: Oracle, **params) -> None:
         if self.white_box and not getattr(oracle, "white_box", False):

@@ -25,29 +25,41 @@ class Entry:
     name: str
     target: str  # "package.module:attribute"
     summary: str
+    extra: str = ""  # the optional dependency group it needs (pip install "bench-xai[<extra>]")
 
 
 class Registry:
     """Names -> lazily imported objects, for one kind of thing ("solver", "metric", ...)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, declared_in: str | None = None) -> None:
         self.kind = kind
         self.group = f"bench.{kind}s"
+        self.declared_in = declared_in  # the module whose import declares the built-in entries
         self._declared: dict[str, Entry] = {}
         self._loaded: dict[str, Any] = {}
         self._plugins_scanned = False
+        self._declarations_loaded = declared_in is None
+
+    def _load_declarations(self) -> None:
+        if not self._declarations_loaded:
+            self._declarations_loaded = True
+            importlib.import_module(self.declared_in)
 
     # -- declaring and registering -------------------------------------------------
-    def declare(self, name: str, target: str, summary: str) -> None:
-        """Declare `name` as living at `target` ("module:attr") without importing it."""
-        if name in self._declared:
+    def declare(self, name: str, target: str, summary: str, extra: str = "") -> None:
+        """Declare `name` as living at `target` ("module:attr") without importing it.
+
+        `extra` names the optional dependency group the entry needs (e.g. "alibi").
+        """
+        if name in self._declared and self._declared[name].target != target:
             raise RegistryError(f"{self.kind} {name!r} is declared twice")
-        self._declared[name] = Entry(name, target, summary)
+        self._declared[name] = Entry(name, target, summary, extra)
 
     def register(self, name: str) -> Callable[[Any], Any]:
         """Decorator: register the decorated class or function under `name`."""
 
         def deco(obj: Any) -> Any:
+            self._load_declarations()
             if name in self._loaded and self._loaded[name] is not obj:
                 raise RegistryError(f"{self.kind} {name!r} is registered twice")
             module = getattr(obj, "__module__", "?")
@@ -73,6 +85,7 @@ class Registry:
 
     # -- lookup ----------------------------------------------------------------------
     def _scan_plugins(self) -> None:
+        self._load_declarations()
         if self._plugins_scanned:
             return
         self._plugins_scanned = True
@@ -101,6 +114,11 @@ class Registry:
             f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"
         )
 
+    def entry(self, name: str) -> Entry:
+        """The declaration of `name` (no import)."""
+        self.check(name)
+        return self._declared[name]
+
     def get(self, name: str) -> Any:
         """Import (once) and return the object registered as `name`."""
         self.check(name)
@@ -116,3 +134,13 @@ class Registry:
             except (AttributeError, TypeError):
                 pass
         return self._loaded[name]
+
+
+# The registries. Each one's built-in entries are declared (name -> module, no import) in the
+# package named here, imported on first use; a plugin registers with the decorator alone.
+DATASETS = Registry("dataset", "bench.data")
+MODELS = Registry("model", "bench.models")
+SOLVERS = Registry("solver", "solvers")
+ATTRIBUTIONS = Registry("attribution", "solvers")
+CF_METRICS = Registry("cf_metric", "metrics")
+ATTR_METRICS = Registry("attr_metric", "metrics")
