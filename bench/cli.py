@@ -126,9 +126,9 @@ def _dispatch(args) -> int:
             print(json.dumps(build_site(args.root, args.out)))
             return 0
         cfg = _config(args)
-        from bench.memory import keep_freed_memory
+        from bench.api.memory import keep_freed_memory
 
-        keep_freed_memory()  # steady forward speed after training in-process (see bench/memory.py)
+        keep_freed_memory()  # steady forward speed after training in-process (see bench/api/memory.py)
         if args.command == "train":
             return _train(cfg, args)
         if args.command == "check":

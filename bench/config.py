@@ -53,7 +53,9 @@ class AttributionConfig:
     targets: tuple[str, ...] = ("predicted",)  # predicted | true | contrast
     metrics: tuple[str, ...] = ()
     metric_params: dict = field(default_factory=dict)
-    metric_subset: dict = field(default_factory=dict)  # metric -> first n errors (costly re-explaining ones)
+    metric_subset: dict = field(default_factory=dict)  # metric -> first n errors (wins over subset_by_need)
+    # a metric need (bench.api.metrics.NEEDS, e.g. "explain_fn": it re-runs the method) -> first n errors
+    subset_by_need: dict = field(default_factory=dict)
     subset: dict = field(default_factory=dict)
     batch_size: int = 256
 
@@ -78,6 +80,7 @@ class RunConfig:
     store: str | None = None  # SQLite run store; default <cache_dir>/runs/<dataset>/<model>.sqlite
     n_bootstrap: int = 1000
     n_figure: int = 8
+    plugins: tuple[str, ...] = ()  # modules or .py files that register entries (bench.plugins)
     train: TrainConfig = field(default_factory=TrainConfig)
     counterfactuals: CounterfactualConfig = field(default_factory=CounterfactualConfig)
     attributions: AttributionConfig = field(default_factory=AttributionConfig)

@@ -9,11 +9,12 @@ the error images), so a fresh clone without the SQLite store can still show each
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bench import atomic
 
 RECORD_COLUMNS = ["queries", "grad_queries", "seconds"]
 F16_MAX = float(np.finfo(np.float16).max)
@@ -25,12 +26,6 @@ def _f16(images: list[np.ndarray]) -> np.ndarray:
     if a.ndim == 4 and a.shape[1] == 1:
         a = a[:, 0]
     return np.clip(a, -F16_MAX, F16_MAX).astype(np.float16)
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str,
@@ -78,13 +73,13 @@ def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str
     for c in ("true", "pred", "explained", "contrast"):
         df[c] = df[c].astype("Int64")
     csv_path, npz_path = out_dir / f"{stem}_instances.csv", out_dir / f"{stem}_artifacts.npz"
-    _atomic(csv_path, df.to_csv(index=False, float_format="%.7g").encode())
+    atomic.write_bytes(csv_path, df.to_csv(index=False, float_format="%.7g").encode())
     arrays["errors"] = _f16([x.numpy() for x in errors.x])
     arrays["errors_index"] = errors.index.numpy().astype(np.int64)
     arrays["errors_true"] = errors.true.numpy().astype(np.int64)
     arrays["errors_pred"] = errors.pred.numpy().astype(np.int64)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _atomic(npz_path, buf.getvalue())
+    atomic.write_bytes(npz_path, buf.getvalue())
     return [csv_path, npz_path]
 

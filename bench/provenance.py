@@ -51,33 +51,84 @@ def device_info(device) -> dict:
     return info
 
 
-def command_line() -> str:
-    """The command that produced this run, shell-quoted so it can be pasted back."""
+# Settings of this machine or this invocation, not of the experiment: left out of the command.
+_LOCAL = {"preset", "out", "publish", "force", "cache_dir", "store", "data_dir", "device"}
+
+
+def reproduce_command(cfg) -> str:
+    """The command that reproduces `cfg`, built from the config (never from sys.argv).
+
+    `python -m bench run --preset <preset>` plus one `--set key=value` for every value that
+    differs from the preset's, as TOML; `--publish` when the run published.
+    """
     import shlex
 
-    return shlex.join(["python", "-m", "bench", *sys.argv[1:]])
+    from bench.config import ConfigError, make_config
+
+    try:
+        base = make_config(cfg.preset).to_dict()
+    except ConfigError:  # a preset file that is not here: spell out every value
+        base = {}
+    sets = [f"{k}={toml_value(v)}" for k, v in _diff(cfg.to_dict(), base) if k.split(".")[0] not in _LOCAL]
+    args = ["python", "-m", "bench", "run", "--preset", cfg.preset if base else "default"]
+    for item in sets:
+        args += ["--set", item]
+    return shlex.join(args + (["--publish"] if cfg.publish else []))
+
+
+def _diff(new: dict, old: dict, prefix: str = ""):
+    for k, v in new.items():
+        if isinstance(v, dict) and v and isinstance(old.get(k), dict) and old.get(k):
+            yield from _diff(v, old[k], f"{prefix}{k}.")
+        elif k not in old or old[k] != v:
+            yield f"{prefix}{k}", v
+
+
+def toml_value(v) -> str:
+    """A value as TOML (inline tables and arrays), as `--set` and presets read it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+    if v is None:
+        raise ValueError("TOML has no null")
+    raise TypeError(f"no TOML form for {type(v).__name__}")
 
 
 def stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def build(prep, task: str, entries: list[dict], metrics: list, wall_seconds: float) -> dict:
+def build(ctx, task: str, entries: list[dict], metrics: list, wall_seconds: float) -> dict:
     """The sidecar JSON of a leaderboard: config, seeds, code, libraries, device, hashes."""
     from bench.leaderboard import SCHEMA_VERSION
 
-    meta = prep.model_meta
+    meta = ctx.model_meta
     return dict(
-        schema_version=SCHEMA_VERSION, task=task, created=stamp(), command=command_line(),
-        config=prep.cfg.to_dict(), seed=prep.cfg.seed, git=git_state(), libraries=library_versions(),
-        device=device_info(prep.device),
-        model=dict(name=prep.cfg.model, params=prep.cfg.model_params, weights_sha256=meta["weights_sha256"],
+        schema_version=SCHEMA_VERSION, task=task, created=stamp(), command=reproduce_command(ctx.cfg),
+        config=ctx.cfg.to_dict(), seed=ctx.cfg.seed, seeds=_seeds(entries, ctx.cfg.seed), git=git_state(),
+        libraries=library_versions(),
+        device=device_info(ctx.device),
+        model=dict(name=ctx.cfg.model, params=ctx.cfg.model_params, weights_sha256=meta["weights_sha256"],
                    cache_key=meta.get("cache_key"), test_accuracy=meta.get("test_accuracy"),
                    train_seconds=meta.get("train_seconds"), n_params=meta.get("n_params")),
-        dataset=dict(name=prep.cfg.dataset, source=prep.data.source, n_test=prep.errors.n_test),
-        errors=dict(n=len(prep.errors), manifest_sha256=prep.errors.manifest_hash,
-                    limited=prep.errors.limited, not_for_publication=prep.errors.limited),
+        dataset=dict(name=ctx.cfg.dataset, source=ctx.data.source, n_test=ctx.errors.n_test),
+        errors=dict(n=len(ctx.errors), manifest_sha256=ctx.errors.manifest_hash,
+                    limited=ctx.errors.limited, not_for_publication=ctx.errors.limited),
         entries=entries,
         metrics=[dict(name=m.name, version=m.version, higher_is_better=m.higher_is_better,
                       valid_only=m.valid_only, definition=m.definition) for m in metrics],
-        store=str(prep.store.path), wall_seconds=round(wall_seconds, 2))
+        store=str(ctx.store.path), wall_seconds=round(wall_seconds, 2))
+
+
+def _seeds(entries: list[dict], run_seed: int) -> dict:
+    """Every seed the run used: the run seed (metrics, bootstrap) and each method's own."""
+    methods = {e["method"]: e["params"]["seed"] for e in entries if "seed" in e.get("params", {})}
+    return dict(run=run_seed, derivation="each method's seed = the run seed unless its params set one; "
+                "metrics and the bootstrap use the run seed", methods=methods)

@@ -1,23 +1,24 @@
-"""The runner: the only place that knows data, models, oracle, solvers, metrics and store.
+"""The runner: prepare a run's context, then run its two tasks through the pipeline.
 
-prepare(cfg) builds the shared state (data, trained model, error set, oracle, store);
-run(cfg) then runs the counterfactual and attribution tasks, writes their leaderboards and
-figures, and returns where everything went.
+prepare(cfg) validates the config and builds the typed RunContext (data, trained model, error
+set, oracle, store, output folder); run(cfg) runs the counterfactual and attribution tasks
+(bench/tasks/ through bench/pipeline.py), writes their leaderboards and figures, and returns a
+summary. Solvers and metrics are known to the tasks only through the registries in bench.api.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from bench.api.oracle import Oracle
 from bench.config import RunConfig
-from bench.errors import ErrorSet, collect_errors
-from bench.store import Store, entry_key
+from bench.context import RunContext, metric_context
+from bench.errors import collect_errors
+from bench.store import Store
 from bench.validate import validate
 
 log = logging.getLogger("bench")
@@ -34,39 +35,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class Prepared:
-    """Everything the tasks share for one run."""
-
-    cfg: RunConfig
-    device: torch.device
-    data: object
-    model: torch.nn.Module
-    model_meta: dict
-    oracle: Oracle
-    errors: ErrorSet
-    store: Store
-    out_dir: Path
-    context: dict = field(default_factory=dict)
-    started: float = field(default_factory=time.perf_counter)
-    metric_ctx: object = None
-    solved_now: dict = field(default_factory=dict)  # solver -> instances solved in this run
-    background: set = field(default_factory=set)  # solvers solved in a background thread
-
-    def key(self, **parts) -> str:
-        return entry_key(context=self.context, **parts)
-
-    def first_n(self, subset: dict, name: str) -> int:
-        """How many errors (the first n) entry `name` runs on: subset[name], else subset["*"], else all."""
-        n = len(self.errors)
-        return min(int(subset.get(name, subset.get("*", n))), n)
-
-
-def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
+def prepare(cfg: RunConfig, progress: bool = True) -> RunContext:
     """Load data, load or train the model, collect its errors, open the store."""
-    from bench.api.metrics import MetricContext
     from bench.data import load_dataset
     from bench.models.train import load_or_train
+    from bench.progress import enabled as progress_enabled
     from bench.publish import out_dir, refuse_unpublishable
 
     started = time.perf_counter()
@@ -85,13 +58,13 @@ def prepare(cfg: RunConfig, progress: bool = True) -> Prepared:
     except BaseException:
         store.release()
         raise
-    context = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
-                   manifest=errors.manifest_hash, seed=cfg.seed)
+    key_parts = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
+                     manifest=errors.manifest_hash, seed=cfg.seed)
     folder = out_dir(cfg, _model_label(cfg))
-    mctx = MetricContext(oracle=Oracle(model, device), data=data, device=device, cache_dir=cfg.cache_dir,
-                         seed=cfg.seed, dataset=cfg.dataset, model_name=cfg.model,
-                         use_reference=not cfg.retrain)
-    return Prepared(cfg, device, data, model, meta, oracle, errors, store, folder, context, started, mctx)
+    mctx = metric_context(data, Oracle(model, device), device, cache_dir=cfg.cache_dir, seed=cfg.seed,
+                          dataset=cfg.dataset, model_name=cfg.model, use_reference=not cfg.retrain,
+                          progress=progress and progress_enabled())
+    return RunContext(cfg, device, data, model, meta, oracle, errors, store, folder, key_parts, mctx, started)
 
 
 class Phases:
@@ -116,12 +89,16 @@ def _model_label(cfg: RunConfig) -> str:
 
 
 def run(cfg: RunConfig, progress: bool = True) -> dict:
-    """The whole job: prepare, counterfactuals, attributions; returns the written paths."""
-    from bench import attribution_task, counterfactual_task, publish
+    """The whole job: prepare, counterfactuals, attributions; returns a summary with the written paths."""
+    from bench import publish
+    from bench.pipeline import Background, produce_only, run_task
+    from bench.tasks.attributions import AttributionTask
+    from bench.tasks.counterfactuals import CounterfactualTask
 
-    prep = prepare(cfg, progress)
+    ctx = prepare(cfg, progress)
+    cf, attr = CounterfactualTask(ctx), AttributionTask(ctx)
     written: list[Path] = []
-    phases = Phases(prep.started)
+    phases = Phases(ctx.started)
     phases.mark("prepare (data, model, errors)")
     try:
         # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
@@ -130,30 +107,31 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
         # start beside the attribution suite.
         bg = None
         if cfg.counterfactuals.overlap:
-            counterfactual_task.solve(prep, [n for n in cfg.counterfactuals.solvers
-                                             if not counterfactual_task.in_worker(n)], progress)
+            produce_only(ctx, cf, [n for n in cf.names if not cf.registry.get(n).in_worker], progress)
             phases.mark("counterfactual solvers in this process")
-            bg = counterfactual_task.start_background(prep, progress)
-            prep.background.update(bg.names if bg else ())
+            worker = [n for n in cf.names if cf.registry.get(n).in_worker]
+            if worker:
+                bg = Background(ctx, cf, worker, progress)
+                ctx.background.update(worker)
         try:
-            if cfg.attributions.methods:
-                written += attribution_task.run(prep, progress)
+            if attr.names:
+                written += run_task(ctx, attr, progress)
                 phases.mark("attributions (explain, score, write)")
         finally:
             if bg is not None:
                 bg.join()
                 phases.mark(f"waiting for {', '.join(bg.names)}")
-        if cfg.counterfactuals.solvers:
-            written += counterfactual_task.run(prep, progress)
+        if cf.names:
+            written += run_task(ctx, cf, progress)
             phases.mark("counterfactuals (solve the rest, score, write)")
-        written.append(publish.write_manifest(prep.errors, prep.out_dir))
-        used = publish.used_checkpoints(prep)
+        written.append(publish.write_manifest(ctx.errors, ctx.out_dir))
+        used = publish.used_checkpoints(ctx)
         if cfg.publish:
             written += publish.pin_weights(used)
     finally:
-        prep.store.release()
+        ctx.store.release()
     log.info("phases: %s", phases)
-    return dict(folder=str(prep.out_dir), paths=[str(p) for p in written], n_errors=len(prep.errors),
+    return dict(folder=str(ctx.out_dir), paths=[str(p) for p in written], n_errors=len(ctx.errors),
                 checkpoints=used, phases=phases.seconds,
-                test_accuracy=prep.model_meta.get("test_accuracy"),
-                seconds=round(time.perf_counter() - prep.started, 1))
+                test_accuracy=ctx.model_meta.get("test_accuracy"),
+                seconds=round(time.perf_counter() - ctx.started, 1))

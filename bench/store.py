@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+FIT = "_fit"  # the costs row of a method's one-off fit() (n = model queries)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     entry_key TEXT PRIMARY KEY, task TEXT, method TEXT, mode TEXT, version TEXT,
@@ -164,6 +166,18 @@ class Store:
         values = [rows.get(int(i)) for i in indices]  # NaN is stored as NULL -> None
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
+    def set_fit_cost(self, key: str, queries: float, seconds: float) -> None:
+        """Record what the method's one-off fit() cost for entry `key` (the last fit counts)."""
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM costs WHERE entry_key=? AND metric=?", (key, FIT))
+            con.execute("INSERT INTO costs VALUES (?,?,?,?,?,?)", (key, FIT, "1", queries, seconds, time.time()))
+
+    def fit_cost(self, key: str) -> tuple[float, float] | None:
+        """(model queries, seconds) of entry `key`'s last fit(), or None if never recorded."""
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT n, seconds FROM costs WHERE entry_key=? AND metric=?", (key, FIT)).fetchone()
+        return None if row is None else (float(row[0]), float(row[1]))
+
     def add_cost(self, key: str, metric: str, version: str, n: int, seconds: float) -> None:
         """Record that scoring `n` instances with `metric` took `seconds` (audit of metric cost)."""
         with closing(self._connect()) as con, con:
@@ -172,6 +186,19 @@ class Store:
     def cost(self, key: str) -> dict[str, tuple[int, float]]:
         """metric -> (instances scored, seconds spent), summed over every time it was computed."""
         with closing(self._connect()) as con:
-            rows = con.execute("SELECT metric, SUM(n), SUM(seconds) FROM costs WHERE entry_key=? GROUP BY metric",
-                               (key,)).fetchall()
+            rows = con.execute("SELECT metric, SUM(n), SUM(seconds) FROM costs WHERE entry_key=? AND metric != ? "
+                               "GROUP BY metric", (key, FIT)).fetchall()
         return {m: (int(n), float(s)) for m, n, s in rows}
+
+    def dump(self):
+        """(entries, scores, records) as pandas DataFrames, records without their artifacts (bench.load)."""
+        import pandas as pd
+
+        with closing(self._connect()) as con:
+            entries = pd.read_sql_query("SELECT entry_key, task, method, mode, version, params FROM entries", con)
+            scores = pd.read_sql_query("SELECT entry_key, test_index, metric, version, value FROM scores", con)
+            records = pd.read_sql_query("SELECT entry_key, test_index, success, reason, queries, grad_queries, "
+                                        "seconds, explained, contrast FROM records", con)
+        records["success"] = records["success"].astype(bool)
+        return entries, scores, records
+

@@ -16,11 +16,19 @@ def validate(cfg: RunConfig) -> None:
     Raises the registries' and Params' one-line errors (unknown name with suggestions, unknown
     parameter, wrong type).
     """
+    from bench.plugins import load_plugins
+
+    load_plugins(cfg.plugins)  # their entries must be registered before the names are checked
+    from bench.api.metrics import NEEDS
+    from bench.api.params import ConfigError
     from bench.data import DATASETS
     from bench.models import MODELS
     from metrics import ATTR_METRICS, CF_METRICS
     from solvers import ATTRIBUTIONS, SOLVERS
 
+    for need in cfg.attributions.subset_by_need:
+        if need not in NEEDS:
+            raise ConfigError(f"unknown key attributions.subset_by_need.{need} (a metric need: {', '.join(NEEDS)})")
     DATASETS.get(cfg.dataset)
     MODELS.get(cfg.model)
     for registry, task in ((SOLVERS, cfg.counterfactuals), (ATTRIBUTIONS, cfg.attributions)):

@@ -24,11 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.checkpoints import load_or_build
-from bench.config import TrainConfig
-from bench.models.normalize import Normalized
-from bench.models.train import fit, weights_hash
-from bench.progress import enabled as progress_enabled
+from bench.api import MetricContext, Normalized, weights_hash
 
 CACHE_FORMAT = 1
 SECOND_SEED_OFFSET = 1009  # the second classifier's seed = run seed + this (never the model's)
@@ -52,7 +48,8 @@ class AESettings:
 
 AE_SETTINGS = AESettings()
 MLP_HIDDEN = (256, 256)
-MLP_TRAIN = TrainConfig(epochs=4, batch_size=128, lr=3e-3, schedule="onecycle")
+# the fields of bench.config.TrainConfig, all of them (they enter the cache key)
+MLP_TRAIN = dict(epochs=4, batch_size=128, lr=3e-3, schedule="onecycle", weight_decay=0.0, augment=False)
 
 
 def build_autoencoder(s: AESettings = AE_SETTINGS) -> nn.Sequential:
@@ -106,11 +103,9 @@ def recon_error(ae: nn.Module, x: torch.Tensor, device, batch_size: int = 1024) 
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
-def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, device,
-                               s: AESettings = AE_SETTINGS, use_reference: bool = True
-                               ) -> tuple[nn.ModuleDict, dict]:
+def load_or_train_autoencoders(ctx: MetricContext, s: AESettings = AE_SETTINGS) -> tuple[nn.ModuleDict, dict]:
     """AEs "0".."K-1" (one per class) and "all", from reference weights, cache, or trained now."""
-    device = torch.device(device)
+    data, dataset, seed, device = ctx.data, ctx.dataset, ctx.seed, torch.device(ctx.device)
     n_classes = len(data.classes)
     names = [str(c) for c in range(n_classes)] + ["all"]
 
@@ -124,7 +119,7 @@ def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, de
     def train(aes: nn.ModuleDict) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         xtr, ytr = data.train.x, data.train.y
-        for i, n in enumerate(tqdm(names, desc="train autoencoders", leave=False, disable=not progress_enabled())):
+        for i, n in enumerate(tqdm(names, desc="train autoencoders", leave=False, disable=not ctx.progress)):
             x_n = xtr if n == "all" else xtr[ytr == int(n)]
             epochs = s.all_epochs if n == "all" else s.class_epochs
             train_autoencoder(aes[n], x_n, epochs, s, seed * 1000 + i, device)
@@ -138,7 +133,7 @@ def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, de
 
     key = _key(repr(build_autoencoder(s)), dataclasses.asdict(s), dataset, seed)
     rel = f"autoencoders/{dataset}/ae-{key}.pt"
-    aes, meta = load_or_build(rel, build, train, cache_dir, use_reference)
+    aes, meta = ctx.checkpoint(rel, build, train)
     aes.to(device).eval()
     for p in aes.parameters():
         p.requires_grad_(False)
@@ -146,11 +141,10 @@ def load_or_train_autoencoders(data, dataset: str, cache_dir: str, seed: int, de
     return aes, meta
 
 
-def load_or_train_second_classifier(data, dataset: str, cache_dir: str, seed: int, device,
-                                    use_reference: bool = True) -> tuple[nn.Module, dict]:
+def load_or_train_second_classifier(ctx: MetricContext) -> tuple[nn.Module, dict]:
     """The independent MLP classifier (seed = seed + SECOND_SEED_OFFSET), cached, with metadata."""
-    device = torch.device(device)
-    seed2 = seed + SECOND_SEED_OFFSET
+    data, dataset, device = ctx.data, ctx.dataset, torch.device(ctx.device)
+    seed2 = ctx.seed + SECOND_SEED_OFFSET
 
     def build() -> nn.Module:
         torch.manual_seed(seed2)
@@ -158,15 +152,15 @@ def load_or_train_second_classifier(data, dataset: str, cache_dir: str, seed: in
 
     def train(model: nn.Module) -> dict:
         c0 = time.process_time()
-        meta = fit(model, data, MLP_TRAIN, seed2, device, progress=progress_enabled())
+        meta = ctx.train_classifier(model, MLP_TRAIN, seed2)
         meta.update(train_cpu_seconds=round(time.process_time() - c0, 2), model="mlp", hidden=list(MLP_HIDDEN),
-                    dataset=dataset, seed=seed2, train=dataclasses.asdict(MLP_TRAIN), device=str(device),
+                    dataset=dataset, seed=seed2, train=dict(MLP_TRAIN), device=str(device),
                     n_params=sum(p.numel() for p in model.parameters()))
         return meta
 
-    key = _key(repr(build()), dataclasses.asdict(MLP_TRAIN), dataset, seed2)
+    key = _key(repr(build()), dict(MLP_TRAIN), dataset, seed2)
     rel = f"second_classifier/{dataset}/mlp-{key}.pt"
-    model, meta = load_or_build(rel, build, train, cache_dir, use_reference)
+    model, meta = ctx.checkpoint(rel, build, train)
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)

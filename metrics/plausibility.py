@@ -135,15 +135,13 @@ def im2_score(x_cf: torch.Tensor, target: torch.Tensor, aes: nn.ModuleDict,
 def autoencoders(ctx: MetricContext) -> tuple[nn.ModuleDict, dict]:
     """The run's autoencoders ("0".."K-1", "all") and their metadata, built once per run."""
     _need_data(ctx)
-    return ctx.once(_AE_KEY, lambda: load_or_train_autoencoders(
-        ctx.data, ctx.dataset, ctx.cache_dir, ctx.seed, ctx.device, use_reference=ctx.use_reference))
+    return ctx.once(_AE_KEY, lambda: load_or_train_autoencoders(ctx))
 
 
 def second_classifier(ctx: MetricContext) -> tuple[nn.Module, dict]:
     """The run's independent classifier and its metadata (test accuracy), built once per run."""
     _need_data(ctx)
-    return ctx.once(_CLF_KEY, lambda: load_or_train_second_classifier(
-        ctx.data, ctx.dataset, ctx.cache_dir, ctx.seed, ctx.device, use_reference=ctx.use_reference))
+    return ctx.once(_CLF_KEY, lambda: load_or_train_second_classifier(ctx))
 
 
 def original_class(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
@@ -153,14 +151,19 @@ def original_class(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     return ctx.oracle.predict(b.x).cpu()
 
 
-@metric(CF_METRICS, "knn_ratio", higher_is_better=False, version="1", valid_only=True,
+def _provenance(ctx: MetricContext) -> dict:
+    """The metrics' provenance hook: what they trained (filed under "plausibility")."""
+    return {"plausibility": plausibility_provenance(ctx)}
+
+
+@metric(CF_METRICS, "knn_ratio", needs=("train_data",), provenance=_provenance, higher_is_better=False, version="1", valid_only=True,
         definition=f"mean L2 from x_cf to its {KNN_K} nearest target-class training images / same for x")
 def knn_ratio(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """kNN distance ratio of x_cf over x (k = KNN_K, training split, target class)."""
     return knn_ratio_score(b.x, b.x_cf, b.target, train_by_class(ctx), KNN_K)
 
 
-@metric(CF_METRICS, "im1", higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, "im1", needs=("train_data",), provenance=_provenance, higher_is_better=False, version="1", valid_only=True,
         definition=f"||x_cf - AE_target(x_cf)||^2 / (||x_cf - AE_original(x_cf)||^2 + {IM_EPS:g}); "
                    "original = the model's prediction for x")
 def im1(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
@@ -168,14 +171,14 @@ def im1(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     return im1_score(b.x_cf, b.target, original_class(b, ctx), autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "im2", higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, "im2", needs=("train_data",), provenance=_provenance, higher_is_better=False, version="1", valid_only=True,
         definition=f"||AE_target(x_cf) - AE_all(x_cf)||^2 / (||x_cf||_1 + {IM_EPS:g})")
 def im2(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """IM2 of Van Looveren & Klaise 2019 (class and all-class autoencoders)."""
     return im2_score(b.x_cf, b.target, autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "oracle_agreement", higher_is_better=True, version="1", valid_only=True,
+@metric(CF_METRICS, "oracle_agreement", needs=("train_data",), provenance=_provenance, higher_is_better=True, version="1", valid_only=True,
         definition="1 if an independently trained MLP (other seed) also assigns x_cf to target")
 def oracle_agreement(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """Oracle score of Hvilshoej et al. 2021: the second classifier agrees with the target."""

@@ -108,7 +108,7 @@ def _sensitivity(name, b, ctx, nr_samples, lower_bound):
     return _q(name, b, ctx, init, softmax=False, explain=True)
 
 
-@metric(ATTR_METRICS, "q_max_sensitivity", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_max_sensitivity", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus MaxSensitivity: max over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
 def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lower_bound: float = 0.2) -> torch.Tensor:
     """Max-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); re-explains via b.explain_fn.
@@ -120,14 +120,14 @@ def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lo
     return _sensitivity("MaxSensitivity", b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, "q_avg_sensitivity", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_avg_sensitivity", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus AvgSensitivity: mean over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
 def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lower_bound: float = 0.2) -> torch.Tensor:
     """Avg-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); same settings as max."""
     return _sensitivity("AvgSensitivity", b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, "q_local_lipschitz_estimate", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_local_lipschitz_estimate", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus LocalLipschitzEstimate: max over 10 N(0,0.1) noisy x' of ||a(x)-a(x')|| / ||x-x'||")
 def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10,
                                perturb_std: float = 0.1) -> torch.Tensor:
@@ -142,7 +142,7 @@ def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: int
     return _q("LocalLipschitzEstimate", b, ctx, init, softmax=False, explain=True)
 
 
-@metric(ATTR_METRICS, "q_relative_output_stability", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_relative_output_stability", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus RelativeOutputStability: max over 10 U(-0.05,0.05) noisy x' of "
                    "||(a-a')/a|| / ||logits-logits'||; NaN if any x' changes the prediction")
 def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10,
@@ -176,7 +176,7 @@ def q_complexity(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     return _q("Complexity", b, ctx, dict(abs=True, **NORM), softmax=False)
 
 
-@metric(ATTR_METRICS, "q_random_logit", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_random_logit", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus RandomLogit: 2-D SSIM between the map and the map for a random other class")
 def q_random_logit(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     """Random logit test (Sixt et al. 2020, https://arxiv.org/abs/1912.09818); re-explains via b.explain_fn.
@@ -216,7 +216,7 @@ def mprt_layers(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down",
     return {k: as_scores([o[k] for o in outs]) for k in (outs[0] if outs else {})}
 
 
-@metric(ATTR_METRICS, "q_mprt", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_mprt", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus MPRT, cascading top-down: mean over randomised layers of the Spearman "
                    "correlation of |attr| with the randomised model's, on foreground pixels (x > 0)")
 def q_mprt(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,

@@ -83,7 +83,7 @@ class AlibiSolver(CounterfactualSolver):
         info.update(worker_starts=self._worker.n_starts,
                     tf_import_s=[round(s, 2) for s in self._worker.import_seconds])
         return CFResult(x_cf=x_cf, success=torch.tensor(ok, dtype=torch.bool, device=x.device),
-                        reason=reasons, info=info)
+                        reason=reasons, seconds=info["seconds"], info=info)
 
     def close(self) -> None:
         """Release the worker; the last solver to release it shuts the process down."""

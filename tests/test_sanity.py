@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from bench.api.metrics import AttrBatch, MetricContext
-from bench.attribution_task import sanity_against_control
 from bench.leaderboard import EntryScores
+from bench.tasks.attributions import sanity_against_control
 from metrics import ATTR_METRICS
 from solvers import ATTRIBUTIONS
 

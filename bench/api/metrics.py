@@ -55,10 +55,12 @@ class AttrBatch:
 
 @dataclass
 class MetricContext:
-    """Run-wide resources some metrics need (an oracle, training data, a cache dir, ...).
+    """Run-wide resources and services for metrics and methods (set up by the harness).
 
     `oracle` evaluates the model for metrics (its counts are not charged to any method);
-    `memo` lets a metric family build an expensive resource once per run.
+    `memo` lets a metric family build an expensive resource once per run; `checkpoint`
+    loads or trains (and caches) a module a metric or method needs; `train_classifier`
+    trains a classifier on `data.train` the way the harness trains its models.
     """
 
     oracle: Any = None
@@ -69,16 +71,41 @@ class MetricContext:
     dataset: str = "mnist"
     model_name: str = "cnn"
     use_reference: bool = True  # trained resources from the shipped reference weights when pinned
+    progress: bool = False
     memo: dict = field(default_factory=dict)
+    # (relpath, build_fn, train_fn) -> (module, meta): reference weights, then cache, else train
+    checkpoint_fn: Callable | None = None
+    # (model, settings: dict, seed) -> meta: the harness's classifier training loop on data.train
+    train_fn: Callable | None = None
 
     def once(self, key: str, build: Callable[[], Any]) -> Any:
         if key not in self.memo:
             self.memo[key] = build()
         return self.memo[key]
 
+    def checkpoint(self, relpath: str, build_fn: Callable[[], Any], train_fn: Callable[[Any], dict]):
+        """(module, meta) for `relpath` ("<family>/<dataset>/<name>-<key>.pt"), trained on a miss.
+
+        Without a `checkpoint_fn` (a context made by hand) the module is built and trained
+        now, uncached.
+        """
+        if self.checkpoint_fn is not None:
+            return self.checkpoint_fn(relpath, build_fn, train_fn)
+        module = build_fn()
+        return module, dict(train_fn(module), source="trained", cached=False, relpath=relpath)
+
+    def train_classifier(self, model, settings: dict, seed: int) -> dict:
+        """Train `model` on data.train with `settings` (the fields of bench's TrainConfig)."""
+        if self.train_fn is None:
+            raise ValueError("this context has no train_fn (bench.context.metric_context provides one)")
+        return self.train_fn(model, settings, seed)
+
+
+NEEDS = ("explain_fn", "train_data")
+
 
 def metric(registry, name: str, *, higher_is_better: bool, version: str, definition: str,
-           valid_only: bool = False, unit: str = ""):
+           valid_only: bool = False, needs: tuple[str, ...] = (), provenance: Callable | None = None):
     """Register a metric function with its metadata.
 
     Args:
@@ -88,7 +115,15 @@ def metric(registry, name: str, *, higher_is_better: bool, version: str, definit
         definition: one line, copied into leaderboards and their README.
         valid_only: aggregate only over rows whose counterfactual is valid (distances of a
             failed counterfactual mean nothing); the leaderboard says so.
+        needs: what the metric uses beyond the batch: "explain_fn" (it re-runs the method on
+            perturbed inputs: the harness scores it on `attributions.reexplain_subset` errors)
+            and/or "train_data" (the training split, or models trained on it).
+        provenance: (ctx) -> dict of what the metric built (trained models, sizes), merged
+            into the leaderboard's provenance JSON.
     """
+    unknown = set(needs) - set(NEEDS)
+    if unknown:
+        raise ValueError(f"metric {name!r}: unknown needs {sorted(unknown)} (known: {', '.join(NEEDS)})")
 
     def deco(fn: Callable) -> Callable:
         fn.metric_name = name
@@ -96,7 +131,8 @@ def metric(registry, name: str, *, higher_is_better: bool, version: str, definit
         fn.version = version
         fn.definition = definition
         fn.valid_only = valid_only
-        fn.unit = unit
+        fn.needs = tuple(needs)
+        fn.provenance = provenance
         return registry.register(name)(fn)
 
     return deco

@@ -38,6 +38,7 @@ class Registry:
         self._declared: dict[str, Entry] = {}
         self._loaded: dict[str, Any] = {}
         self._plugins_scanned = False
+        self.decorated: dict[str, str] = {}  # name -> target of every entry its decorator registered
         self._declarations_loaded = declared_in is None
 
     def _load_declarations(self) -> None:
@@ -75,6 +76,7 @@ class Registry:
                     "registers it too"
                 )
             self._loaded[name] = obj
+            self.decorated[name] = target
             try:
                 obj.registry_name = name
             except (AttributeError, TypeError):

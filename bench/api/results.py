@@ -20,12 +20,16 @@ class CFResult:
         success: bool (N,) the solver's own claim that row i reaches the target
             (the harness re-checks validity independently with the oracle).
         reason: one short string per row ("" when fine) saying why a row failed.
-        info: free-form per-batch extras (e.g. radius reached), JSON-serialisable.
+        seconds: wall time per row, for solvers that work one row at a time (None: the
+            harness divides the batch's time by its size).
+        info: per-batch extras (e.g. radius reached) for a caller using the solver directly;
+            the harness does not store them.
     """
 
     x_cf: torch.Tensor
     success: torch.Tensor
     reason: list[str] = field(default_factory=list)
+    seconds: list[float] | None = None
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -36,6 +40,8 @@ class CFResult:
             self.reason = ["" for _ in range(n)]
         if len(self.reason) != n:
             raise ValueError("CFResult.reason must hold one string per row")
+        if self.seconds is not None and len(self.seconds) != n:
+            raise ValueError("CFResult.seconds must hold one time per row (or be None)")
 
 
 @dataclass
@@ -46,7 +52,7 @@ class AttrResult:
         attr: float32 tensor shaped like x (N,C,H,W); larger = more evidence for the
             explained class.
         explained: int64 (N,) the class each row was explained for.
-        info: free-form per-batch extras, JSON-serialisable.
+        info: per-batch extras for a caller using the method directly (not stored).
     """
 
     attr: torch.Tensor

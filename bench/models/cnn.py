@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from bench.api.models import Normalized
 from bench.models import MODELS
-from bench.models.normalize import Normalized
 
 
 @MODELS.register("cnn")

@@ -19,25 +19,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench import checkpoints
+from bench.api.models import weights_hash
 from bench.models import MODELS
 
 CACHE_FORMAT = 2  # 2: the model's initial weights are seeded (1 took the caller's RNG state)
+AUGMENT_VERSION = 2  # 2: per-image zero-padded shifts (1 rolled the whole batch by one offset)
 
 
 def cache_key(model: str, model_params: dict, dataset: str, seed: int, train_cfg) -> str:
-    blob = json.dumps(dict(model=model, params=model_params, dataset=dataset, seed=seed,
-                           train=dataclasses.asdict(train_cfg), fmt=CACHE_FORMAT), sort_keys=True)
+    parts = dict(model=model, params=model_params, dataset=dataset, seed=seed,
+                 train=dataclasses.asdict(train_cfg), fmt=CACHE_FORMAT)
+    if train_cfg.augment:  # only augmented checkpoints depend on it: every other key stays as it was
+        parts["augment_version"] = AUGMENT_VERSION
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def weights_hash(model: nn.Module) -> str:
-    """sha256 over the state dict (names, shapes, bytes): the model's identity in provenance."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -89,9 +84,16 @@ def fit(model: nn.Module, data, cfg, seed: int, device, progress: bool = True) -
 
 
 def _shift(xb: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random translation by up to `max_shift` pixels (zero padding): light augmentation."""
-    dx, dy = (torch.randint(-max_shift, max_shift + 1, (2,), generator=gen)).tolist()
-    return torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+    """Translate each image by its own random offset of up to `max_shift` pixels, zero-padded.
+
+    Light augmentation (`train.augment`). Pixels shifted out are dropped and the vacated border
+    is 0 (black), never wrapped around from the other side.
+    """
+    n, _, h, w = xb.shape
+    m = max_shift
+    padded = torch.nn.functional.pad(xb, (m, m, m, m))
+    offsets = torch.randint(-m, m + 1, (n, 2), generator=gen).tolist()
+    return torch.stack([padded[i, :, m + dy:m + dy + h, m + dx:m + dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
 def checkpoint_relpath(cfg) -> tuple[str, str]:

@@ -1,6 +1,8 @@
-"""The wrapper that lets every model take [0,1] pixels: normalisation lives inside the model."""
+"""What a model plugin needs: the [0,1]-pixel wrapper that owns normalisation, and a weights hash."""
 
 from __future__ import annotations
+
+import hashlib
 
 import torch
 from torch import nn
@@ -18,3 +20,13 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
+
+
+def weights_hash(model: nn.Module) -> str:
+    """sha256 over the state dict (names, shapes, bytes): the model's identity in provenance."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

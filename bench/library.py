@@ -1,0 +1,150 @@
+"""The Python API: `bench.run(...)` and `bench.load(...)` return `Results` of pandas DataFrames.
+
+    import bench
+    r = bench.run(preset="tiny", limit=3)        # a run, written under runs/ like the CLI's
+    r.counterfactuals                             # the leaderboard table (one row per method)
+    r.instances                                   # every per-instance score, long format
+    bench.load("leaderboards/mnist/cnn")          # a published board read back
+    bench.load("~/.cache/bench/runs/mnist/cnn.sqlite")   # everything a run store holds
+
+Long format: one row per (task, method, mode, test_index, metric) with its `value`; the
+stored per-instance records (queries, seconds, success, labels) are `r.records`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+STEMS = ("counterfactuals", "attributions")
+KEYS = ["task", "method", "mode", "test_index"]
+RECORD_COLUMNS = ["true", "pred", "explained", "contrast", "success", "reason", "queries", "grad_queries",
+                  "seconds"]
+
+
+@dataclass
+class Results:
+    """A run's or a board's results.
+
+    Attributes:
+        tables: stem ("counterfactuals" | "attributions") -> leaderboard table (as its CSV).
+        records: one row per (task, method, mode, test_index): labels, success, cost.
+        instances: per-instance scores, long: task, method, mode, test_index, metric, value.
+        provenance: stem -> the leaderboard's provenance JSON (empty for a bare store).
+        folder: where the tables were read from or written to (None for a store).
+        summary: what `bench.run` returned about the run (phases, seconds, paths); {} for load.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    records: pd.DataFrame
+    instances: pd.DataFrame
+    provenance: dict[str, dict] = field(default_factory=dict)
+    folder: Path | None = None
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def counterfactuals(self) -> pd.DataFrame:
+        return self.tables.get("counterfactuals", pd.DataFrame())
+
+    @property
+    def attributions(self) -> pd.DataFrame:
+        return self.tables.get("attributions", pd.DataFrame())
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write the per-instance scores (long format) to one parquet file (needs pyarrow)."""
+        path = Path(path)
+        self.instances.to_parquet(path, index=False)
+        return path
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the per-instance scores (long format) to one CSV file."""
+        path = Path(path)
+        self.instances.to_csv(path, index=False)
+        return path
+
+    def __repr__(self) -> str:
+        parts = [f"{k}: {len(v)} rows" for k, v in self.tables.items()]
+        return f"Results({', '.join(parts)}; {len(self.instances)} scores; folder={self.folder})"
+
+
+def run(preset: str = "default", *, progress: bool = False, **overrides) -> Results:
+    """Run bench as `python -m bench run` would, and return its results.
+
+    Args:
+        preset: a shipped preset name or a path to a .toml file.
+        progress: show progress bars on stderr.
+        **overrides: config fields, e.g. `limit=3`, `seed=1`, `out="my_runs"`,
+            `counterfactuals={"solvers": ["gradient"]}`. A dict sets the fields it names
+            inside its section; a field that is itself a table (params, subset) is replaced.
+    Returns:
+        Results read back from the run's folder, with `summary` (phases, seconds, paths).
+    """
+    from bench.config import make_config
+    from bench.runner import run as run_cfg
+
+    cfg = make_config(preset, **_flatten(overrides))
+    summary = run_cfg(cfg, progress=progress)
+    results = load(summary["folder"])
+    results.summary = summary
+    return results
+
+
+def _flatten(overrides: dict, prefix: str = "") -> dict:
+    """{"counterfactuals": {"solvers": [...]}} -> {"counterfactuals.solvers": [...]} (sections only)."""
+    from bench.config import RunConfig
+
+    sections = {f for f, v in RunConfig.__dataclass_fields__.items()
+                if isinstance(v.default_factory, type) and f != "model_params"}
+    out = {}
+    for k, v in overrides.items():
+        if not prefix and k in sections and isinstance(v, dict):
+            out.update(_flatten(v, f"{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def load(source: str | Path) -> Results:
+    """Results from a board or run folder (its CSV tables and per-instance CSVs) or a run store (.sqlite)."""
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix == ".sqlite":
+        return _from_store(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{source}: neither a board/run folder nor a .sqlite run store")
+    tables, provenance, long, records = {}, {}, [], []
+    for stem in STEMS:
+        if (path / f"{stem}.csv").exists():
+            tables[stem] = pd.read_csv(path / f"{stem}.csv", keep_default_na=False, na_values=[""])
+        if (path / f"{stem}.json").exists():
+            provenance[stem] = json.loads((path / f"{stem}.json").read_text())
+        inst = path / f"{stem}_instances.csv"
+        if inst.exists():
+            df = pd.read_csv(inst, keep_default_na=False, na_values=[""]).assign(task=stem[:-1])
+            df[["mode", "reason"]] = df[["mode", "reason"]].fillna("")
+            records.append(df[[c for c in [*KEYS, *RECORD_COLUMNS] if c in df.columns]])
+            metrics = [c for c in df.columns if c not in {*KEYS, *RECORD_COLUMNS}]
+            long.append(df.melt(id_vars=KEYS, value_vars=metrics, var_name="metric").dropna(subset=["value"]))
+    if not tables:
+        raise FileNotFoundError(f"{source}: no counterfactuals.csv or attributions.csv in this folder")
+    return Results(tables, _concat(records, KEYS + RECORD_COLUMNS), _concat(long, [*KEYS, "metric", "value"]),
+                   provenance, path)
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _from_store(path: Path) -> Results:
+    """Everything a run store holds, in long format (no leaderboard tables: a store has no aggregate)."""
+    from bench.store import Store
+
+    store = Store(path)
+    entries, scores, records = store.dump()
+    names = entries.set_index("entry_key")[["task", "method", "mode"]]
+    rec = records.join(names, on="entry_key")[[*KEYS, "success", "reason", "queries", "grad_queries",
+                                              "seconds", "explained", "contrast", "entry_key"]]
+    sc = scores.join(names, on="entry_key")[[*KEYS, "metric", "value", "version", "entry_key"]]
+    return Results({}, rec, sc, {}, None)

@@ -1,0 +1,256 @@
+"""One task pipeline: pending work from the store -> method -> records -> scores -> aggregate -> write.
+
+A `Task` (bench/tasks/) is the small strategy that differs between counterfactuals and
+attributions: which registry, what a row explains, how a result becomes a stored artifact,
+how stored records become a metric batch, and what the written leaderboard adds. Everything
+else (entries and keys, resuming from the store, binding and fitting a method once and
+counting what its fit cost, progress, scoring, aggregating, provenance, files) is here, once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import leaderboard, provenance
+from bench.api.oracle import Oracle
+from bench.context import RunContext, method_seeds
+from bench.instances import write_instances
+from bench.progress import bar as progress_bar
+from bench.progress import live_queries
+from bench.scoring import metric_cost, metric_meta, score_entry
+
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Entry:
+    """One leaderboard row's work: method `name` in target `mode` on the first `n` errors."""
+
+    name: str
+    mode: str
+    cls: type
+    params: dict  # as given in the config, plus the derived seed
+    full: dict  # every parameter, defaults filled in (enters the store key)
+    key: str
+    n: int
+
+
+class Bound:
+    """A method bound to an oracle and fitted on first use; what fit() cost is recorded per entry."""
+
+    def __init__(self, ctx: RunContext, cls: type, params: dict, oracle: Oracle) -> None:
+        self.ctx, self.cls, self.params, self.oracle = ctx, cls, params, oracle
+        self._method = None
+        self.fit_cost: tuple[float, float] | None = None
+
+    def get(self):
+        if self._method is None:
+            m = self.cls(self.oracle if self.cls.white_box else self.oracle.black_box(), **self.params)
+            m.ctx = self.ctx.metric_ctx
+            self.oracle.start(0)
+            t0 = time.perf_counter()
+            m.fit(self.ctx.data.train.x, self.ctx.data.train.y)
+            self.fit_cost = (float(self.oracle.total_rows), time.perf_counter() - t0)
+            self._method = m
+        return self._method
+
+    def close(self) -> None:
+        if self._method is not None and hasattr(self._method, "close"):
+            self._method.close()
+
+
+def entries(ctx: RunContext, task, name: str) -> list[Entry]:
+    """The entries (one per target mode) of method `name`, registered in the store."""
+    cls = task.registry.get(name)
+    params = method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed)
+    full = cls.param_dict(**params)
+    out = []
+    for mode in task.modes:
+        parts = dict(task=task.kind, method=name, params=full, version=cls.version)
+        if mode:
+            parts["mode"] = mode
+        key = ctx.key(**parts)
+        ctx.store.add_entry(key, task.kind, name, mode, cls.version, full, ctx.key_parts)
+        out.append(Entry(name, mode, cls, params, full, key, ctx.first_n(task.cfg.subset, name)))
+    return out
+
+
+def produce(ctx: RunContext, task, entry: Entry, bound: Bound, progress: bool) -> int:
+    """Run the method on the entry's errors the store lacks; returns how many it did.
+
+    Progress counts instances; while a batch runs, the bar shows the oracle's live query count.
+    """
+    errs, oracle = ctx.errors, bound.oracle
+    done = ctx.store.done_indices(entry.key)
+    todo = [i for i in range(entry.n) if int(errs.index[i]) not in done]
+    if not todo:
+        return 0
+    method = bound.get()
+    if bound.fit_cost is not None:
+        ctx.store.set_fit_cost(entry.key, *bound.fit_cost)
+    bar = progress_bar(len(todo), f"{task.short} {entry.name}{'/' + entry.mode if entry.mode else ''}",
+                       progress=progress)
+    oracle.on_rows = live_queries(bar)
+    bs = 1 if entry.cls.in_worker else task.cfg.batch_size  # a worker method goes image by image anyway
+    try:
+        for start in range(0, len(todo), bs):
+            pos = torch.tensor(todo[start:start + bs])
+            explained, contrast = task.targets(errs, entry.mode, pos)
+            x = errs.x[pos].to(ctx.device)
+            oracle.start(len(pos))
+            t0 = time.perf_counter()
+            out = task.call(method, x, explained.to(ctx.device),
+                            None if contrast is None else contrast.to(ctx.device))
+            seconds = out.seconds or [(time.perf_counter() - t0) / len(pos)] * len(pos)
+            _check_contract(entry.name, out.artifact, x)
+            ctx.store.add_records(entry.key, [
+                dict(test_index=int(errs.index[p]), success=bool(out.success[j]), reason=out.reason[j],
+                     queries=float(oracle.queries[j]), grad_queries=float(oracle.grad_queries[j]),
+                     seconds=float(seconds[j]), explained=int(explained[j]),
+                     contrast=None if contrast is None else int(contrast[j]),
+                     artifact=out.artifact[j].detach().float().cpu().numpy())
+                for j, p in enumerate(pos.tolist())])
+            bar.update(len(pos))
+    finally:
+        oracle.on_rows = None
+        oracle.start(0)
+        bar.close()
+    return len(todo)
+
+
+def _check_contract(name: str, artifact: torch.Tensor, x: torch.Tensor) -> None:
+    if artifact.shape != x.shape or artifact.device != x.device:
+        raise TypeError(f"method {name!r} broke the contract: returned {tuple(artifact.shape)} on "
+                        f"{artifact.device} for x {tuple(x.shape)} on {x.device}")
+
+
+def produce_only(ctx: RunContext, task, names: list[str], progress: bool, oracle: Oracle | None = None) -> None:
+    """Produce (what the store lacks of) each named method, without scoring; counts go to ctx.solved_now."""
+    for name in names:
+        cls = task.registry.get(name)
+        bound = Bound(ctx, cls, method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed),
+                      oracle or ctx.oracle)
+        try:
+            for entry in entries(ctx, task, name):
+                ctx.solved_now[name] = ctx.solved_now.get(name, 0) + produce(ctx, task, entry, bound, progress)
+        finally:
+            bound.close()
+
+
+class Background:
+    """Methods that work in a worker process (alibi), produced in a thread beside the rest of the run.
+
+    The thread counts on its own oracle over a copy of the model, so no hook a white-box
+    method puts on the model (captum) sees its rows, and no counter is shared. `join`
+    re-raises whatever the thread raised.
+    """
+
+    def __init__(self, ctx: RunContext, task, names: list[str], progress: bool) -> None:
+        self.names, self.error = names, None
+        oracle = Oracle(copy.deepcopy(ctx.model), ctx.device)
+        self.thread = threading.Thread(target=self._run, args=(ctx, task, names, progress, oracle),
+                                       name="bench-background", daemon=True)
+        self.thread.start()
+
+    def _run(self, ctx, task, names, progress, oracle) -> None:
+        # One intra-op thread here (OpenMP's setting is per calling thread): the worker's
+        # requests are mostly single rows, and a second thread team would only fight the
+        # main thread's for the cores.
+        torch.set_num_threads(1)
+        try:
+            produce_only(ctx, task, names, progress, oracle)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread by join()
+            self.error = e
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def run_task(ctx: RunContext, task, progress: bool = True) -> list[Path]:
+    """Produce, score and aggregate every configured method of `task`; write its files.
+
+    One method's crash leaves it out of the table (named under it), never aborts the run.
+    """
+    t0 = time.perf_counter()
+    metric_fns = task.metric_fns()
+    rows, done, failed = [], [], []
+    for name in task.names:
+        try:
+            _run_method(ctx, task, name, metric_fns, rows, done, progress)
+        except Exception as e:  # noqa: BLE001 - one method's crash must not abort the run
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            failed.append(dict(method=name, reason=reason))
+            log.warning("%s %s failed and is left out: %s", task.kind, name, reason)
+    metas = [metric_meta(f) for f in metric_fns] + task.extra_metas()
+    df = leaderboard.aggregate(rows, metas, ctx.cfg.n_bootstrap, ctx.cfg.seed, ctx.errors.limited)
+    extra = task.finish(ctx, df, rows, done)
+    notes = (leaderboard_notes(ctx, task.stem, extra.figures, extra.notes)
+             + [f"\n**Failed and left out:** {f['method']}: {f['reason']}" for f in failed])
+    md = leaderboard.to_markdown(extra.df, metas, f"{task.title}: {ctx.cfg.dataset} / {ctx.out_dir.name}", notes)
+    prov = provenance.build(ctx, task.stem, done, metas, time.perf_counter() - t0)
+    prov.update(extra.provenance, failed=failed)
+    for f in metric_fns:  # what metrics built for themselves (trained models), by their own hook
+        if f.provenance is not None:
+            prov.update(f.provenance(ctx.metric_ctx))
+    instances = write_instances(ctx.store, done, ctx.errors, ctx.out_dir, task.stem, metas)
+    return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.stem) + extra.figures + instances
+
+
+def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, done: list, progress: bool) -> None:
+    """Produce, score and collect one method over every target mode."""
+    cls = task.registry.get(name)
+    bound = Bound(ctx, cls, method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed), ctx.oracle)
+    try:
+        for entry in entries(ctx, task, name):
+            n_new = produce(ctx, task, entry, bound, progress)
+            ctx.solved_now[name] = ctx.solved_now.get(name, 0) + n_new
+            indices = np.arange(entry.n)
+            scores = score_entry(ctx, entry.key, indices, metric_fns,
+                                 lambda records, e=entry: task.make_batch(ctx, records, bound, e),
+                                 progress, task.metric_params(), task.metric_subset(metric_fns))
+            valid = task.valid(scores, entry.n)
+            if "seconds" not in scores:  # attributions: the method's time (a counterfactual metric has it)
+                scores["seconds"] = np.array([r["seconds"] for r in ctx.store.records(entry.key)])[:entry.n]
+            rows.append(leaderboard.EntryScores(name, entry.mode, cls.version, ctx.errors.index[indices].numpy(),
+                                                valid, scores, len(ctx.errors), task.metric_subset(metric_fns)))
+            fit = ctx.store.fit_cost(entry.key)
+            done.append(dict(method=name, **({"mode": entry.mode} if entry.mode else {}), version=cls.version,
+                             params=entry.full, entry_key=entry.key, n=entry.n,
+                             **task.entry_info(ctx, entry), paper=getattr(cls, "paper", ""),
+                             deterministic=cls.deterministic, metric_cost=metric_cost(ctx.store, entry.key),
+                             **({} if fit is None else dict(fit_queries=fit[0], fit_seconds=round(fit[1], 3)))))
+    finally:
+        bound.close()
+
+
+@dataclass
+class Finished:
+    """What a task adds to the generic leaderboard: the table as written, notes, provenance, figures."""
+
+    df: object
+    notes: list
+    provenance: dict
+    figures: list
+
+
+def leaderboard_notes(ctx: RunContext, stem: str, figures: list[Path], extra: list[str] = ()) -> list[str]:
+    """Provenance lines, then `extra` lines, then figure links, printed under a leaderboard table."""
+    e, m = ctx.errors, ctx.model_meta
+    notes = [f"Errors: {len(e)} misclassified test images of {e.n_test} "
+             f"(model test accuracy {m.get('test_accuracy', float('nan')):.4f}); "
+             f"manifest sha256 `{e.manifest_hash[:16]}`, weights sha256 `{m['weights_sha256'][:16]}`.",
+             f"Reproduce: `{provenance.reproduce_command(ctx.cfg)}` (provenance in `{stem}.json`)."]
+    if e.limited:
+        notes.insert(0, "**NOT FOR PUBLICATION: --limit cut the error set.**")
+    notes += [*extra, *(f"![{p.stem}]({p.name})" for p in figures)]
+    return notes

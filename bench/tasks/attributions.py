@@ -1,0 +1,159 @@
+"""Attributions: every configured method x target mode on the errors.
+
+Target modes: "predicted" explains the wrong class P the model chose; "true" explains the
+true class Q; "contrast" explains P against Q ("why P rather than Q?": the method gets
+`contrast=Q`). Each (method, mode) is one leaderboard row, checked against the random control.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from bench import leaderboard
+from bench.api.metrics import AttrBatch
+from bench.api.registry import ATTR_METRICS, ATTRIBUTIONS
+from bench.config import TARGET_MODES
+from bench.context import RunContext
+from bench.pipeline import Finished
+from bench.stats import paired_pvalue
+from bench.tasks import Produced
+
+CONTROL = "random"
+SANITY_METRIC = "deletion_auc"
+log = logging.getLogger("bench")
+
+
+class AttributionTask:
+    kind, stem, title, short = "attribution", "attributions", "Attributions", "attr"
+    registry = ATTRIBUTIONS
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.cfg = ctx.cfg.attributions
+        self.names = list(self.cfg.methods)
+        self.modes = tuple(self.cfg.targets)
+
+    def metric_fns(self) -> list:
+        return [ATTR_METRICS.get(n) for n in (list(self.cfg.metrics) or ATTR_METRICS.names())]
+
+    def metric_params(self) -> dict:
+        return self.cfg.metric_params
+
+    def metric_subset(self, metric_fns: list) -> dict:
+        """metric -> first n errors: from what the metric needs (subset_by_need), then per metric."""
+        out = {}
+        for f in metric_fns:
+            cuts = [self.cfg.subset_by_need[need] for need in f.needs if need in self.cfg.subset_by_need]
+            if cuts:
+                out[f.metric_name] = int(min(cuts))
+        return {**out, **self.cfg.metric_subset}
+
+    @staticmethod
+    def extra_metas() -> list:
+        return [leaderboard.MetricMeta("seconds", False, False,
+                                       "wall time of the method per instance (batch time / batch size)", "1")]
+
+    @staticmethod
+    def targets(errs, mode: str, pos: torch.Tensor):
+        if mode == "predicted":
+            return errs.pred[pos], None
+        if mode == "true":
+            return errs.true[pos], None
+        if mode == "contrast":
+            return errs.pred[pos], errs.true[pos]
+        raise ValueError(f"unknown attribution target mode {mode!r} ({' | '.join(TARGET_MODES)})")
+
+    @staticmethod
+    def call(method, x: torch.Tensor, explained: torch.Tensor, contrast) -> Produced:
+        attr = method(x, explained, contrast).attr
+        return Produced(attr, torch.ones(len(x), dtype=torch.bool), [""] * len(x))
+
+    @staticmethod
+    def make_batch(ctx: RunContext, records: list[dict], bound, entry) -> AttrBatch:
+        pos = ctx.errors.position(torch.tensor([r["test_index"] for r in records]))
+        contrast = None if records[0]["contrast"] is None else torch.tensor([r["contrast"] for r in records])
+        dev_contrast = None if contrast is None else contrast.to(ctx.device)
+
+        def explain_fn(x: torch.Tensor, explained: torch.Tensor) -> torch.Tensor:
+            c = dev_contrast if dev_contrast is not None and len(dev_contrast) == len(x) else None
+            return bound.get()(x.to(ctx.device), explained.to(ctx.device), c).attr
+
+        return AttrBatch(x=ctx.errors.x[pos].to(ctx.device),
+                         attr=torch.from_numpy(np.stack([r["artifact"] for r in records])).to(ctx.device),
+                         explained=torch.tensor([r["explained"] for r in records]).to(ctx.device),
+                         seconds=torch.tensor([r["seconds"] for r in records], dtype=torch.float64),
+                         contrast=dev_contrast, method=entry.name, explain_fn=explain_fn)
+
+    @staticmethod
+    def valid(scores: dict, n: int) -> np.ndarray:
+        return np.ones(n, bool)
+
+    @staticmethod
+    def entry_info(ctx: RunContext, entry) -> dict:
+        return {}
+
+    def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
+        from bench.report import attribution_figures
+
+        sanity = sanity_against_control(rows)
+        if sanity:
+            df["beats_random"] = [sanity.get((r.method, r.mode), {}).get("beats", None) for r in rows]
+            df["vs_random_p"] = [sanity.get((r.method, r.mode), {}).get("p", np.nan) for r in rows]
+            _warn_failures(sanity)
+        figures = attribution_figures(ctx, entries, ctx.out_dir)
+        notes = _sanity_notes(sanity) + _subset_notes(self.metric_subset(self.metric_fns()))
+        prov = dict(sanity_vs_random={f"{m}/{mode}": v for (m, mode), v in sanity.items()},
+                    metric_seconds_per_100=_cost_per_100(entries))
+        return Finished(df, notes, prov, figures)
+
+
+def sanity_against_control(rows: list) -> dict:
+    """Per (method, mode): does it beat the random control on deletion AUC (paired, p < 0.05)?"""
+    control = {r.mode: r for r in rows if r.method == CONTROL and SANITY_METRIC in r.scores}
+    out = {}
+    for r in rows:
+        c = control.get(r.mode)
+        if c is None or r.method == CONTROL or SANITY_METRIC not in r.scores:
+            continue
+        common, ia, ib = np.intersect1d(r.index, c.index, return_indices=True)
+        a, b = r.scores[SANITY_METRIC][ia], c.scores[SANITY_METRIC][ib]
+        p = paired_pvalue(a, b)
+        out[(r.method, r.mode)] = dict(beats=bool(np.nanmean(a) < np.nanmean(b) and p < 0.05), p=p,
+                                       deletion=float(np.nanmean(a)), random=float(np.nanmean(b)))
+    return out
+
+
+def _warn_failures(sanity: dict) -> None:
+    for (m, mode), v in sanity.items():
+        if not v["beats"]:
+            log.warning("%s (%s) is no better than the random control on %s (%.3f vs %.3f, p=%.3g)",
+                        m, mode, SANITY_METRIC, v["deletion"], v["random"], v["p"])
+
+
+def _sanity_notes(sanity: dict) -> list[str]:
+    if not sanity:
+        return []
+    bad = [f"{m} ({mode})" for (m, mode), v in sanity.items() if not v["beats"]]
+    return ["", f"Sanity: {len(sanity) - len(bad)} of {len(sanity)} method/mode rows beat the random control on "
+            f"{SANITY_METRIC} (paired sign-flip test, p < 0.05)" + (f"; NOT: {', '.join(bad)}." if bad else ".")]
+
+
+def _subset_notes(subset: dict) -> list[str]:
+    if not subset:
+        return []
+    parts = ", ".join(f"{m} on the first {n}" for m, n in sorted(subset.items()))
+    return ["", f"Costly re-explaining metrics ran on a fixed subset of the errors ({parts}); "
+            "their CSV `<metric>_n` gives the count."]
+
+
+def _cost_per_100(entries: list[dict]) -> dict:
+    """Each metric's mean cost in seconds per 100 instances over all methods (from the store)."""
+    total: dict[str, list[float]] = {}
+    for e in entries:
+        for m, c in e["metric_cost"].items():
+            t = total.setdefault(m, [0, 0.0])
+            t[0] += c["n"]
+            t[1] += c["seconds"]
+    return {m: round(100 * s / n, 3) for m, (n, s) in total.items() if n}

@@ -1,0 +1,78 @@
+"""Counterfactuals: every configured solver moves each error toward its true class.
+
+The strategy the pipeline needs (targets, storing x_cf, rebuilding a CFBatch) plus what the
+counterfactual leaderboard adds: validity-gated rows, the one-off fit cost of amortised
+solvers, the model-cost ratios, overlay and budget figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bench.api.metrics import CFBatch
+from bench.api.registry import CF_METRICS, SOLVERS
+from bench.context import RunContext
+from bench.pipeline import Finished
+from bench.tasks import Produced
+
+
+class CounterfactualTask:
+    kind, stem, title, short = "counterfactual", "counterfactuals", "Counterfactuals", "cf"
+    registry = SOLVERS
+    modes = ("",)
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.cfg = ctx.cfg.counterfactuals
+        self.names = list(self.cfg.solvers)
+
+    def metric_fns(self) -> list:
+        return [CF_METRICS.get(n) for n in (list(self.cfg.metrics) or CF_METRICS.names())]
+
+    def metric_params(self) -> dict:
+        return {}
+
+    def metric_subset(self, metric_fns: list) -> dict:
+        return {}
+
+    def extra_metas(self) -> list:
+        return []
+
+    @staticmethod
+    def targets(errs, mode: str, pos: torch.Tensor):
+        return errs.true[pos], None  # the counterfactual target is the true class
+
+    @staticmethod
+    def call(solver, x: torch.Tensor, target: torch.Tensor, contrast) -> Produced:
+        r = solver(x, target)
+        if r.x_cf.dtype != x.dtype:
+            raise TypeError(f"solver returned x_cf of dtype {r.x_cf.dtype} for x of {x.dtype}")
+        return Produced(r.x_cf, r.success, r.reason, r.seconds)
+
+    @staticmethod
+    def make_batch(ctx: RunContext, records: list[dict], bound, entry) -> CFBatch:
+        """Rebuild what the metrics need from stored records (probabilities via the metric oracle)."""
+        pos = ctx.errors.position(torch.tensor([r["test_index"] for r in records]))
+        x_cf = torch.from_numpy(np.stack([r["artifact"] for r in records])).to(ctx.device)
+        col = lambda k: torch.tensor([r[k] for r in records], dtype=torch.float64)  # noqa: E731
+        return CFBatch(x=ctx.errors.x[pos].to(ctx.device), x_cf=x_cf, target=ctx.errors.true[pos].to(ctx.device),
+                       probs_cf=ctx.metric_ctx.oracle.probs(x_cf), queries=col("queries"),
+                       grad_queries=col("grad_queries"), seconds=col("seconds"), index=ctx.errors.index[pos])
+
+    @staticmethod
+    def valid(scores: dict, n: int) -> np.ndarray:
+        return scores["validity"] > 0.5 if "validity" in scores else np.ones(n, bool)
+
+    @staticmethod
+    def entry_info(ctx: RunContext, entry) -> dict:
+        return dict(solved_now=ctx.solved_now.get(entry.name, 0), in_background=entry.name in ctx.background)
+
+    def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
+        from bench.report import counterfactual_figures
+        from bench.tasks.cost import amortised_columns, amortised_note, model_cost_note, model_cost_ratios
+
+        df, amortised = amortised_columns(df, rows, entries)
+        figures = counterfactual_figures(ctx, entries, ctx.out_dir)
+        model_cost = model_cost_ratios(ctx, rows, entries)
+        notes = [model_cost_note(model_cost), *amortised_note(amortised)]
+        return Finished(df, notes, dict(model_cost=model_cost, amortised=amortised), figures)

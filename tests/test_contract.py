@@ -1,0 +1,118 @@
+"""The plugin contract: solvers/ and metrics/ see bench only through bench.api; bench.api sees
+only the standard library, numpy and torch; every declared name is registered once, in its module;
+every registered model honours the model contract."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module a file imports (absolute names; relative imports resolved against its package)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = path.parent.relative_to(ROOT).parts[: len(path.parent.relative_to(ROOT).parts) - node.level + 1]
+                base = ".".join([*pkg, base] if base else pkg)
+            out += [base] + [f"{base}.{a.name}" for a in node.names if base == "bench"]
+    return out
+
+
+@pytest.mark.parametrize("folder", ["solvers", "metrics"])
+def test_plugins_import_bench_only_through_the_contract(folder):
+    bad = []
+    for path in sorted((ROOT / folder).glob("*.py")):
+        for mod in _imports(path):
+            top = mod.split(".")
+            if top[0] == "bench" and mod != "bench" and top[1] != "api":
+                bad.append(f"{path.relative_to(ROOT)}: {mod}")
+    assert not bad, "imports of bench outside bench.api:\n" + "\n".join(bad)
+
+
+def test_the_contract_imports_only_stdlib_numpy_and_torch():
+    allowed = set(sys.stdlib_module_names) | {"numpy", "torch", "__future__"}
+    bad = [f"{p.name}: {m}" for p in sorted((ROOT / "bench" / "api").glob("*.py")) for m in _imports(p)
+           if m.split(".")[0] not in allowed and not m.startswith("bench.api")]
+    assert not bad, bad
+
+
+def test_listing_the_registries_imports_no_torch():
+    code = ("import sys, json\nfrom bench.api import SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, MODELS, DATASETS\n"
+            "n = sum(len(r.names()) for r in (SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, MODELS, DATASETS))\n"
+            "print(json.dumps([n, 'torch' in sys.modules]))")
+    n, torch_loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                check=True, cwd=ROOT).stdout)
+    assert n > 40 and not torch_loaded
+
+
+def test_every_declaration_is_registered_by_its_own_module_under_the_same_name():
+    """One name, one place: import every module and compare what the decorators registered with
+    what the package declares (a fresh interpreter, so nothing else has registered anything)."""
+    code = """
+import importlib, json, pkgutil
+from bench.api import registry as R
+regs = [R.DATASETS, R.MODELS, R.SOLVERS, R.ATTRIBUTIONS, R.CF_METRICS, R.ATTR_METRICS]
+declared = {r.kind: {e.name: e.target for e in r.entries()} for r in regs}
+for pkg in ("solvers", "metrics", "bench.models", "bench.data"):
+    for m in pkgutil.iter_modules(importlib.import_module(pkg).__path__):
+        importlib.import_module(f"{pkg}.{m.name}")
+print(json.dumps(dict(declared=declared, decorated={r.kind: r.decorated for r in regs})))
+"""
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    cwd=ROOT).stdout)
+    for kind, declared in out["declared"].items():
+        assert out["decorated"][kind] == declared, kind
+
+
+MODEL_PARAMS = {"cnn": {}, "resnet_cbam": {}, "timm": dict(arch="resnet18", attn_layer="se")}
+
+
+def test_every_registered_model_is_in_the_contract_test():
+    from bench.api import MODELS
+
+    assert set(MODELS.names()) == set(MODEL_PARAMS)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_PARAMS))
+def test_model_contract(name, tmp_path):
+    """Forward shape on [0,1] input, a real Grad-CAM layer, and an identical model after a cache round trip."""
+    from bench import checkpoints
+    from bench.api import MODELS, weights_hash
+
+    def build():
+        torch.manual_seed(0)
+        return MODELS.get(name)(n_classes=10, **MODEL_PARAMS[name]).eval()
+
+    model = build()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (3, 10) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    layer = model.get_submodule(model.cam_layer)  # raises if the named layer does not exist
+    seen = []
+    handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][0] == 3  # a spatial feature map per image
+    path = tmp_path / "m.pt"
+    checkpoints.save(path, model, dict(model=name))
+    again = build()
+    torch.nn.init.zeros_(next(again.parameters()))  # not the same weights until loaded
+    checkpoints.load_into(again, path)
+    with torch.no_grad():
+        assert torch.equal(again(x), out)
+    assert weights_hash(again) == weights_hash(model)
