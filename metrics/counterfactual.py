@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from bench.api.metrics import CFBatch, MetricContext, metric
+from bench.api.ops import total_variation
 from metrics import CF_METRICS
 
 L0_ATOL = 1e-3
@@ -17,13 +18,6 @@ L0_ATOL = 1e-3
 
 def _delta(b: CFBatch) -> torch.Tensor:
     return (b.x_cf - b.x).flatten(1).double()
-
-
-def total_variation(delta: torch.Tensor) -> torch.Tensor:
-    """Anisotropic TV per row of (N,C,H,W): sum |d/dh| + sum |d/dw| (exact, no mean)."""
-    dh = (delta[:, :, 1:, :] - delta[:, :, :-1, :]).abs().flatten(1).sum(1)
-    dw = (delta[:, :, :, 1:] - delta[:, :, :, :-1]).abs().flatten(1).sum(1)
-    return dh + dw
 
 
 @metric(CF_METRICS, "validity", higher_is_better=True, version="1",

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.api.methods import CounterfactualSolver
+from bench.api.ops import total_variation
 from bench.api.results import CFResult
 from solvers import SOLVERS
 
@@ -38,12 +39,6 @@ class GradientParams:
     lambda_l2: float = 0.05
     lambda_tv: float = 0.05
     margin: float = 0.5
-
-
-def _tv(delta: torch.Tensor) -> torch.Tensor:
-    dh = (delta[:, :, 1:, :] - delta[:, :, :-1, :]).abs().flatten(1).sum(1)
-    dw = (delta[:, :, :, 1:] - delta[:, :, :, :-1]).abs().flatten(1).sum(1)
-    return dh + dw
 
 
 def _reached(logits: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
@@ -85,7 +80,7 @@ class GradientSolver(CounterfactualSolver):
                 break
             d = delta[active][keep]
             loss = (p.c * F.cross_entropy(logits[keep], target[active][keep], reduction="none")
-                    + p.lambda_l2 * d.pow(2).flatten(1).sum(1) + p.lambda_tv * _tv(d)).sum()
+                    + p.lambda_l2 * d.pow(2).flatten(1).sum(1) + p.lambda_tv * total_variation(d)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

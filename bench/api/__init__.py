@@ -12,6 +12,7 @@ and `--help` stay light.
   register_dataset (a metric registers with `metric(...)`).
 - the model, as methods see it: Oracle, GradientRefused.
 - results: CFResult, AttrResult.
+- ops: total_variation (the pinned TV definition, shared by the gradient solver and the tv metric).
 - models: Normalized (the [0,1]-pixel wrapper a model builder returns), weights_hash;
   keep_freed_memory for worker processes (glibc heap thresholds).
 - parameters: build (table -> frozen dataclass), ConfigError, NoParams.
@@ -30,7 +31,7 @@ _WHERE = {
     "CFResult": "results", "AttrResult": "results",
     "build": "params", "ConfigError": "params",
     "Method": "methods", "CounterfactualSolver": "methods", "AttributionMethod": "methods", "NoParams": "methods",
-    "Normalized": "models", "weights_hash": "models", "keep_freed_memory": "memory",
+    "total_variation": "ops", "Normalized": "models", "weights_hash": "models", "keep_freed_memory": "memory",
     "CFBatch": "metrics", "AttrBatch": "metrics", "MetricContext": "metrics", "metric": "metrics",
 }
 _DECORATORS = {"register_solver": "SOLVERS", "register_attribution": "ATTRIBUTIONS",

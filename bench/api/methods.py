@@ -62,8 +62,6 @@ class Method(abc.ABC):  # noqa: B024 (the abstract __call__ lives on the two sub
 class CounterfactualSolver(Method):
     """(oracle, x, target) -> CFResult: move each x toward `target` (the true class)."""
 
-    kind: ClassVar[str] = "counterfactual"
-
     @abc.abstractmethod
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> CFResult:
         """Counterfactuals for one batch."""
@@ -77,7 +75,6 @@ class AttributionMethod(Method):
     through `contrastive = False`.
     """
 
-    kind: ClassVar[str] = "attribution"
     contrastive: ClassVar[bool] = False
 
     @abc.abstractmethod
