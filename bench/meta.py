@@ -1,0 +1,180 @@
+"""Meta-evaluation: how far can each metric be trusted to rank explanation methods?
+
+From one or more boards of the same task (e.g. one model trained with several seeds), per metric:
+
+- separation (attributions): does it tell each real method from the random control? Paired
+  per-error differences, signed so that > 0 means "better than random"; effect size d_z =
+  mean / sd of the differences, and the paired sign-flip p-value (bench.stats).
+- agreement: Kendall tau between the method rankings two metrics produce (per board).
+- bootstrap stability: mean Kendall tau between the ranking on a bootstrap resample of the
+  errors and the ranking on all of them.
+- seed stability: mean pairwise Kendall tau between the rankings of different boards.
+
+Rankings use each method's mean score, oriented so that higher is better.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from bench.stats import paired_pvalue
+
+CONTROL = "random"
+
+
+def directions(results) -> dict[str, bool]:
+    """metric -> higher_is_better, from the boards' provenance."""
+    out = {}
+    for prov in results.provenance.values():
+        out.update({m["name"]: bool(m["higher_is_better"]) for m in prov.get("metrics", [])})
+    return out
+
+
+def _metrics(results, task: str) -> list[str]:
+    i = results.instances
+    return sorted(i.loc[i["task"] == task, "metric"].unique())
+
+
+def _wide(results, task: str, metric: str) -> pd.DataFrame:
+    """errors x methods of one metric's per-instance scores, oriented higher = better."""
+    i = results.instances
+    s = i[(i["task"] == task) & (i["metric"] == metric)]
+    s = s.assign(method=s["method"] + np.where(s["mode"].fillna("") != "", "/" + s["mode"].fillna(""), ""))
+    wide = s.pivot_table(index="test_index", columns="method", values="value", aggfunc="first")
+    return wide if directions(results).get(metric, True) else -wide
+
+
+def _tau(a: pd.Series, b: pd.Series) -> float:
+    common = a.dropna().index.intersection(b.dropna().index)
+    if len(common) < 3 or a[common].nunique() < 2 or b[common].nunique() < 2:
+        return float("nan")
+    return float(kendalltau(a[common], b[common]).statistic)
+
+
+def separation(results, task: str = "attribution") -> pd.DataFrame:
+    """Per metric and method: effect size and p-value of (method - random control), signed better > 0."""
+    rows = []
+    for metric in _metrics(results, task):
+        wide = _wide(results, task, metric)
+        controls = [c for c in wide.columns if c.split("/")[0] == CONTROL]
+        for ctl in controls:
+            mode = ctl.partition("/")[2]
+            for method in wide.columns:
+                if method == ctl or method.partition("/")[2] != mode:
+                    continue
+                d = (wide[method] - wide[ctl]).dropna()
+                sd = d.std(ddof=1) if len(d) > 1 else np.nan
+                rows.append(dict(metric=metric, method=method, n=len(d), mean_diff=d.mean(),
+                                 d_z=d.mean() / sd if sd and np.isfinite(sd) and sd > 0 else np.nan,
+                                 p=paired_pvalue(wide.loc[d.index, method], wide.loc[d.index, ctl])))
+    return pd.DataFrame(rows)
+
+
+def agreement(results, task: str = "attribution") -> pd.DataFrame:
+    """metric x metric Kendall tau of the method rankings (mean score per method)."""
+    metrics = _metrics(results, task)
+    means = {m: _wide(results, task, m).mean() for m in metrics}
+    tau = pd.DataFrame(np.nan, index=metrics, columns=metrics)
+    for a, b in itertools.product(metrics, repeat=2):
+        tau.loc[a, b] = _tau(means[a], means[b])
+    return tau
+
+
+def bootstrap_stability(results, task: str, n_boot: int = 200, seed: int = 0) -> pd.Series:
+    """metric -> mean Kendall tau between bootstrap-resample rankings and the full ranking."""
+    rng, out = np.random.default_rng(seed), {}
+    for metric in _metrics(results, task):
+        wide = _wide(results, task, metric)
+        full, taus = wide.mean(), []
+        for _ in range(n_boot):
+            sample = wide.iloc[rng.integers(0, len(wide), len(wide))]
+            taus.append(_tau(sample.mean(), full))
+        out[metric] = float(np.nanmean(taus)) if np.isfinite(taus).any() else float("nan")
+    return pd.Series(out, name="bootstrap_tau")
+
+
+def seed_stability(boards: list, task: str) -> pd.Series:
+    """metric -> mean pairwise Kendall tau between the rankings of different boards (seeds)."""
+    if len(boards) < 2:
+        return pd.Series(dtype=float, name="seed_tau")
+    metrics = sorted(set.intersection(*(set(_metrics(b, task)) for b in boards)))
+    out = {}
+    for metric in metrics:
+        means = [_wide(b, task, metric).mean() for b in boards]
+        out[metric] = float(np.nanmean([_tau(a, b) for a, b in itertools.combinations(means, 2)]))
+    return pd.Series(out, name="seed_tau")
+
+
+def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
+    """The meta-evaluation tables of one or more boards of one model (several seeds)."""
+    out = {}
+    sep = pd.concat([separation(b).assign(board=i) for i, b in enumerate(boards)], ignore_index=True)
+    if len(sep):
+        sep["separated"] = (sep["mean_diff"] > 0) & (sep["p"] < 0.05)
+        g = sep.groupby("metric")
+        attr = pd.DataFrame(dict(methods=g["method"].nunique(), separated_share=g["separated"].mean(),
+                                 median_d_z=g["d_z"].median()))
+        attr["bootstrap_tau"] = pd.concat([bootstrap_stability(b, "attribution", n_boot) for b in boards],
+                                          axis=1).mean(axis=1)
+        attr["seed_tau"] = seed_stability(boards, "attribution")
+        out["attributions"] = attr.reset_index()
+        out["separation"] = sep
+        out["agreement"] = agreement(boards[0])
+    cf = pd.concat([bootstrap_stability(b, "counterfactual", n_boot) for b in boards], axis=1).mean(axis=1)
+    if len(cf):
+        out["counterfactuals"] = pd.DataFrame(dict(bootstrap_tau=cf, seed_tau=seed_stability(
+            boards, "counterfactual"))).rename_axis("metric").reset_index()
+    return out
+
+
+def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Path]:
+    """meta_*.csv, meta.md and the agreement heatmap."""
+    from bench import atomic
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in tables.items():
+        paths.append(atomic.write_text(out_dir / f"meta_{name}.csv",
+                                       df.to_csv(index=name == "agreement", float_format="%.4g")))
+    lines = [f"# Meta-evaluation: {title}", ""]
+    for name in ("attributions", "counterfactuals"):
+        if name in tables:
+            lines += [f"## {name}", "", _markdown(tables[name]), ""]
+    if "agreement" in tables:
+        paths.append(_heatmap(tables["agreement"], out_dir / "meta_agreement.png"))
+        lines += ["![agreement](meta_agreement.png)", ""]
+    paths.append(atomic.write_text(out_dir / "meta.md", "\n".join(lines) + "\n"))
+    return paths
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    rows = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(rows + ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)])
+
+
+def _heatmap(tau: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(0.5 * len(tau) + 3, 0.5 * len(tau) + 2))
+    im = ax.imshow(tau.to_numpy(float), vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(tau)), tau.columns, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(tau)), tau.index, fontsize=7)
+    for (i, j), v in np.ndenumerate(tau.to_numpy(float)):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=5)
+    fig.colorbar(im, ax=ax, label="Kendall tau of method rankings")
+    ax.set_title("Metric agreement on the ranking of attribution methods", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,52 @@
+"""Meta-evaluation on the published MNIST x cnn board: separation, agreement, stability."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bench
+from bench import meta
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def board():
+    return bench.load(ROOT / "leaderboards" / "mnist" / "cnn")
+
+
+def test_separation_matches_the_boards_own_sanity_check(board):
+    sep = meta.separation(board).query("metric == 'deletion_auc'").set_index("method")
+    prov = board.provenance["attributions"]["sanity_vs_random"]
+    for key, v in prov.items():  # the board's paired test against random, same data, same test
+        assert sep.loc[key, "p"] == pytest.approx(v["p"])
+        assert (sep.loc[key, "mean_diff"] > 0) == (v["deletion"] < v["random"])  # lower deletion = better
+
+
+def test_agreement_is_a_symmetric_tau_matrix_with_unit_diagonal(board):
+    tau = meta.agreement(board)
+    m = tau.to_numpy(float)
+    assert np.allclose(np.diag(m), 1.0) and np.allclose(m, m.T, equal_nan=True)
+    assert np.nanmin(m) >= -1 and np.nanmax(m) <= 1
+    # deletion AUC and Quantus pixel flipping measure the same thing (zeroing the top pixels first)
+    assert tau.loc["deletion_auc", "q_pixel_flipping"] > 0.6
+
+
+def test_stability_is_perfect_across_identical_boards_and_high_under_bootstrap(board):
+    same = meta.seed_stability([board, board], "attribution")
+    assert (same.dropna() == 1.0).all() and len(same.dropna()) >= 10
+    boot = meta.bootstrap_stability(board, "counterfactual", n_boot=50)
+    assert boot["validity"] == pytest.approx(1.0) or boot["validity"] > 0.8
+    assert ((boot.dropna() > -1) & (boot.dropna() <= 1)).all()
+
+
+def test_write_produces_tables_markdown_and_heatmap(board, tmp_path):
+    paths = meta.write(meta.summary([board], n_boot=20), tmp_path, "mnist / cnn")
+    names = {p.name for p in paths}
+    assert {"meta_attributions.csv", "meta_agreement.csv", "meta_counterfactuals.csv", "meta.md",
+            "meta_agreement.png"} <= names
+    table = pd.read_csv(tmp_path / "meta_attributions.csv")
+    assert set(table.columns) >= {"metric", "separated_share", "median_d_z", "bootstrap_tau"}
+    assert "| metric" in (tmp_path / "meta.md").read_text()
