@@ -20,9 +20,9 @@ NAMES = ["knn_ratio", "im1", "im2", "oracle_agreement"]
 @pytest.fixture(scope="module")
 def ctx(mnist, cnn, cache_dir) -> MetricContext:
     from bench.api.oracle import Oracle
+    from bench.context import metric_context
 
-    return MetricContext(oracle=Oracle(cnn[0], "cpu"), data=mnist, device="cpu", cache_dir=cache_dir,
-                         seed=0, dataset="mnist")
+    return metric_context(mnist, Oracle(cnn[0], "cpu"), "cpu", cache_dir=cache_dir, seed=0, dataset="mnist")
 
 
 def _batch(x: torch.Tensor, x_cf: torch.Tensor, target: torch.Tensor, ctx: MetricContext) -> CFBatch:
@@ -100,7 +100,7 @@ def test_im2_small_for_real_digits(ctx, mnist):
 
 def test_autoencoders_reload_from_cache(ctx, mnist, cache_dir):
     aes, meta = P.autoencoders(ctx)
-    again, meta2 = load_or_train_autoencoders(mnist, "mnist", cache_dir, 0, "cpu")
+    again, meta2 = load_or_train_autoencoders(ctx)
     assert meta2["cached"] and meta2["weights_sha256"] == meta["weights_sha256"]
     assert set(again.keys()) == {str(c) for c in range(10)} | {"all"}
 
