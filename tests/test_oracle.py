@@ -58,3 +58,49 @@ def test_throughput_is_measured_uncounted(oracle, errors):
     assert oracle.queries.tolist() == [0, 0] and oracle.total_rows == 0  # a yardstick, not a query
     with pytest.raises(ValueError, match="at least one input row"):
         oracle.throughput(errors.x[:0])
+
+
+def test_optimised_forward_agrees_with_the_model_and_counts_the_same(cnn, errors):
+    from bench.api.oracle import FAST_TOLERANCE, Oracle
+
+    eager, fast = Oracle(cnn[0], "cpu", fast=False), Oracle(cnn[0], "cpu")
+    x = errors.x
+    for o in (eager, fast):
+        o.start(len(x))
+    a, b = eager.logits(x), fast.logits(x)
+    assert fast._fast and not eager._fast  # the frozen TorchScript copy is in use
+    assert torch.allclose(a, b, atol=FAST_TOLERANCE, rtol=FAST_TOLERANCE)
+    assert torch.equal(a.argmax(1), b.argmax(1))
+    assert torch.equal(eager.queries, fast.queries)
+    assert fast.throughput(x, rows=512, repeats=1)["optimised"] is True
+    assert eager.throughput(x, rows=512, repeats=1)["optimised"] is False
+
+
+def test_a_model_torchscript_cannot_take_runs_eagerly(errors):
+    from bench.api.oracle import Oracle
+
+    class Untraceable(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(784, 10)
+
+        def forward(self, x):
+            if torch.jit.is_tracing():
+                raise RuntimeError("no tracing here")
+            return self.fc(x.flatten(1))
+
+    o = Oracle(Untraceable(), "cpu")
+    out = o.logits(errors.x[:5])
+    assert o._fast is False and out.shape == (5, 10)
+
+
+def test_the_portable_copy_rebuilds_its_optimised_forward(cnn, errors):
+    import pickle
+
+    from bench.api.oracle import Oracle
+
+    o = Oracle(cnn[0], "cpu")
+    o.logits(errors.x[:3])
+    copy = pickle.loads(pickle.dumps(o.portable()))
+    assert copy._inner._fast is None  # not pickled: built again where it runs
+    assert torch.allclose(copy.logits(errors.x[:3]), o.logits(errors.x[:3]), atol=1e-5)
