@@ -18,6 +18,20 @@ from bench.api.params import ConfigError, build
 
 # What an attribution explains: the wrong class P the model chose, the true class Q, or P against Q.
 TARGET_MODES = ("predicted", "true", "contrast")
+SCHEDULES = ("onecycle", "constant")
+
+
+def require(ok: bool, key: str, rule: str, value: Any) -> None:
+    """One-line ConfigError naming the key, e.g. `train.lr must be > 0, got -1.0`."""
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
+def _counts(where: str, table: dict) -> None:
+    """A subset table: name -> first n errors, every n an integer >= 1."""
+    for name, n in table.items():
+        require(isinstance(n, int) and not isinstance(n, bool) and n >= 1, f"{where}.{name}",
+                "an integer >= 1", n)
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     augment: bool = False
 
+    def __post_init__(self) -> None:
+        require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
+        require(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size)
+        require(self.lr > 0, "train.lr", "> 0", self.lr)
+        require(self.weight_decay >= 0, "train.weight_decay", ">= 0", self.weight_decay)
+        require(self.schedule in SCHEDULES, "train.schedule", " | ".join(SCHEDULES), self.schedule)
+
 
 @dataclass(frozen=True)
 class CounterfactualConfig:
@@ -42,6 +63,12 @@ class CounterfactualConfig:
     metrics: tuple[str, ...] = ()  # empty = every registered counterfactual metric
     batch_size: int = 256
     overlap: bool = True  # run worker-process solvers (alibi) in a thread beside the rest
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "counterfactuals.batch_size", ">= 1", self.batch_size)
+        _counts("counterfactuals.subset", self.subset)
+        for name, table in self.params.items():
+            require(isinstance(table, dict), f"counterfactuals.params.{name}", "a table", table)
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,16 @@ class AttributionConfig:
     subset_by_need: dict = field(default_factory=dict)
     subset: dict = field(default_factory=dict)
     batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "attributions.batch_size", ">= 1", self.batch_size)
+        for mode in self.targets:
+            require(mode in TARGET_MODES, "attributions.targets", "a list of " + " | ".join(TARGET_MODES), mode)
+        for key in ("subset", "metric_subset", "subset_by_need"):
+            _counts(f"attributions.{key}", getattr(self, key))
+        for key in ("params", "metric_params"):
+            for name, table in getattr(self, key).items():
+                require(isinstance(table, dict), f"attributions.{key}.{name}", "a table", table)
 
 
 @dataclass(frozen=True)
@@ -86,13 +123,22 @@ class RunConfig:
     attributions: AttributionConfig = field(default_factory=AttributionConfig)
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"limit must be >= 1, got {self.limit}")
-        if self.n_bootstrap < 1:
-            raise ConfigError(f"n_bootstrap must be >= 1, got {self.n_bootstrap}")
+        require(self.limit is None or self.limit >= 1, "limit", ">= 1", self.limit)
+        require(self.n_bootstrap >= 1, "n_bootstrap", ">= 1", self.n_bootstrap)
+        require(self.n_figure >= 0, "n_figure", ">= 0", self.n_figure)
+        require(self.seed >= 0, "seed", ">= 0", self.seed)
+        require(self.device == "auto" or self.device == "cpu" or _is_cuda(self.device), "device",
+                "auto | cpu | cuda[:N]", self.device)
+        require(bool(self.cache_dir.strip()), "cache_dir", "a folder", self.cache_dir)
+        require(isinstance(self.model_params, dict), "model_params", "a table", self.model_params)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _is_cuda(device: str) -> bool:
+    head, sep, index = device.partition(":")
+    return head == "cuda" and (not sep or index.isdigit())
 
 
 def parse_value(text: str) -> Any:
@@ -152,7 +198,7 @@ def _deep_merge(into: dict, other: dict) -> None:
 def make_config(preset: str = "default", overrides: list[str] = (), **cli: Any) -> RunConfig:
     """Preset + `--set key=value` overrides + explicit CLI options (None = not given)."""
     table = load_preset(preset)
-    table["preset"] = Path(preset).stem if preset.endswith(".toml") else preset
+    table.setdefault("preset", Path(preset).stem if preset.endswith(".toml") else preset)  # `bench config` output keeps its own
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
@@ -162,3 +208,48 @@ def make_config(preset: str = "default", overrides: list[str] = (), **cli: Any) 
         if value is not None:
             _set_dotted(table, key, value)
     return build(RunConfig, table)
+
+
+def to_toml(cfg: RunConfig) -> str:
+    """The config as a TOML preset file: fed back with `--preset file.toml` it gives the same RunConfig.
+
+    Unset values (None) are left out (their default is None); tables become [section] headers.
+    """
+    return _toml_table(cfg.to_dict(), "")
+
+
+def _toml_table(table: dict, prefix: str) -> str:
+    lines, subtables = [], []
+    for k, v in table.items():
+        if isinstance(v, dict) and v:
+            subtables.append((k, v))
+        elif v is not None:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in subtables:
+        name = f"{prefix}{_toml_key(k)}"
+        direct = any(x is not None and not (isinstance(x, dict) and x) for x in v.values())
+        out += (f"\n[{name}]\n" if direct else "") + _toml_table(v, name + ".")
+    return out
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
+    return key if bare else _toml_value(key)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if v == v and abs(v) != float("inf") else ("nan" if v != v else "inf" if v > 0 else "-inf")
+    if isinstance(v, str):
+        escaped = "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in v)
+        return f'"{escaped}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
+    raise ConfigError(f"no TOML form for {type(v).__name__} {v!r}")
