@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.api import ConfigError
 from solvers import SOLVERS
 from solvers._alibi_solver import AlibiSolver
 
@@ -64,6 +65,17 @@ class ProtoParams:
     timeout_s: float = 60.0
     keep_best: bool = True
 
+    def __post_init__(self) -> None:
+        for key in ("n_per_class", "k", "max_iterations", "max_queries"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("learning_rate_init", "timeout_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("theta", "beta", "kappa"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+
 
 @dataclass(frozen=True)
 class ProtoNumGradParams(ProtoParams):
@@ -83,6 +95,17 @@ class ProtoNumGradParams(ProtoParams):
     eps_pred: float = 1e-3
     eps_x: float = 1e-3
     update_num_grad: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("c_steps", "update_num_grad"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("eps_pred", "eps_x"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        if self.c_init < 0:
+            raise ConfigError(f"c_init must be >= 0, got {self.c_init!r}")
 
 
 @SOLVERS.register("alibi_proto")

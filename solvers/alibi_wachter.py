@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.api import ConfigError
 from solvers import SOLVERS
 from solvers._alibi_solver import AlibiSolver
 
@@ -55,6 +56,19 @@ class WachterParams:
     max_queries: int = 250_000
     timeout_s: float = 300.0
     keep_best: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("max_iter", "early_stop", "max_queries"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("lam_init", "learning_rate_init", "eps", "timeout_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("tol", "max_lam_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+        if not 0 < self.target_proba <= 1:
+            raise ConfigError(f"target_proba must be in (0, 1], got {self.target_proba!r}")
 
 
 @SOLVERS.register("alibi_wachter")

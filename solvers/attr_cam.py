@@ -51,6 +51,11 @@ class CamParams:
     relu: bool = True
     interpolate_mode: str = "bilinear"
 
+    def __post_init__(self) -> None:
+        if self.interpolate_mode not in ("nearest", "nearest-exact", "bilinear", "bicubic", "area"):
+            raise ConfigError(f"interpolate_mode must be nearest | nearest-exact | bilinear | bicubic | area, "
+                              f"got {self.interpolate_mode!r}")
+
 
 @dataclass(frozen=True)
 class ContrastCamParams(CamParams):
@@ -59,8 +64,9 @@ class ContrastCamParams(CamParams):
     loss: str = "ce"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loss not in ("ce", "margin"):
-            raise ConfigError(f"contrast_cam.loss must be 'ce' or 'margin', got {self.loss!r}")
+            raise ConfigError(f"loss must be 'ce' or 'margin', got {self.loss!r}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,13 @@ class ScoreCamParams:
     interpolate_mode: str = "bilinear"
     rectify: bool = True
     batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        if self.batch_rows < 1:
+            raise ConfigError(f"batch_rows must be >= 1, got {self.batch_rows!r}")
+        if self.interpolate_mode not in ("nearest", "nearest-exact", "bilinear", "bicubic", "area"):
+            raise ConfigError(f"interpolate_mode must be nearest | nearest-exact | bilinear | bicubic | area, "
+                              f"got {self.interpolate_mode!r}")
 
 
 def _pick(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import DeepLiftShap as CaptumDeepLiftShap
 from captum.attr import GradientShap as CaptumGradientShap
 
+from bench.api import ConfigError
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn, seeded
 
@@ -36,6 +37,10 @@ class DeepLiftParams:
     """
 
     eps: float = 1e-10
+
+    def __post_init__(self) -> None:
+        if self.eps <= 0:
+            raise ConfigError(f"eps must be > 0, got {self.eps!r}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ class DeepShapParams:
     n_baselines: int = 32
     seed: int = 0
     batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        for key in ("n_baselines", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,14 @@ class GradientShapParams:
     stdevs: float = 0.0
     seed: int = 0
     batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        for key in ("n_baselines", "n_samples", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("stdevs", "seed"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
 
 
 class _FitsBaselines(Adapter):

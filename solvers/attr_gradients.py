@@ -14,6 +14,7 @@ from captum.attr import InputXGradient as CaptumInputXGradient
 from captum.attr import NoiseTunnel
 from captum.attr import Saliency as CaptumSaliency
 
+from bench.api import ConfigError
 from bench.api.methods import NoParams
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, logit_fn, seeded
@@ -45,6 +46,14 @@ class SmoothGradParams:
     absolute: bool = True
     seed: int = 0
     batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        for key in ("n_samples", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("sigma", "seed"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
 
 
 @ATTRIBUTIONS.register("saliency")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients as CaptumIG
 
+from bench.api import ConfigError
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, extra, instance_chunks, logit_fn, row_noise
 
@@ -44,6 +45,14 @@ class IGParams:
     method: str = "gausslegendre"
     batch_rows: int = BATCH_ROWS
 
+    def __post_init__(self) -> None:
+        for key in ("n_steps", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.method not in ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"):
+            raise ConfigError(f"method must be gausslegendre | riemann_trapezoid | riemann_left | riemann_right | "
+                              f"riemann_middle, got {self.method!r}")
+
 
 @dataclass(frozen=True)
 class IGBlurParams(IGParams):
@@ -52,12 +61,22 @@ class IGBlurParams(IGParams):
 
     sigma: float = 4.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sigma <= 0:
+            raise ConfigError(f"sigma must be > 0, got {self.sigma!r}")
+
 
 @dataclass(frozen=True)
 class IGSeedParams(IGParams):
     """Args (besides IGParams'): seed: seed of the random baseline."""
 
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,12 @@ class IGGaussianParams(IGParams):
     sigma: float = 0.3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("sigma", "seed"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+
 
 @dataclass(frozen=True)
 class IGMultiParams(IGParams):
@@ -75,6 +100,13 @@ class IGMultiParams(IGParams):
 
     n_baselines: int = 8
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_baselines < 1:
+            raise ConfigError(f"n_baselines must be >= 1, got {self.n_baselines!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -25,6 +25,7 @@ from captum.attr import Occlusion as CaptumOcclusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from threadpoolctl import threadpool_limits
 
+from bench.api import ConfigError
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, extra, logit_fn, seeded
 
@@ -42,6 +43,13 @@ class OcclusionParams:
     stride: int = 2
     baseline: float = 0.0
     batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        for key in ("window", "stride", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if not 0 <= self.baseline <= 1:
+            raise ConfigError(f"baseline must be a pixel value in [0, 1], got {self.baseline!r}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,16 @@ class LimeParams:
     seed: int = 0
     batch_rows: int = BATCH_ROWS
 
+    def __post_init__(self) -> None:
+        for key in ("patch", "n_samples", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.kernel_width <= 0:
+            raise ConfigError(f"kernel_width must be > 0, got {self.kernel_width!r}")
+        for key in ("alpha", "seed"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+
 
 @dataclass(frozen=True)
 class KernelShapParams:
@@ -76,6 +94,13 @@ class KernelShapParams:
     n_samples: int = 256
     seed: int = 0
     batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        for key in ("patch", "n_samples", "batch_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
 def patch_mask(shape: torch.Size, patch: int, device: torch.device) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.api import ConfigError
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import Adapter, row_noise
 
@@ -21,6 +22,10 @@ class RandomParams:
     """
 
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
 @ATTRIBUTIONS.register("random")

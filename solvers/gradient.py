@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bench.api import ConfigError
 from bench.api.methods import CounterfactualSolver
 from bench.api.ops import total_variation
 from bench.api.results import CFResult
@@ -39,6 +40,16 @@ class GradientParams:
     lambda_l2: float = 0.05
     lambda_tv: float = 0.05
     margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps!r}")
+        for key in ("lr", "c"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("lambda_l2", "lambda_tv", "margin"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
 
 
 def _reached(logits: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:

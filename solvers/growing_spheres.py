@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.api import ConfigError
 from bench.api.methods import CounterfactualSolver
 from bench.api.results import CFResult
 from solvers import SOLVERS
@@ -76,10 +77,16 @@ class GrowingSpheresParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_in_layer < 1 or self.batch_rows < 1 or self.max_queries < 0:
-            raise ValueError("growing_spheres: n_in_layer, batch_rows >= 1 and max_queries >= 0")
-        if not (self.first_radius > 0 and self.step > 0 and self.shrink > 1 and self.max_radius > 0):
-            raise ValueError("growing_spheres: first_radius, step, max_radius > 0 and shrink > 1")
+        for key in ("n_in_layer", "batch_rows", "max_queries"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        for key in ("first_radius", "step", "max_radius"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        if self.shrink <= 1:
+            raise ConfigError(f"shrink must be > 1, got {self.shrink!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
 @SOLVERS.register("growing_spheres")
