@@ -9,6 +9,7 @@ summary. Solvers and metrics are known to the tasks only through the registries 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -130,6 +131,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
             written += publish.pin_weights(used)
     finally:
         ctx.store.release()
+        ctx.store.add_run(time.perf_counter() - ctx.started, ctx.out_dir, cfg.to_dict(), len(ctx.errors),
+                          getattr(sys.exc_info()[0], "__name__", "done"))  # listed by `bench runs`
     log.info("phases: %s", phases)
     return dict(folder=str(ctx.out_dir), paths=[str(p) for p in written], n_errors=len(ctx.errors),
                 checkpoints=used, phases=phases.seconds,

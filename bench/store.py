@@ -1,12 +1,14 @@
 """Per-instance records in SQLite: resumable, transactional, auditable.
 
-Two tables. `records` holds what a method produced for one error (the counterfactual or
+`records` holds what a method produced for one error (the counterfactual or
 attribution map itself as compressed float32 bytes, success, reason, queries, gradient
 queries, seconds). `scores` holds one metric value per (entry, instance, metric, version).
 An *entry key* hashes everything a result depends on (dataset, model weights, error-set
 manifest, method name, parameters and version, target mode), so a rerun with the same
 configuration finds its finished work and skips it, and a changed parameter or version
 starts a new entry instead of mixing results. Each batch is written in one transaction.
+`runs` lists every run that used the store (times, folder, config, errors, status); a store
+made before that table existed gains it when opened.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CREATE TABLE IF NOT EXISTS costs (
 CREATE TABLE IF NOT EXISTS scores (
     entry_key TEXT, test_index INTEGER, metric TEXT, version TEXT, value REAL,
     PRIMARY KEY (entry_key, test_index, metric, version));
+CREATE TABLE IF NOT EXISTS runs (
+    started REAL, finished REAL, folder TEXT, config TEXT, n_errors INTEGER, status TEXT);
 """
 
 
@@ -60,7 +64,60 @@ class StoreError(ValueError):
     """The store file is not a bench run store, is damaged, or another run holds it."""
 
 
-TABLES = {"entries", "records", "costs", "scores"}
+TABLES = {"entries", "records", "costs", "scores"}  # what makes a file a bench store ("runs" came later)
+
+
+def _tables(con: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _refuse_foreign(path: Path, tables: set[str]) -> None:
+    if tables and not tables & TABLES:
+        raise StoreError(f"{path} is an SQLite database but not a bench run store "
+                         f"(tables: {', '.join(sorted(tables))[:80]}); point --cache-dir or "
+                         "--store elsewhere")
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=60)
+
+
+def probe(path: str | Path) -> None:
+    """Refuse (StoreError, one line) a file that exists but is not a bench run store.
+
+    Reads only: nothing is created, so a config can be checked before any work.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise StoreError(f"run store {path} is not a file; point --cache-dir or --store elsewhere")
+    try:
+        with closing(_read_only(path)) as con:
+            _refuse_foreign(path, _tables(con))
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path} is not a usable bench run store ({e}); move it away or point "
+                         "--cache-dir or --store elsewhere") from None
+
+
+def read_runs(path: str | Path) -> list[dict]:
+    """The runs recorded in the store at `path`, oldest first (read only; [] for a store without any)."""
+    path = Path(path).expanduser()
+    probe(path)
+    if not path.exists():
+        return []
+    with closing(_read_only(path)) as con:
+        if "runs" not in _tables(con):  # a store made before runs were recorded
+            return []
+        rows = con.execute("SELECT started, finished, folder, config, n_errors, status FROM runs "
+                           "ORDER BY started").fetchall()
+    out = []
+    for started, finished, folder, config, n_errors, status in rows:
+        cfg = json.loads(config)
+        out.append(dict(started=started, finished=finished, seconds=finished - started, folder=folder,
+                        dataset=cfg.get("dataset"), model=cfg.get("model"), config=cfg, n_errors=n_errors,
+                        status=status, store=str(path)))
+    return out
 
 
 class Store:
@@ -76,11 +133,7 @@ class Store:
         self._lock = None
         try:
             with closing(self._connect()) as con, con:
-                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if tables and not tables & TABLES:
-                    raise StoreError(f"{self.path} is an SQLite database but not a bench run store "
-                                     f"(tables: {', '.join(sorted(tables))[:80]}); point --cache-dir or "
-                                     "--set store=... elsewhere")
+                _refuse_foreign(self.path, _tables(con))
                 con.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a usable bench run store ({e}); move it away "
@@ -95,7 +148,7 @@ class Store:
             lock.acquire()
         except Timeout:
             raise StoreError(f"another bench run is using the run store {self.path}; wait for it to "
-                             "finish, or give this run its own --cache-dir or --set store=...") from None
+                             "finish, or give this run its own --cache-dir or --store") from None
         self._lock = lock
         return self
 
@@ -189,6 +242,18 @@ class Store:
             rows = con.execute("SELECT metric, SUM(n), SUM(seconds) FROM costs WHERE entry_key=? AND metric != ? "
                                "GROUP BY metric", (key, FIT)).fetchall()
         return {m: (int(n), float(s)) for m, n, s in rows}
+
+    def add_run(self, seconds: float, folder: str | Path, config: dict, n_errors: int, status: str) -> None:
+        """Record a run that used this store: it ended now after `seconds`; status "done" or why not."""
+        finished = time.time()
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?)",
+                        (finished - seconds, finished, str(folder), json.dumps(config, sort_keys=True, default=str),
+                         int(n_errors), status))
+
+    def runs(self) -> list[dict]:
+        """Every run recorded here, oldest first (see read_runs)."""
+        return read_runs(self.path)
 
     def dump(self):
         """(entries, scores, records) as pandas DataFrames, records without their artifacts (bench.load)."""
