@@ -1,7 +1,8 @@
-"""Command line: `python -m bench {run,train,list,check,report}`.
+"""Command line: `python -m bench {run,train,check,config,runs,list,report,site}`.
 
-This module imports no torch or TensorFlow at start-up: `--help` and `list` stay instant.
-Bad input (unknown preset, key, name or device) is one line on stderr and exit code 2.
+This module imports no torch or TensorFlow at start-up: `--help`, `--version`, `list` and
+`runs` stay instant. Bad input (unknown preset, key, name, value out of range, missing file or
+device) is one line on stderr and exit code 2, before any data is loaded or model trained.
 """
 
 from __future__ import annotations
@@ -13,37 +14,65 @@ import os
 import sys
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too (`bench: error: ...`, exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"bench: error: {message} (see {self.prog} --help)\n")
+
+
+def _verbosity() -> argparse.ArgumentParser:
+    """-v / -q, accepted before or after the command (defaults suppressed: neither clobbers the other)."""
+    p = _Parser(add_help=False)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="debug messages too (logging level DEBUG)")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars and no info messages: warnings and errors only")
+    return p
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help="preset name (bench/presets) or a .toml path")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted (repeatable), e.g. --set train.epochs=5")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="the run seed (same as --set seed=N): the model's training and every method's noise")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the preset's, auto)")
     p.add_argument("--limit", type=int, default=None, help="only the first N errors (not for publication)")
     p.add_argument("--out", default=None, help="root folder of the tables (default: runs/<dataset>/<model>/<time>/; "
                    "leaderboards/ with --publish)")
     p.add_argument("--cache-dir", default=None, help="models, data and run store (default: ~/.cache/bench)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument("--data-dir", default=None, help="an IDX folder, or 'download' (default: the dataset's offline copy)")
+    p.add_argument("--store", default=None,
+                   help="the SQLite run store (default: <cache-dir>/runs/<dataset>/<model>.sqlite)")
     p.add_argument("--retrain", action="store_true", default=None,
                    help="ignore the shipped reference weights (leaderboards/weights): use or train "
                         "checkpoints of this machine")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="How well do explanation methods explain "
-                                     "an image classifier's mistakes? Counterfactual and attribution leaderboards.")
+    from bench import __version__
+
+    verbosity = _verbosity()
+    parser = _Parser(prog="bench", parents=[verbosity], description="How well do explanation methods "
+                     "explain an image classifier's mistakes? Counterfactual and attribution leaderboards.")
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="train/load the model, explain its errors, write leaderboards")
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, parents=[verbosity])
+
+    p_run = add("run", "train/load the model, explain its errors, write leaderboards")
     _common(p_run)
     p_run.add_argument("--publish", action="store_true", default=None,
                        help="write leaderboards/<dataset>/<model>/ (not runs/) and pin the weights used")
     p_run.add_argument("--force", action="store_true", default=None,
                        help="with --publish: publish from a checkout with uncommitted code anyway")
-    p_train = sub.add_parser("train", help="train (or load from cache) the configured classifier")
+    p_train = add("train", "train (or load from cache) the configured classifier")
     _common(p_train)
     p_train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
-    p_list = sub.add_parser("list", help="list presets, datasets, models, solvers, attributions, metrics")
-    p_list.add_argument("what", nargs="?", default="all")
-    p_check = sub.add_parser("check", help="run the ci preset and compare with committed baselines")
+    p_check = add("check", "run the ci preset and compare with committed baselines")
     _common(p_check)
     p_check.add_argument("--baseline", default="leaderboards/ci", help="baseline folder")
     p_check.add_argument("--board", default=None,
@@ -51,9 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "(e.g. leaderboards/mnist/cnn); replaces --preset and --baseline")
     p_check.add_argument("--update", action="store_true", help="rewrite the baselines deliberately")
     p_check.set_defaults(preset="ci")
-    p_report = sub.add_parser("report", help="build one Markdown report from a leaderboard folder")
+    p_config = add("config", "validate a config and print it, resolved, as TOML (a preset file)")
+    _common(p_config)
+    p_runs = add("runs", "list past runs recorded in the run stores")
+    p_runs.add_argument("--cache-dir", default=None, help="whose stores (default: ~/.cache/bench)")
+    p_runs.add_argument("--store", default=None, help="one store file instead of every store under the cache")
+    p_list = add("list", "list presets, datasets, models, solvers, attributions, metrics")
+    p_list.add_argument("what", nargs="?", default="all")
+    p_report = add("report", "build one Markdown report from a leaderboard folder")
     p_report.add_argument("folder", help="e.g. leaderboards/mnist/cnn")
-    p_site = sub.add_parser("site", help="build the static leaderboard site (plain files) from every board folder")
+    p_site = add("site", "build the static leaderboard site (plain files) from every board folder")
     p_site.add_argument("--root", default="leaderboards", help="folder holding the boards (default: leaderboards)")
     p_site.add_argument("--out", default=None, help="output folder (default: <root>/site)")
     return parser
@@ -62,15 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args):
     from bench.config import make_config
 
-    return make_config(args.preset, args.overrides, device=args.device, limit=args.limit,
-                       out=args.out, cache_dir=args.cache_dir, retrain=args.retrain,
-                       publish=getattr(args, "publish", None), force=getattr(args, "force", None))
+    return make_config(args.preset, args.overrides, device=args.device, limit=args.limit, seed=args.seed,
+                       out=args.out, cache_dir=args.cache_dir, data_dir=args.data_dir, store=args.store,
+                       retrain=args.retrain, publish=getattr(args, "publish", None),
+                       force=getattr(args, "force", None))
 
 
 def cmd_list(what: str) -> int:
     from bench.config import preset_names
     from bench.data import DATASETS
     from bench.models import MODELS
+    from bench.validate import extra_installed, install_hint
     from metrics import ATTR_METRICS, CF_METRICS
     from solvers import ATTRIBUTIONS, SOLVERS
 
@@ -84,7 +122,9 @@ def cmd_list(what: str) -> int:
         if what in ("all", title):
             print(f"{title}:")
             for e in reg.entries():
-                print(f"  {e.name:<22} {e.summary}")
+                missing = e.extra and not extra_installed(e.extra)
+                note = f"UNAVAILABLE (needs [{e.extra}]: {install_hint(e.extra)}) " if missing else ""
+                print(f"  {e.name:<22} {note}{e.summary}")
     return 0
 
 
@@ -98,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     # worker and the other team need when solvers run side by side (see bench/runner.py).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
-    _logging(getattr(args, "quiet", False))
+    args.quiet, args.verbose = getattr(args, "quiet", False), getattr(args, "verbose", 0)
+    _logging(args.quiet, args.verbose)
     log = logging.getLogger("bench")
     try:
         return _dispatch(args)
@@ -115,6 +156,8 @@ def _dispatch(args) -> int:
     try:
         if args.command == "list":
             return cmd_list(args.what)
+        if args.command == "runs":
+            return cmd_runs(args.cache_dir, args.store)
         if args.command == "report":
             from bench.report.document import build_report
 
@@ -125,17 +168,32 @@ def _dispatch(args) -> int:
 
             print(json.dumps(build_site(args.root, args.out)))
             return 0
+        if args.command == "check":
+            _check_folders(args)
         cfg = _config(args)
+        if args.command == "check" and args.board:
+            from dataclasses import replace
+
+            from bench.check import board_config
+
+            cfg, args.baseline = board_config(args.board, cfg), args.board
+            cfg = cfg if args.seed is None else replace(cfg, seed=args.seed)
+        from bench.validate import validate
+
+        validate(cfg)  # every name, value, file and device: exit 2 before any work
+        if args.command == "config":
+            from bench.config import to_toml
+
+            print(to_toml(cfg), end="")
+            return 0
         from bench.api.memory import keep_freed_memory
 
         keep_freed_memory()  # steady forward speed after training in-process (see bench/api/memory.py)
         if args.command == "train":
             return _train(cfg, args)
         if args.command == "check":
-            from bench.check import board_config, check
+            from bench.check import check
 
-            if args.board:
-                cfg, args.baseline = board_config(args.board, cfg), args.board
             return check(cfg, args.baseline, update=args.update, progress=not args.quiet)
         from bench.leaderboard import headline
         from bench.runner import run
@@ -148,12 +206,56 @@ def _dispatch(args) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted (finished work is kept in the run store)", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:
         if os.environ.get("BENCH_DEBUG"):
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"bench: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _check_folders(args) -> None:
+    """`check --board` names a board folder; `--baseline` (unless rewritten by --update) holds tables."""
+    from pathlib import Path
+
+    from bench.api.params import ConfigError
+
+    if args.board:
+        board = Path(args.board)
+        if not board.is_dir():
+            raise ConfigError(f"check --board {args.board}: no such folder (e.g. leaderboards/mnist/cnn)")
+        if not any((board / f"{s}.json").is_file() for s in ("counterfactuals", "attributions")):
+            raise ConfigError(f"check --board {args.board}: not a board (no counterfactuals.json or "
+                              "attributions.json)")
+    elif not args.update:
+        base = Path(args.baseline)
+        if not base.is_dir():
+            raise ConfigError(f"check --baseline {args.baseline}: no such folder (make one with --update)")
+        if not any((base / f"{s}.csv").is_file() for s in ("counterfactuals", "attributions")):
+            raise ConfigError(f"check --baseline {args.baseline}: no counterfactuals.csv or attributions.csv "
+                              "in it (make them with --update)")
+
+
+def cmd_runs(cache_dir: str | None, store: str | None) -> int:
+    """One line per recorded run, oldest first: time, dataset/model, errors, seconds, folder, status."""
+    import time
+    from pathlib import Path
+
+    from bench.config import RunConfig
+    from bench.store import read_runs
+
+    root = Path(cache_dir or RunConfig.cache_dir).expanduser() / "runs"
+    paths = [Path(store)] if store else sorted(root.glob("*/*.sqlite"))
+    if store and not Path(store).expanduser().is_file():
+        raise FileNotFoundError(f"--store {store}: no such file")
+    runs = sorted((r for p in paths for r in read_runs(p)), key=lambda r: r["started"])
+    if not runs:
+        print(f"no runs recorded in {store or root}")
+    for r in runs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"]))
+        print(f"{when}  {r['dataset']}/{r['model']:<12} {r['n_errors']:>5} errors {r['seconds']:>8.0f} s  "
+              f"{r['folder']}  {r['status']}")
+    return 0
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -176,8 +278,9 @@ class _Formatter:
         return f"bench: {level}{record.getMessage()}"
 
 
-def _logging(quiet: bool) -> None:
-    """Messages and warnings on stderr as `bench: ...`; --quiet keeps warnings and errors only."""
+def _logging(quiet: bool, verbose: int = 0) -> None:
+    """Messages on stderr as `bench: ...`: INFO by default, -v DEBUG, -q warnings and errors only
+    (and no progress bars)."""
     from bench.progress import set_enabled
 
     set_enabled(not quiet)
@@ -185,7 +288,7 @@ def _logging(quiet: bool) -> None:
     handler.setFormatter(_Formatter())
     log = logging.getLogger("bench")
     log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     log.propagate = False  # TensorFlow or alibi may give the root logger a handler: print once
 
 

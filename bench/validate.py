@@ -1,26 +1,45 @@
 """Everything a run could get wrong, checked before any data is loaded or any model trained.
 
 Every error is one line (the registries' RegistryError or a ConfigError naming the key);
-the CLI turns them into exit code 2.
+the CLI turns them into exit code 2. Value ranges of the config's own fields are checked
+when it is built (bench/config.py); each entry's Params check theirs in `__post_init__`.
+Nothing here writes a file.
 """
 
 from __future__ import annotations
 
-from bench.config import TARGET_MODES as MODES
+import importlib.util
+import inspect
+import typing
+from pathlib import Path
+
+from bench.api.params import ConfigError
 from bench.config import RunConfig
+
+# An optional dependency group (pyproject.toml's extras) -> the top-level modules it installs.
+EXTRA_MODULES = {"alibi": ("alibi", "tensorflow")}
+
+
+def extra_installed(extra: str) -> bool:
+    """Whether the modules of `extra` are importable (found, not imported: no TensorFlow start-up)."""
+    return all(importlib.util.find_spec(m) is not None for m in EXTRA_MODULES.get(extra, (extra,)))
+
+
+def install_hint(extra: str) -> str:
+    return f'pip install "bench-xai[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
 
 
 def validate(cfg: RunConfig) -> None:
-    """Every name and parameter table of the config, checked before any data or model is touched.
+    """Every name, parameter table, file and device of the config, checked before any work.
 
     Raises the registries' and Params' one-line errors (unknown name with suggestions, unknown
-    parameter, wrong type).
+    parameter, wrong type, out-of-range value), a ConfigError for a missing extra, a missing
+    data folder, a file that is not a run store, or a CUDA device this machine lacks.
     """
     from bench.plugins import load_plugins
 
     load_plugins(cfg.plugins)  # their entries must be registered before the names are checked
     from bench.api.metrics import NEEDS
-    from bench.api.params import ConfigError
     from bench.data import DATASETS
     from bench.models import MODELS
     from metrics import ATTR_METRICS, CF_METRICS
@@ -30,15 +49,93 @@ def validate(cfg: RunConfig) -> None:
         if need not in NEEDS:
             raise ConfigError(f"unknown key attributions.subset_by_need.{need} (a metric need: {', '.join(NEEDS)})")
     DATASETS.get(cfg.dataset)
-    MODELS.get(cfg.model)
-    for registry, task in ((SOLVERS, cfg.counterfactuals), (ATTRIBUTIONS, cfg.attributions)):
+    _call_params("model_params", MODELS.get(cfg.model), cfg.model_params, skip=1)
+    for registry, section in ((SOLVERS, "counterfactuals"), (ATTRIBUTIONS, "attributions")):
+        task = getattr(cfg, section)
         names = task.solvers if registry is SOLVERS else task.methods
+        for name in names:
+            extra = registry.entry(name).extra
+            if extra and not extra_installed(extra):
+                raise ConfigError(f"{section}: {registry.kind} {name!r} needs the optional extra [{extra}]: "
+                                  f"{install_hint(extra)}, or leave it out")
         for name in (*names, *task.params):  # a parameter table of an entry not run is still checked
-            registry.get(name).param_dict(**dict(task.params.get(name, {})))
+            _entry_params(f"{section}.params", name, registry.get(name), task.params.get(name, {}))
+        for name in task.subset:
+            if name != "*":
+                registry.check(name)
     for name in cfg.counterfactuals.metrics:
         CF_METRICS.get(name)
-    for name in (*cfg.attributions.metrics, *cfg.attributions.metric_params, *cfg.attributions.metric_subset):
+    for name in (*cfg.attributions.metrics, *cfg.attributions.metric_subset):
         ATTR_METRICS.get(name)
-    for mode in cfg.attributions.targets:
-        if mode not in MODES:
-            raise ValueError(f"unknown attribution target mode {mode!r} ({' | '.join(MODES)})")
+    for name, table in cfg.attributions.metric_params.items():
+        _call_params(f"attributions.metric_params.{name}", ATTR_METRICS.get(name), table, skip=2)
+    _files(cfg)
+    _device(cfg.device)
+    from bench.publish import refuse_unpublishable
+
+    refuse_unpublishable(cfg)
+
+
+def _entry_params(where: str, name: str, cls, table: dict) -> None:
+    """Build the entry's Params (types, ranges); errors are prefixed with the full key."""
+    try:
+        cls.param_dict(**dict(table))
+    except ConfigError as e:
+        msg, unknown = str(e), "unknown key "  # "unknown key gradient.lrr", "gradient.lr: expected ..."
+        if msg.startswith(f"{name}."):
+            msg = f"{where}.{msg}"
+        elif msg.startswith(f"{unknown}{name}."):
+            msg = f"{unknown}{where}.{msg[len(unknown):]}"
+        else:  # a Params range check: "lr must be > 0, got -1.0"
+            msg = f"{where}.{name}.{msg}"
+        raise ConfigError(msg) from None
+
+
+def _call_params(where: str, fn, table: dict, skip: int) -> None:
+    """Keyword parameters of a function (a metric, a model builder): names, simple types, counts >= 1.
+
+    `skip`: leading parameters the harness passes itself (a metric's batch and context, a
+    builder's n_classes). An int parameter whose default is >= 1 is a count and must stay >= 1
+    (a `*_radius` may be 0).
+    """
+    sig = inspect.signature(fn)
+    params = {p.name: p for p in list(sig.parameters.values())[skip:]
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    hints = typing.get_type_hints(fn)
+    for key, value in table.items():
+        if key not in params:
+            if open_ended:
+                continue
+            raise ConfigError(f"unknown key {where}.{key} (known: {', '.join(params) or 'none'})")
+        hint, default = hints.get(key), params[key].default
+        if hint in (bool, int, float, str):
+            ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
+            ok = ok or (hint is float and isinstance(value, int) and not isinstance(value, bool))
+            if not ok:
+                raise ConfigError(f"{where}.{key}: expected {hint.__name__}, got {value!r}")
+        if hint is int and isinstance(default, int) and default >= 1 and not key.endswith("radius") and value < 1:
+            raise ConfigError(f"{where}.{key} must be >= 1, got {value!r}")
+        if hint is int and key.endswith("radius") and value < 0:
+            raise ConfigError(f"{where}.{key} must be >= 0, got {value!r}")
+
+
+def _files(cfg: RunConfig) -> None:
+    """The data folder exists; the run store, if there is one already, is a bench store (read only)."""
+    from bench.store import probe
+
+    if cfg.data_dir is not None and not cfg.data_dir.startswith("download"):
+        if not Path(cfg.data_dir).expanduser().is_dir():
+            raise ConfigError(f"data_dir {cfg.data_dir!r} is not a folder (an IDX directory, or 'download')")
+    probe(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+
+
+def _device(name: str) -> None:
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but no CUDA device is available (use cpu or auto)")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
