@@ -70,7 +70,7 @@ def aggregate(entries: list[EntryScores], metrics: list[MetricMeta], n_boot: int
             row.update({m.name: cell.mean, f"{m.name}_lo": cell.lo, f"{m.name}_hi": cell.hi,
                         f"{m.name}_n": cell.n, f"{m.name}_nan": cell.n_nan})
         rows.append(row)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=None if rows else ["method", "mode", "version", "n", "n_errors", "subset"])
     for m in metrics:
         if m.name in df:
             df[f"{m.name}_p_next"] = np.nan

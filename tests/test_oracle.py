@@ -104,3 +104,19 @@ def test_the_portable_copy_rebuilds_its_optimised_forward(cnn, errors):
     copy = pickle.loads(pickle.dumps(o.portable()))
     assert copy._inner._fast is None  # not pickled: built again where it runs
     assert torch.allclose(copy.logits(errors.x[:3]), o.logits(errors.x[:3]), atol=1e-5)
+
+
+def test_a_hooked_layer_sees_the_forward(cnn, errors):
+    """Methods that watch a layer during a gradient-free call (Score-CAM) get the model itself."""
+    from bench.api.oracle import Oracle
+
+    o = Oracle(cnn[0], "cpu")
+    o.logits(errors.x[:2])
+    assert o._fast
+    seen = []
+    handle = o.layer(o.named_layer_for_cam()).register_forward_hook(lambda m, i, out: seen.append(out.shape))
+    try:
+        o.logits(errors.x[:3])
+    finally:
+        handle.remove()
+    assert seen and seen[0][0] == 3

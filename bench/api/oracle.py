@@ -83,7 +83,9 @@ class Oracle:
         if self._fast is None and len(x):
             self._fast = _optimised(self._model, x[: min(len(x), 8)]) if self.fast and self.device.type == "cpu" \
                 else False
-        return self._fast or self._model
+        if not self._fast or _hooked(self._model):  # a method watching a layer (Score-CAM) needs the real one
+            return self._model
+        return self._fast
 
     def probs(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
         """Softmax probabilities of `x` (counted like `logits`)."""
@@ -191,6 +193,15 @@ class Oracle:
 
 # The optimised forward may differ from the eager one by float rounding only (~1e-7 on logits).
 FAST_TOLERANCE = 1e-4
+
+
+def _hooked(model: nn.Module) -> bool:
+    """Does anything watch the model's layers (forward hooks, module-level or global)?"""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
 def _optimised(model: nn.Module, example: torch.Tensor):
