@@ -98,3 +98,76 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     assert resumed["seconds_over_forward_cost"] == {} and resumed["timed_in_earlier_run"] == ["growing_spheres"]
     assert "timed in an earlier run" in (folder / "counterfactuals.md").read_text()
     assert pd.read_csv(folder / "counterfactuals.csv")["l2"].tolist() == cf["l2"].tolist()
+    listed = run_cli("runs", "--store", str(store)).stdout.splitlines()  # both runs were recorded
+    assert [line.split()[-1] for line in listed] == ["done", "done"] and f"{folder}  done" in listed[1]
+    assert all("mnist/cnn" in line and " 6 errors" in line for line in listed)
+
+
+def test_config_prints_toml_that_reads_back_as_the_same_config(tmp_path, capsys):
+    from bench.config import make_config
+
+    sets = ["--set", "attributions.metric_params.deletion_auc.step=14", "--set", 'counterfactuals.subset={"*" = 7, gradient = 100}',
+            "--set", 'out="a \\"quoted\\" folder"', "--seed", "5", "--limit", "9"]
+    assert main(["config", "--preset", "fashion_cnn", *sets]) == 0
+    text = capsys.readouterr().out
+    assert "seed = 5" in text and '"*" = 7' in text
+    (tmp_path / "resolved.toml").write_text(text)
+    expected = make_config("fashion_cnn", [s for s in sets[1::2] if "=" in s], seed=5, limit=9)
+    assert make_config(str(tmp_path / "resolved.toml")) == expected
+    assert main(["config", "--preset", str(tmp_path / "resolved.toml")]) == 0
+    assert capsys.readouterr().out == text  # a fixed point
+    for preset in ("default", "tiny", "ci", "full", "mnist_resnet_cbam"):
+        main(["config", "--preset", preset])
+        (tmp_path / f"{preset}.toml").write_text(capsys.readouterr().out)
+        assert make_config(str(tmp_path / f"{preset}.toml")) == make_config(preset), preset
+
+
+def test_seed_flag_is_the_run_seed(capsys):
+    main(["config", "--preset", "tiny", "--seed", "3"])
+    flag = capsys.readouterr().out
+    main(["config", "--preset", "tiny", "--set", "seed=3"])
+    assert flag == capsys.readouterr().out and "\nseed = 3\n" in flag
+
+
+def test_version_and_verbosity(monkeypatch, capsys):
+    import logging
+
+    import bench
+    import bench.cli
+    from bench import progress
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"bench {bench.__version__}"
+    seen = []
+    monkeypatch.setattr(bench.cli, "_dispatch", lambda args: seen.append(
+        (logging.getLogger("bench").level, progress.enabled())) or 0)
+    for argv in (["list"], ["-v", "list"], ["list", "--verbose"], ["-q", "list"], ["list", "--quiet"]):
+        main(argv)
+    assert seen == [(logging.INFO, True), (logging.DEBUG, True), (logging.DEBUG, True),
+                    (logging.WARNING, False), (logging.WARNING, False)]
+
+
+def test_runs_lists_every_store_without_torch(tmp_path):
+    import sqlite3
+
+    old = tmp_path / "runs" / "mnist" / "resnet_cbam.sqlite"  # a store made before runs were recorded
+    old.parent.mkdir(parents=True)
+    with sqlite3.connect(old) as con:
+        con.execute("CREATE TABLE entries (entry_key TEXT PRIMARY KEY, task TEXT, method TEXT, mode TEXT, "
+                    "version TEXT, params TEXT, context TEXT, created REAL)")
+    from bench.store import read_runs
+
+    assert read_runs(old) == [] and Store(old).runs() == []  # opens, and gains the table
+    store = Store(tmp_path / "runs" / "mnist" / "cnn.sqlite")
+    store.add_run(12.3, "runs/mnist/cnn/A", {"dataset": "mnist", "model": "cnn"}, 91, "done")
+    store.add_run(4.0, "runs/mnist/cnn/B", {"dataset": "mnist", "model": "cnn"}, 3, "KeyboardInterrupt")
+    Store(old).add_run(1.0, "runs/mnist/resnet_cbam/C", {"dataset": "mnist", "model": "resnet_cbam"}, 86, "done")
+    code = ("import sys; from bench.cli import main; main(['runs', '--cache-dir', sys.argv[1]]); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    *lines, torch_loaded = out.stdout.splitlines()
+    assert torch_loaded == "False" and len(lines) == 3, out.stdout + out.stderr
+    assert [line.split()[-1] for line in lines] == ["done", "KeyboardInterrupt", "done"]
+    assert "mnist/cnn" in lines[0] and "91 errors" in lines[0] and "12 s" in lines[0] and "cnn/A" in lines[0]
+    assert "mnist/resnet_cbam" in lines[2] and "86 errors" in lines[2]

@@ -78,3 +78,63 @@ def test_presets_extend_and_an_empty_table_clears():
     assert default.counterfactuals.subset and full.counterfactuals.subset == {}
     assert full.attributions.metric_subset == {} and full.attributions.methods == default.attributions.methods
     assert make_config("ci").counterfactuals.params["growing_spheres"]["n_in_layer"] == 500
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.weight_decay=-0.1", "train.weight_decay must be >= 0, got -0.1"),
+    ('train.schedule="cosine"', "train.schedule must be onecycle | constant, got 'cosine'"),
+    ("n_bootstrap=0", "n_bootstrap must be >= 1, got 0"),
+    ("n_figure=-1", "n_figure must be >= 0, got -1"),
+    ("attributions.batch_size=0", "attributions.batch_size must be >= 1, got 0"),
+    ('attributions.metric_subset.q_mprt="all"', "attributions.metric_subset.q_mprt must be an integer >= 1"),
+    ("counterfactuals.params.gradient=3", "counterfactuals.params.gradient must be a table, got 3"),
+    ('device="cuda:x"', "device must be auto | cpu | cuda[:N], got 'cuda:x'"),
+])
+def test_config_ranges_are_one_line_errors_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_config("default", [override])
+
+
+def test_toml_values_read_back_exactly():
+    import tomllib
+
+    from bench.config import to_toml
+
+    tricky = {"*": 3, "a key": 1, 'q"uote': 2}
+    cfg = make_config("default", ['out="C:\\\\runs \\"x\\"\\n\\té"', "train.lr=1e-10",
+                                  f"counterfactuals.subset={{{', '.join(f'{k!r} = {v}' for k, v in tricky.items())}}}"])
+    back = tomllib.loads(to_toml(cfg))
+    assert back["out"] == cfg.out == 'C:\\runs "x"\n\té' and back["train"]["lr"] == 1e-10
+    assert back["counterfactuals"]["subset"] == tricky
+    assert "limit" not in back and "store" not in back  # None: left out (the default)
+
+
+def _count_fields(cls):
+    """Int Params that count something (points, steps, rows, budgets): 0 is meaningless.
+
+    alibi_wachter's max_lam_steps (bisection rounds after alibi's initial lambda sweep) may be 0.
+    """
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(cls) if f.type == "int" and f.name != "max_lam_steps" and
+            (f.name.startswith(("n_", "max_")) or f.name in ("batch_rows", "patch", "window", "stride", "k"))]
+
+
+def test_every_entry_refuses_a_zero_count_and_a_negative_seed():
+    import dataclasses
+
+    from solvers import ATTRIBUTIONS, SOLVERS
+
+    checked = 0
+    for registry in (SOLVERS, ATTRIBUTIONS):
+        for name in registry.names():
+            cls = registry.get(name)
+            for key in _count_fields(cls.Params):
+                with pytest.raises(ConfigError, match=f"^{key} must be >= 1, got 0$"):
+                    cls.param_dict(**{key: 0})
+                checked += 1
+            if "seed" in {f.name for f in dataclasses.fields(cls.Params)}:
+                with pytest.raises(ConfigError, match="^seed must be >= 0"):
+                    cls.param_dict(seed=-1)
+            cls.param_dict()  # the defaults are in range
+    assert checked >= 30
