@@ -1,0 +1,205 @@
+"""Bad inputs: each is one line on stderr and exit code 2, before any data is loaded, any model
+trained or any file written (the README's troubleshooting table lists the same inputs).
+
+Every case runs through the real CLI (`bench.cli.main`, what `python -m bench` calls) in one
+child process per batch, from an empty folder, with HOME and --cache-dir pointing at empty
+folders and tripwires on data loading, model loading/training and the run store: a tripwire
+ends the child with code 99. A few cases also run as their own `python -m bench` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+# (arguments, what the one line must say). {tmp} is the case folder (see _files); run, check,
+# train and config cases also get --cache-dir <an empty folder>.
+CASES = [
+    (["run", "--preset", "nope"], "unknown preset 'nope'"),
+    (["run", "--preset", "{tmp}/broken.toml"], "is not valid TOML"),
+    (["run", "--set", "trian.epochs=1"], "unknown key trian (did you mean 'train'?)"),
+    (["run", "--set", "seed"], "--set expects key=value, got 'seed'"),
+    (["run", "--set", "train.epochs=three"], "train.epochs: expected an integer, got 'three'"),
+    (["run", "--set", "train.lr=-1"], "train.lr must be > 0, got -1.0"),
+    (["run", "--set", "train.epochs=0"], "train.epochs must be >= 1, got 0"),
+    (["run", "--set", "train.batch_size=0"], "train.batch_size must be >= 1, got 0"),
+    (["run", "--limit", "0"], "limit must be >= 1, got 0"),
+    (["run", "--limit", "-3"], "limit must be >= 1, got -3"),
+    (["run", "--limit", "ten"], "argument --limit: invalid int value: 'ten'"),
+    (["run", "--seed", "-1"], "seed must be >= 0, got -1"),
+    (["run", "--set", "dataset=\"mnsit\""], "unknown dataset 'mnsit'"),
+    (["run", "--set", "model=\"cnnn\""], "unknown model 'cnnn'"),
+    (["run", "--set", "model_params.width=3"], "unknown key model_params.width"),
+    (["run", "--set", "counterfactuals.solvers=[\"gradeint\"]"], "unknown solver 'gradeint'; did you mean 'gradient'"),
+    (["run", "--set", "attributions.methods=[\"saliencyy\"]"], "unknown attribution 'saliencyy'; did you mean 'saliency'"),
+    (["run", "--set", "counterfactuals.params.gradient.lrr=0.1"],
+     "unknown key counterfactuals.params.gradient.lrr (did you mean 'lr'?)"),
+    (["run", "--set", "counterfactuals.params.gradient.lr=\"fast\""],
+     "counterfactuals.params.gradient.lr: expected a number, got 'fast'"),
+    (["run", "--set", "counterfactuals.params.gradient.lr=-0.01"],
+     "counterfactuals.params.gradient.lr must be > 0, got -0.01"),
+    (["run", "--set", "counterfactuals.params.growing_spheres.max_queries=0"],
+     "counterfactuals.params.growing_spheres.max_queries must be >= 1, got 0"),
+    (["run", "--set", "attributions.params.smoothgrad.n_samples=0"],
+     "attributions.params.smoothgrad.n_samples must be >= 1, got 0"),
+    (["run", "--set", "attributions.params.ig.steps=10"], "unknown key attributions.params.ig.steps"),
+    (["run", "--set", "attributions.targets=[\"wrong\"]"], "attributions.targets must be a list of predicted"),
+    (["run", "--set", "counterfactuals.metrics=[\"l3\"]"], "unknown cf_metric 'l3'"),
+    (["run", "--set", "attributions.metric_params.deletion_auc.step=0"],
+     "attributions.metric_params.deletion_auc.step must be >= 1, got 0"),
+    (["run", "--set", "counterfactuals.subset.gradient=0"], "counterfactuals.subset.gradient must be an integer >= 1"),
+    (["run", "--set", "attributions.subset_by_need.explain=3"], "unknown key attributions.subset_by_need.explain"),
+    (["run", "--set", "plugins=[\"{tmp}/missing_plugin.py\"]"], "plugins: no such file"),
+    (["run", "--device", "gpu"], "device must be auto | cpu | cuda[:N], got 'gpu'"),
+    (["run", "--device", "cuda:9"], "device 'cuda:9'"),
+    (["run", "--data-dir", "{tmp}/no_such_folder"], "is not a folder (an IDX directory, or 'download')"),
+    (["run", "--store", "{tmp}/notes.txt"], "is not a usable bench run store"),
+    (["run", "--store", "{tmp}/other.sqlite"], "is an SQLite database but not a bench run store"),
+    (["run", "--publish", "--limit", "3"], "--publish refuses --limit runs"),
+    (["run", "-v", "-q"], "argument -q/--quiet: not allowed with argument -v/--verbose"),
+    (["train", "--set", "train.lr=0"], "train.lr must be > 0, got 0.0"),
+    (["config", "--set", "counterfactuals.batch_size=0"], "counterfactuals.batch_size must be >= 1, got 0"),
+    (["check", "--baseline", "{tmp}/no_baseline"], "check --baseline {tmp}/no_baseline: no such folder"),
+    (["check", "--board", "{tmp}/no_board"], "check --board {tmp}/no_board: no such folder"),
+    (["check", "--board", "{tmp}/empty_folder"], "not a board (no counterfactuals.json or attributions.json)"),
+    (["check", "--board", f"{REPO}/leaderboards/mnist/cnn", "--limit", "3"], "drop --limit"),
+    (["list", "solverz"], "unknown list 'solverz'"),
+]
+
+_DRIVER = r"""
+import io, json, os, sys
+from contextlib import redirect_stderr, redirect_stdout
+
+def trip(what):
+    def wire(*a, **k):
+        sys.__stderr__.write(f"TRIPWIRE: {what}\n")
+        os._exit(99)
+    return wire
+
+import bench.data, bench.store, bench.checkpoints
+bench.data.load_dataset = trip("data loaded")
+bench.store.Store.__init__ = trip("run store opened")
+bench.checkpoints.load_or_build = trip("model loaded or trained")
+from bench.cli import main
+
+out = []
+for argv in json.load(sys.stdin):
+    err, std = io.StringIO(), io.StringIO()
+    with redirect_stderr(err), redirect_stdout(std):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse: what `python -m bench` would exit with
+            code = e.code
+    out.append(dict(code=code, stderr=err.getvalue(), stdout=std.getvalue()))
+print(json.dumps(out))
+"""
+
+
+def _files(tmp: Path) -> None:
+    (tmp / "empty_folder").mkdir()
+    (tmp / "broken.toml").write_text("[train\nepochs = 3\n")
+    (tmp / "notes.txt").write_text("not a database\n" * 10)
+    with sqlite3.connect(tmp / "other.sqlite") as con:
+        con.execute("CREATE TABLE customers (id INTEGER)")
+
+
+def _argv(args: list[str], tmp: Path) -> list[str]:
+    argv = [a.replace("{tmp}", str(tmp)) for a in args]
+    return argv + (["--cache-dir", str(tmp / "cache")] if argv[0] in ("run", "check", "train", "config") else [])
+
+
+def _env(tmp: Path) -> dict:
+    return {**os.environ, "HOME": str(tmp / "home"), "MPLCONFIGDIR": str(tmp / "mpl"), "BENCH_CACHE": str(tmp / "cache")}
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    for d in ("cache", "home", "work", "mpl"):
+        (tmp / d).mkdir()
+    _files(tmp)
+    before = _snapshot(REPO / "leaderboards")
+    proc = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps([_argv(a, tmp) for a, _ in CASES]),
+                          capture_output=True, text=True, cwd=tmp / "work", env=_env(tmp), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # 99: a tripwire went off (data, model or store touched)
+    results = json.loads(proc.stdout)
+    return dict(tmp=tmp, results=results, leaderboards_changed=_snapshot(REPO / "leaderboards") != before)
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_line_and_exit_2(outcomes, i):
+    args, message = CASES[i]
+    r = outcomes["results"][i]
+    lines = r["stderr"].splitlines()
+    assert r["code"] == 2, r
+    assert len(lines) == 1 and lines[0].startswith("bench: error: "), r["stderr"]
+    assert message.replace("{tmp}", str(outcomes["tmp"])) in lines[0]
+    assert r["stdout"] == ""
+
+
+def test_bad_inputs_write_nothing(outcomes):
+    tmp = outcomes["tmp"]
+    for d in ("cache", "home", "work"):  # no cache, no store, no checkpoint, no runs/ folder
+        assert list((tmp / d).iterdir()) == [], d
+    assert not outcomes["leaderboards_changed"]
+
+
+def shown(args: list[str]) -> str:
+    """A case as the README's troubleshooting table writes it (a command one can paste)."""
+    return "bench " + shlex.join([a.replace("{tmp}/", "").replace(f"{REPO}/", "") for a in args])
+
+
+def test_there_are_at_least_25_and_the_readme_lists_each():
+    assert len(CASES) >= 25
+    table = README.split("### Troubleshooting")[1].split("\n## ")[0]
+    missing = [shown(args) for args, _ in CASES if f"`{shown(args)}`" not in table]
+    assert not missing
+
+
+OWN = ["train.lr=-1", "-1", "attributions.methods=[\"saliencyy\"]", "{tmp}/no_such_folder", "{tmp}/no_baseline",
+       "ten"]
+
+
+@pytest.mark.parametrize("i", [next(i for i, (a, _) in enumerate(CASES) if a[-1] == last) for last in OWN])
+def test_own_process_exit_code(tmp_path, i):
+    """The same, each as its own `python -m bench` process (the exit code a shell sees)."""
+    for d in ("cache", "home", "work", "mpl"):
+        (tmp_path / d).mkdir()
+    args, message = CASES[i]
+    proc = subprocess.run([sys.executable, "-m", "bench", *_argv(args, tmp_path)], capture_output=True, text=True,
+                          cwd=tmp_path / "work", env=_env(tmp_path), timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message.replace("{tmp}", str(tmp_path)) in proc.stderr
+    assert [p for d in ("cache", "home", "work") for p in (tmp_path / d).iterdir()] == []
+
+
+def test_missing_extra_is_refused_and_listed_unavailable(monkeypatch, tmp_path, capsys):
+    import bench.validate
+
+    monkeypatch.setattr(bench.validate, "extra_installed", lambda extra: extra != "alibi")
+    assert main(["run", "--set", "counterfactuals.solvers=[\"gradient\", \"alibi_wachter\"]",
+                 "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'alibi_wachter' needs the optional extra [alibi]" in err
+    assert 'pip install -e ".[alibi]"' in err and list(tmp_path.iterdir()) == []
+    assert main(["config", "--preset", "tiny", "--cache-dir", str(tmp_path)]) == 0  # no alibi solver asked for
+    capsys.readouterr()
+    assert main(["list", "solvers"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "UNAVAILABLE" in listed["alibi_proto"] and "[alibi]" in listed["alibi_wachter"]
+    assert "UNAVAILABLE" not in listed["gradient"]
