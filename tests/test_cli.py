@@ -171,3 +171,25 @@ def test_runs_lists_every_store_without_torch(tmp_path):
     assert [line.split()[-1] for line in lines] == ["done", "KeyboardInterrupt", "done"]
     assert "mnist/cnn" in lines[0] and "91 errors" in lines[0] and "12 s" in lines[0] and "cnn/A" in lines[0]
     assert "mnist/resnet_cbam" in lines[2] and "86 errors" in lines[2]
+
+
+def test_ci_and_tox_install_what_the_readme_test_command_installs():
+    import configparser
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()
+    [run_spec] = re.findall(r'pip install -e "([^"]+)" && python -m bench run', readme)
+    [test_spec] = re.findall(r'pip install -e "([^"]+)" && python -m pytest', readme)
+    assert re.findall(r'^pip install -q -e "([^"]+)"$', ci, re.M) == [test_spec] == ['.[alibi,test]']
+    assert run_spec == ".[alibi]"
+    tox = configparser.ConfigParser()
+    tox.read(root / "tox.ini")
+    assert [e.strip() for e in tox["testenv"]["extras"].split(",")] == ["alibi", "test"]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("alibi") for d in project["dependencies"])
+    assert project["optional-dependencies"]["alibi"] == ["alibi[tensorflow]==0.9.6"]
+    # requires-python claims exactly the versions tox has an environment for
+    assert project["requires-python"] == ">=3.11,<3.12" and tox["tox"]["envlist"].split(",") == ["py311"]
