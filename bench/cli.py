@@ -180,7 +180,7 @@ def _dispatch(args) -> int:
             cfg = cfg if args.seed is None else replace(cfg, seed=args.seed)
         from bench.validate import validate
 
-        validate(cfg)  # every name, value, file and device: exit 2 before any work
+        validate(cfg, extras=args.command != "train")  # every name, value, file and device: exit 2 before any work
         if args.command == "config":
             from bench.config import to_toml
 

@@ -29,8 +29,11 @@ def install_hint(extra: str) -> str:
     return f'pip install "bench-xai[{extra}]" (in a checkout: pip install -e ".[{extra}]")'
 
 
-def validate(cfg: RunConfig) -> None:
+def validate(cfg: RunConfig, extras: bool = True) -> None:
     """Every name, parameter table, file and device of the config, checked before any work.
+
+    `extras=False` skips the check that the optional extras of the methods it names are
+    installed (`bench train` uses no method).
 
     Raises the registries' and Params' one-line errors (unknown name with suggestions, unknown
     parameter, wrong type, out-of-range value), a ConfigError for a missing extra, a missing
@@ -55,7 +58,7 @@ def validate(cfg: RunConfig) -> None:
         names = task.solvers if registry is SOLVERS else task.methods
         for name in names:
             extra = registry.entry(name).extra
-            if extra and not extra_installed(extra):
+            if extras and extra and not extra_installed(extra):
                 raise ConfigError(f"{section}: {registry.kind} {name!r} needs the optional extra [{extra}]: "
                                   f"{install_hint(extra)}, or leave it out")
         for name in (*names, *task.params):  # a parameter table of an entry not run is still checked

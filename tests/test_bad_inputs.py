@@ -198,6 +198,11 @@ def test_missing_extra_is_refused_and_listed_unavailable(monkeypatch, tmp_path, 
     assert err.count("\n") == 1 and "'alibi_wachter' needs the optional extra [alibi]" in err
     assert 'pip install -e ".[alibi]"' in err and list(tmp_path.iterdir()) == []
     assert main(["config", "--preset", "tiny", "--cache-dir", str(tmp_path)]) == 0  # no alibi solver asked for
+    from bench.config import make_config
+
+    bench.validate.validate(make_config("default", cache_dir=str(tmp_path)), extras=False)  # `bench train`
+    with pytest.raises(ValueError, match="needs the optional extra"):
+        bench.validate.validate(make_config("default", cache_dir=str(tmp_path)))
     capsys.readouterr()
     assert main(["list", "solvers"]) == 0
     listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
