@@ -224,7 +224,7 @@ def _toml_table(table: dict, prefix: str) -> str:
         if isinstance(v, dict) and v:
             subtables.append((k, v))
         elif v is not None:
-            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+            lines.append(f"{_toml_key(k)} = {toml_value(v)}")
     out = "\n".join(lines) + ("\n" if lines else "")
     for k, v in subtables:
         name = f"{prefix}{_toml_key(k)}"
@@ -235,10 +235,11 @@ def _toml_table(table: dict, prefix: str) -> str:
 
 def _toml_key(key: str) -> str:
     bare = key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
-    return key if bare else _toml_value(key)
+    return key if bare else toml_value(key)
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A value as TOML (inline tables and arrays, quoted keys where needed), as presets and --set read it."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -249,7 +250,7 @@ def _toml_value(v: Any) -> str:
         escaped = "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in v)
         return f'"{escaped}"'
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {toml_value(x)}" for k, x in v.items() if x is not None) + "}"
     raise ConfigError(f"no TOML form for {type(v).__name__} {v!r}")

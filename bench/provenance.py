@@ -63,7 +63,7 @@ def reproduce_command(cfg) -> str:
     """
     import shlex
 
-    from bench.config import ConfigError, make_config
+    from bench.config import ConfigError, make_config, toml_value
 
     try:
         base = make_config(cfg.preset).to_dict()
@@ -82,23 +82,6 @@ def _diff(new: dict, old: dict, prefix: str = ""):
             yield from _diff(v, old[k], f"{prefix}{k}.")
         elif k not in old or old[k] != v:
             yield f"{prefix}{k}", v
-
-
-def toml_value(v) -> str:
-    """A value as TOML (inline tables and arrays), as `--set` and presets read it."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    if v is None:
-        raise ValueError("TOML has no null")
-    raise TypeError(f"no TOML form for {type(v).__name__}")
 
 
 def stamp() -> str:

@@ -24,7 +24,7 @@ def _needs_alibi():
     if importlib.util.find_spec("alibi") is None or importlib.util.find_spec("tensorflow") is None:
         from tests.conftest import skip_or_fail
 
-        skip_or_fail("alibi[tensorflow] is not installed: pip install -e .")
+        skip_or_fail('alibi is not installed: pip install -e ".[alibi]"')
 
 
 @pytest.fixture(scope="module", autouse=True)
