@@ -133,3 +133,17 @@ def test_every_stochastic_method_draws_from_the_run_seed():
     maps = [rnd(_NoModel(), **method_seeds(rnd, {}, s))(x, t).attr for s in (0, 1)]
     assert not torch.equal(maps[0], maps[1])
 
+
+
+@pytest.mark.slow
+def test_a_limited_run_inside_the_checkout_leaves_git_status_clean(tmp_path):
+    status = lambda: subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,  # noqa: E731
+                                    capture_output=True, text=True).stdout
+    if subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    before = status()
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "tiny", "--limit", "3", "--quiet"],
+                          cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "runs/mnist/cnn/" in done.stdout  # it wrote its run folder (git-ignored), not leaderboards/
+    assert status() == before
