@@ -160,7 +160,7 @@ class Oracle:
                     forward(c)
                 sync()
                 best = min(best, time.perf_counter() - t0)
-        return dict(rows_per_s=round(rows / best, 1), rows=rows, batch_size=self.batch_size, seconds=round(best, 4),
+        return dict(rows_per_s=round(rows / best, 1), rows=rows, batch_size=self.batch_size, seconds=round(best, 6),
                     optimised=bool(self._fast))
 
     def forward_fn(self):
