@@ -110,6 +110,14 @@ def test_a_hooked_layer_sees_the_forward(cnn, errors):
     """Methods that watch a layer during a gradient-free call (Score-CAM) get the model itself."""
     from bench.api.oracle import Oracle
 
+    first = Oracle(cnn[0], "cpu")  # hooked on its very first call: nothing else runs the model then
+    seen = []
+    handle = first.layer(first.named_layer_for_cam()).register_forward_hook(lambda m, i, out: seen.append(out))
+    try:
+        first.logits(errors.x[:3])
+    finally:
+        handle.remove()
+    assert len(seen) == 1 and len(seen[0]) == 3
     o = Oracle(cnn[0], "cpu")
     o.logits(errors.x[:2])
     assert o._fast

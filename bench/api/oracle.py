@@ -80,12 +80,12 @@ class Oracle:
 
     def _forward(self, x: torch.Tensor):
         """The module gradient-free calls use: the inference-optimised copy when it exists and agrees."""
+        if _hooked(self._model):  # a method watching a layer (Score-CAM) needs the real one, and only its call
+            return self._model
         if self._fast is None and len(x):
             self._fast = _optimised(self._model, x[: min(len(x), 8)]) if self.fast and self.device.type == "cpu" \
                 else False
-        if not self._fast or _hooked(self._model):  # a method watching a layer (Score-CAM) needs the real one
-            return self._model
-        return self._fast
+        return self._fast or self._model
 
     def probs(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
         """Softmax probabilities of `x` (counted like `logits`)."""
