@@ -78,6 +78,8 @@ print(json.dumps(dict(declared=declared, decorated={r.kind: r.decorated for r in
 
 
 MODEL_PARAMS = {"cnn": {}, "resnet_cbam": {}, "timm": dict(arch="resnet18", attn_layer="se")}
+# the zoo's other backbone families (attention in their blocks' `se` slot), checked like the rest
+ZOO_CASES = [dict(arch="efficientnet_b0", attn_layer="cbam"), dict(arch="mobilenetv2_100", attn_layer="nl")]
 
 
 def test_every_registered_model_is_in_the_contract_test():
@@ -86,15 +88,16 @@ def test_every_registered_model_is_in_the_contract_test():
     assert set(MODELS.names()) == set(MODEL_PARAMS)
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_PARAMS))
-def test_model_contract(name, tmp_path):
+@pytest.mark.parametrize("name,params", [(n, MODEL_PARAMS[n]) for n in sorted(MODEL_PARAMS)]
+                         + [("timm", c) for c in ZOO_CASES], ids=lambda v: v if isinstance(v, str) else v.get("arch", "-"))
+def test_model_contract(name, params, tmp_path):
     """Forward shape on [0,1] input, a real Grad-CAM layer, and an identical model after a cache round trip."""
     from bench import checkpoints
     from bench.api import MODELS, weights_hash
 
     def build():
         torch.manual_seed(0)
-        return MODELS.get(name)(n_classes=10, **MODEL_PARAMS[name]).eval()
+        return MODELS.get(name)(n_classes=10, **params).eval()
 
     model = build()
     x = torch.rand(3, 1, 28, 28)
@@ -116,3 +119,25 @@ def test_model_contract(name, tmp_path):
     with torch.no_grad():
         assert torch.equal(again(x), out)
     assert weights_hash(again) == weights_hash(model)
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_b0", "mobilenetv2_100"])
+def test_attention_slots_of_efficientnet_and_mobilenet(arch):
+    """Every inverted-residual block gets the asked attention; "none" empties EfficientNet's own SE."""
+    from timm.layers.cbam import CbamModule
+    from timm.layers.non_local_attn import NonLocalAttn
+    from timm.models._efficientnet_blocks import SqueezeExcite
+
+    from bench.models.timm_backbones import build_timm
+
+    def blocks(model):
+        return [m for m in model.modules() if hasattr(m, "se") and hasattr(m, "conv_dw")]
+
+    for attn, cls in (("cbam", CbamModule), ("nl", NonLocalAttn)):
+        model = build_timm(arch, attn)
+        assert blocks(model) and all(isinstance(b.se, cls) for b in blocks(model))
+    plain = build_timm(arch, "none")
+    assert not any(isinstance(m, (SqueezeExcite, CbamModule)) for m in plain.modules())
+    assert plain.net.conv_stem.stride == (1, 1)  # 28x28 input: the stride-2 stem would waste a stage
+    with pytest.raises(ValueError, match="attention slots"):
+        build_timm("vit_tiny_patch16_224", "se")

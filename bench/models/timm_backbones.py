@@ -4,6 +4,14 @@ timm's ResNet family takes `block_args=dict(attn_layer=...)`: "se" (squeeze-exci
 "cbam", "gc" (global context), "eca", "nl" (non-local) and the rest of
 `timm.layers.create_attn`. The 7x7/stride-2 stem and max-pool would shrink 28x28 to 7x7
 before the first stage, so the stem becomes a 3x3/stride-1 conv and the pool is dropped.
+
+EfficientNet and MobileNetV2 (timm's `_efficientnet_blocks`) have no `attn_layer`: their
+blocks carry an attention slot, `se`, after the depthwise conv (EfficientNet fills it with
+its own squeeze-excitation, MobileNetV2 leaves it empty). With `attn_layer` set, every
+block's slot gets `create_attn(attn_layer, mid_channels)`, and "none" empties it (so
+`efficientnet_b0` with attn "none" has no SE at all; without `attn_layer` timm's own
+architecture stays). Their stride-2 3x3 stem becomes stride 1; the four stride-2 stages
+that remain take 28x28 input down to 2x2 at the last conv (Grad-CAM's layer).
 https://github.com/huggingface/pytorch-image-models
 """
 
@@ -23,6 +31,20 @@ def _adapt_stem(net: nn.Module) -> None:
         net.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
     if isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
         net.maxpool = nn.Identity()
+    stem = getattr(net, "conv_stem", None)  # EfficientNet / MobileNet
+    if isinstance(stem, nn.Conv2d) and stem.stride == (2, 2):
+        stem.stride = (1, 1)
+
+
+def _fill_attention_slots(net: nn.Module, attn: str | None, arch: str) -> None:
+    """Put `attn` (None: nothing) in the `se` slot of every EfficientNet/MobileNet block."""
+    from timm.layers import create_attn
+
+    slots = [m for m in net.modules() if hasattr(m, "se") and isinstance(getattr(m, "conv_dw", None), nn.Conv2d)]
+    if not slots:
+        raise ValueError(f"timm model {arch!r} has neither attn_layer nor attention slots: leave attn_layer out")
+    for block in slots:
+        block.se = create_attn(attn, block.conv_dw.out_channels) if attn else nn.Identity()
 
 
 def _last_conv_block(net: nn.Module) -> str:
@@ -43,9 +65,12 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
 
     attn = ATTN_ALIASES.get(attn_layer, attn_layer) if attn_layer else None
     kwargs = dict(pretrained=False, in_chans=1, num_classes=n_classes, **timm_kwargs)
-    if attn:
+    resnet = arch.startswith(("resnet", "resnext", "wide_resnet"))
+    if attn and resnet:
         kwargs["block_args"] = dict(attn_layer=attn)
     net = timm.create_model(arch, **kwargs)
+    if attn_layer is not None and not resnet:
+        _fill_attention_slots(net, attn, arch)
     _adapt_stem(net)
     return Normalized(net, mean, std, cam_layer=_last_conv_block(net))
 
