@@ -11,6 +11,11 @@ From one or more boards of the same task (e.g. one model trained with several se
 - seed stability: mean pairwise Kendall tau between the rankings of different boards.
 
 Rankings use each method's mean score, oriented so that higher is better.
+
+Flags (`flag` column, `flagged`, and `annotate` for a board's Markdown): an attribution metric
+that separates fewer than half of the real methods from the random control, and any metric
+whose method ranking keeps a Kendall tau below 0.5 across seeds (when several boards are
+given) or across bootstrap resamples of the errors.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from scipy.stats import kendalltau
 from bench.stats import paired_pvalue
 
 CONTROL = "random"
+MIN_SEPARATED = 0.5  # share of real methods a metric must tell from the random control
+MIN_TAU = 0.5  # rank stability (Kendall tau) below this is flagged
+MARK_BEGIN, MARK_END = "<!-- meta-evaluation flags -->", "<!-- /meta-evaluation flags -->"
 
 
 def directions(results) -> dict[str, bool]:
@@ -129,7 +137,51 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
     if len(cf):
         out["counterfactuals"] = pd.DataFrame(dict(bootstrap_tau=cf, seed_tau=seed_stability(
             boards, "counterfactual"))).rename_axis("metric").reset_index()
+    for name in ("attributions", "counterfactuals"):
+        if name in out:
+            out[name]["flag"] = [_flag(r) for r in out[name].to_dict("records")]
     return out
+
+
+def _flag(row: dict) -> str:
+    """Plain-words reasons not to trust a metric's ranking ("" when none)."""
+    reasons = []
+    share = row.get("separated_share")
+    if share is not None and np.isfinite(share) and share < MIN_SEPARATED:
+        reasons.append(f"separates {share:.0%} of methods from random")
+    for key, what in (("seed_tau", "seeds"), ("bootstrap_tau", "bootstrap resamples")):
+        tau = row.get(key)
+        if tau is not None and np.isfinite(tau) and tau < MIN_TAU:
+            reasons.append(f"ranking tau {tau:.2f} across {what}")
+    return "; ".join(reasons)
+
+
+def flagged(tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, str]]:
+    """task ("attributions" | "counterfactuals") -> {metric: reasons} of the flagged metrics."""
+    return {name: {r["metric"]: r["flag"] for r in tables[name].to_dict("records") if r["flag"]}
+            for name in ("attributions", "counterfactuals") if name in tables}
+
+
+def annotate(board_dir: Path, tables: dict[str, pd.DataFrame], source: str) -> list[Path]:
+    """Write the flags under each leaderboard table of `board_dir` (replacing an earlier block).
+
+    The table itself is untouched; the block names `source` (where the meta-evaluation lives).
+    """
+    from bench import atomic
+
+    paths = []
+    for name, reasons in flagged(tables).items():
+        md = Path(board_dir) / f"{name}.md"
+        if not md.exists():
+            continue
+        text = md.read_text()
+        if MARK_BEGIN in text:
+            text = text[:text.index(MARK_BEGIN)].rstrip("\n") + text[text.index(MARK_END) + len(MARK_END):]
+        lines = [f"- `{m}`: {why}" for m, why in sorted(reasons.items())] or ["- none"]
+        block = "\n".join([MARK_BEGIN, f"**Flagged by the meta-evaluation** ({source}): do not rank methods by "
+                            "these metrics alone.", "", *lines, MARK_END])
+        paths.append(atomic.write_text(md, text.rstrip("\n") + "\n\n" + block + "\n"))
+    return paths
 
 
 def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Path]:
@@ -146,6 +198,11 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
     for name in ("attributions", "counterfactuals"):
         if name in tables:
             lines += [f"## {name}", "", _markdown(tables[name]), ""]
+    flags = flagged(tables)
+    if any(flags.values()):
+        lines += ["## Flagged metrics", "", f"Separation below {MIN_SEPARATED:.0%} of methods, or a ranking "
+                  f"Kendall tau below {MIN_TAU} across seeds or bootstrap resamples:", ""]
+        lines += [f"- {task} `{m}`: {why}" for task, f in flags.items() for m, why in sorted(f.items())] + [""]
     if "agreement" in tables:
         paths.append(_heatmap(tables["agreement"], out_dir / "meta_agreement.png"))
         lines += ["![agreement](meta_agreement.png)", ""]

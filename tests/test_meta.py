@@ -50,3 +50,23 @@ def test_write_produces_tables_markdown_and_heatmap(board, tmp_path):
     table = pd.read_csv(tmp_path / "meta_attributions.csv")
     assert set(table.columns) >= {"metric", "separated_share", "median_d_z", "bootstrap_tau"}
     assert "| metric" in (tmp_path / "meta.md").read_text()
+
+
+def test_flags_name_weak_metrics_and_annotate_is_idempotent(board, tmp_path):
+    import shutil
+
+    tables = meta.summary([board], n_boot=20)
+    attr = tables["attributions"].set_index("metric")
+    # on this board q_relative_output_stability separates 9% of methods from random (< 50%): flagged
+    assert attr.loc["q_relative_output_stability", "separated_share"] < 0.5
+    assert "from random" in attr.loc["q_relative_output_stability", "flag"]
+    assert attr.loc["deletion_auc", "flag"] == ""  # separates 95%, stable
+    for name in ("attributions.md", "counterfactuals.md"):
+        shutil.copy(ROOT / "leaderboards" / "mnist" / "cnn" / name, tmp_path / name)
+    before = (tmp_path / "attributions.md").read_text()
+    meta.annotate(tmp_path, tables, "meta.md")
+    once = (tmp_path / "attributions.md").read_text()
+    meta.annotate(tmp_path, tables, "meta.md")
+    assert (tmp_path / "attributions.md").read_text() == once  # replaced, not appended twice
+    assert once.startswith(before.rstrip("\n")) and "`q_relative_output_stability`: separates" in once
+    assert "## Flagged metrics" in (meta.write(tables, tmp_path / "m", "x")[-1]).read_text()
