@@ -53,7 +53,7 @@ class RunContext:
 
 def metric_context(data: Dataset, oracle: Oracle | None, device, *, cache_dir: str = "~/.cache/bench",
                    seed: int = 0, dataset: str = "mnist", model_name: str = "cnn", use_reference: bool = True,
-                   progress: bool = False) -> MetricContext:
+                   progress: bool = False, model_sha256: str = "") -> MetricContext:
     """A MetricContext whose `checkpoint` and `train_classifier` use bench's cache and training loop."""
     from bench import checkpoints
     from bench.models.train import fit
@@ -66,7 +66,8 @@ def metric_context(data: Dataset, oracle: Oracle | None, device, *, cache_dir: s
         return fit(model, data, cfg, seed_, torch.device(device), progress=progress)
 
     return MetricContext(oracle=oracle, data=data, device=device, cache_dir=cache_dir, seed=seed, dataset=dataset,
-                         model_name=model_name, use_reference=use_reference, progress=progress,
+                         model_name=model_name, model_sha256=model_sha256, use_reference=use_reference,
+                         progress=progress,
                          checkpoint_fn=checkpoint_fn, train_fn=train_fn)
 
 

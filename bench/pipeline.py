@@ -50,6 +50,7 @@ class Bound:
         self.ctx, self.cls, self.params, self.oracle = ctx, cls, params, oracle
         self._method = None
         self.fit_cost: tuple[float, float] | None = None
+        self.fit_info: dict | None = None
 
     def get(self):
         if self._method is None:
@@ -58,7 +59,9 @@ class Bound:
             self.oracle.start(0)
             t0 = time.perf_counter()
             m.fit(self.ctx.data.train.x, self.ctx.data.train.y)
-            self.fit_cost = (float(self.oracle.total_rows), time.perf_counter() - t0)
+            # a method that loaded a cached training reports what that training cost (`fit_cost`)
+            self.fit_cost = getattr(m, "fit_cost", None) or (float(self.oracle.total_rows), time.perf_counter() - t0)
+            self.fit_info = getattr(m, "fit_info", None)
             self._method = m
         return self._method
 
@@ -83,19 +86,21 @@ def entries(ctx: RunContext, task, name: str) -> list[Entry]:
     return out
 
 
-def produce(ctx: RunContext, task, entry: Entry, bound: Bound, progress: bool) -> int:
+def produce(ctx: RunContext, task, entry: Entry, bound: Bound, progress: bool, positions: range | None = None) -> int:
     """Run the method on the entry's errors the store lacks; returns how many it did.
 
-    Progress counts instances; while a batch runs, the bar shows the oracle's live query count.
+    `positions`: only these error positions (a study's explain unit, one chunk); default all
+    of the entry's. Progress counts instances; while a batch runs, the bar shows the oracle's
+    live query count.
     """
     errs, oracle = ctx.errors, bound.oracle
     done = ctx.store.done_indices(entry.key)
-    todo = [i for i in range(entry.n) if int(errs.index[i]) not in done]
+    todo = [i for i in (range(entry.n) if positions is None else positions) if int(errs.index[i]) not in done]
     if not todo:
         return 0
     method = bound.get()
     if bound.fit_cost is not None:
-        ctx.store.set_fit_cost(entry.key, *bound.fit_cost)
+        ctx.store.set_fit_cost(entry.key, *bound.fit_cost, info=bound.fit_info)
     bar = progress_bar(len(todo), f"{task.short} {entry.name}{'/' + entry.mode if entry.mode else ''}",
                        progress=progress)
     oracle.on_rows = live_queries(bar)
@@ -223,12 +228,13 @@ def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, 
                 scores["seconds"] = np.array([r["seconds"] for r in ctx.store.records(entry.key)])[:entry.n]
             rows.append(leaderboard.EntryScores(name, entry.mode, cls.version, ctx.errors.index[indices].numpy(),
                                                 valid, scores, len(ctx.errors), task.metric_subset(metric_fns)))
-            fit = ctx.store.fit_cost(entry.key)
+            fit, info = ctx.store.fit_cost(entry.key), ctx.store.fit_info(entry.key)
             done.append(dict(method=name, **({"mode": entry.mode} if entry.mode else {}), version=cls.version,
                              params=entry.full, entry_key=entry.key, n=entry.n,
                              **task.entry_info(ctx, entry), paper=getattr(cls, "paper", ""),
                              deterministic=cls.deterministic, metric_cost=metric_cost(ctx.store, entry.key),
-                             **({} if fit is None else dict(fit_queries=fit[0], fit_seconds=round(fit[1], 3)))))
+                             **({} if fit is None else dict(fit_queries=fit[0], fit_seconds=round(fit[1], 3))),
+                             **({} if info is None else dict(fit_info=info))))
     finally:
         bound.close()
 

@@ -64,7 +64,7 @@ def prepare(cfg: RunConfig, progress: bool = True) -> RunContext:
     folder = out_dir(cfg, _model_label(cfg))
     mctx = metric_context(data, Oracle(model, device), device, cache_dir=cfg.cache_dir, seed=cfg.seed,
                           dataset=cfg.dataset, model_name=cfg.model, use_reference=not cfg.retrain,
-                          progress=progress and progress_enabled())
+                          progress=progress and progress_enabled(), model_sha256=meta["weights_sha256"])
     return RunContext(cfg, device, data, model, meta, oracle, errors, store, folder, key_parts, mctx, started)
 
 
@@ -103,14 +103,15 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
     phases.mark("prepare (data, model, errors)")
     try:
         # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
-        # run in a thread beside everything else; their tables are written once they are done.
-        # In-process solvers first (Growing Spheres wants both cores), then the worker solvers
-        # start beside the attribution suite.
+        # and `runs_beside` ones (alibi_rl's single-threaded training) run in a thread beside
+        # everything else; their tables are written once they are done. In-process solvers
+        # first (Growing Spheres wants both cores), then these start beside the attribution suite.
         bg = None
         if cfg.counterfactuals.overlap:
-            produce_only(ctx, cf, [n for n in cf.names if not cf.registry.get(n).in_worker], progress)
+            beside = [n for n in cf.names if cf.registry.get(n).in_worker or cf.registry.get(n).runs_beside]
+            produce_only(ctx, cf, [n for n in cf.names if n not in beside], progress)
             phases.mark("counterfactual solvers in this process")
-            worker = [n for n in cf.names if cf.registry.get(n).in_worker]
+            worker = beside
             if worker:
                 bg = Background(ctx, cf, worker, progress)
                 ctx.background.update(worker)

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS costs (
 CREATE TABLE IF NOT EXISTS scores (
     entry_key TEXT, test_index INTEGER, metric TEXT, version TEXT, value REAL,
     PRIMARY KEY (entry_key, test_index, metric, version));
+CREATE TABLE IF NOT EXISTS fit_info (entry_key TEXT PRIMARY KEY, info TEXT);
 CREATE TABLE IF NOT EXISTS runs (
     started REAL, finished REAL, folder TEXT, config TEXT, n_errors INTEGER, status TEXT);
 """
@@ -219,11 +220,19 @@ class Store:
         values = [rows.get(int(i)) for i in indices]  # NaN is stored as NULL -> None
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
-    def set_fit_cost(self, key: str, queries: float, seconds: float) -> None:
-        """Record what the method's one-off fit() cost for entry `key` (the last fit counts)."""
+    def set_fit_cost(self, key: str, queries: float, seconds: float, info: dict | None = None) -> None:
+        """Record what the method's one-off fit() cost for entry `key` (the last fit counts), and what it loaded."""
         with closing(self._connect()) as con, con:
             con.execute("DELETE FROM costs WHERE entry_key=? AND metric=?", (key, FIT))
             con.execute("INSERT INTO costs VALUES (?,?,?,?,?,?)", (key, FIT, "1", queries, seconds, time.time()))
+            if info is not None:
+                con.execute("INSERT OR REPLACE INTO fit_info VALUES (?,?)", (key, json.dumps(info, default=str)))
+
+    def fit_info(self, key: str) -> dict | None:
+        """What entry `key`'s last fit() trained or loaded (`Method.fit_info`), or None."""
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT info FROM fit_info WHERE entry_key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def fit_cost(self, key: str) -> tuple[float, float] | None:
         """(model queries, seconds) of entry `key`'s last fit(), or None if never recorded."""

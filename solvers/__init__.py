@@ -18,6 +18,9 @@ SOLVERS.declare("alibi_proto_numgrad", "solvers.alibi_proto:AlibiProtoNumGrad",
                 "alibi CounterfactualProto with the numerical-gradient prediction loss (expensive)", extra="alibi")
 SOLVERS.declare("alibi_wachter", "solvers.alibi_wachter:AlibiWachter",
                 "alibi Counterfactual (Wachter et al.), numerical gradients, worker process", extra="alibi")
+SOLVERS.declare("alibi_rl", "solvers.alibi_rl:AlibiRL",
+                "alibi CounterfactualRL: actor-critic trained once in fit() (counted), one pass per error, PyTorch",
+                extra="alibi")
 
 # Attribution methods (ATTRIBUTIONS) are declared below.
 ATTRIBUTIONS.declare("saliency", "solvers.attr_gradients:Saliency",

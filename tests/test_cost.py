@@ -33,5 +33,6 @@ def test_amortised_columns_and_break_even():
     assert out["amortised_seconds"].tolist() == [1.0, 6.0 + 0.01]
     assert break_even(400_000, 1.0, 8000.0) == 51  # 51 * 7999 > 400,000 > 50 * 7999
     assert break_even(400_000, 9000.0, 8000.0) == float("inf")
-    note = amortised_note(info)[0]
-    assert "400,000 queries" in note and "after 51 errors" in note
+    lines = amortised_note(info)
+    assert "400,000 queries" in lines[0] and "after 51 errors" in lines[0]
+    assert "| amortised | 1.0 | 400,000 | 60.0 | 40,001.0 | 6.010 |" in lines

@@ -70,6 +70,7 @@ class MetricContext:
     seed: int = 0
     dataset: str = "mnist"
     model_name: str = "cnn"
+    model_sha256: str = ""  # the explained model's weights hash: keys what a method trains against it
     use_reference: bool = True  # trained resources from the shipped reference weights when pinned
     progress: bool = False
     memo: dict = field(default_factory=dict)

@@ -82,10 +82,16 @@ def budget_curve(prep, entries: list[dict], path: Path) -> Path:
         test_idx = [r["test_index"] for r in recs]
         valid = prep.store.scores(e["entry_key"], "validity", "1", test_idx) > 0.5
         cost = np.array([r["queries"] + r["grad_queries"] for r in recs])
-        budgets = np.logspace(0, max(1.0, np.log10(max(cost.max(), 10)) + 0.1), 200)
+        top = max(cost.max(), e.get("fit_queries", 0.0) / len(recs) + cost.mean(), 10)
+        budgets = np.logspace(0, max(1.0, np.log10(top) + 0.1), 200)
         share = [(valid & (cost <= b)).mean() for b in budgets]
         label = e["method"] + (f" (subset n={len(recs)})" if len(recs) < len(prep.errors) else "")
-        ax.step(budgets, share, where="post", label=label)
+        line = ax.step(budgets, share, where="post", label=label + (" per error" if e.get("fit_queries") else ""))[0]
+        if e.get("fit_queries"):  # a one-off fit: where the solver really stands once its training is shared out
+            amortised = e["fit_queries"] / len(recs) + cost.mean()
+            ax.plot([amortised], [valid.mean()], marker="*", markersize=12, color=line.get_color(), linestyle="",
+                    label=f"{e['method']} amortised: training / {len(recs)} errors + per error")
+            ax.hlines(valid.mean(), cost.max(), amortised, colors=line.get_color(), linestyles=":")
     ax.set_xscale("log")
     ax.set_xlabel("model rows per error (forward + gradient), log scale")
     ax.set_ylabel("share of errors flipped to the true class")
