@@ -103,15 +103,16 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
     phases.mark("prepare (data, model, errors)")
     try:
         # Worker-process solvers (alibi: single-threaded TensorFlow, mostly waiting on its pipe)
-        # and `runs_beside` ones (alibi_rl's single-threaded training) run in a thread beside
-        # everything else; their tables are written once they are done. In-process solvers
-        # first (Growing Spheres wants both cores), then these start beside the attribution suite.
+        # run in a thread beside everything else; their tables are written once they are done.
+        # In-process solvers first (Growing Spheres wants both cores), then the worker solvers
+        # start beside the attribution suite. Only worker solvers: an in-process method that
+        # seeds or draws from torch's global generator (alibi_rl) would race the captum
+        # methods that draw from it (measured: DeepSHAP's and GradientSHAP's cells moved).
         bg = None
         if cfg.counterfactuals.overlap:
-            beside = [n for n in cf.names if cf.registry.get(n).in_worker or cf.registry.get(n).runs_beside]
-            produce_only(ctx, cf, [n for n in cf.names if n not in beside], progress)
+            produce_only(ctx, cf, [n for n in cf.names if not cf.registry.get(n).in_worker], progress)
             phases.mark("counterfactual solvers in this process")
-            worker = beside
+            worker = [n for n in cf.names if cf.registry.get(n).in_worker]
             if worker:
                 bg = Background(ctx, cf, worker, progress)
                 ctx.background.update(worker)

@@ -168,7 +168,6 @@ class AlibiRL(CounterfactualSolver):
     Params = RLParams
     version = "1"
     white_box = False
-    runs_beside = True  # its one training is a long single-threaded loop: beside the attribution suite
     paper = "https://arxiv.org/abs/2106.02597"
 
     _cfrl = None

@@ -33,9 +33,6 @@ class Method(abc.ABC):  # noqa: B024 (the abstract __call__ lives on the two sub
     deterministic: ClassVar[bool] = True  # same inputs + seed -> same outputs (bench check relies on it)
     # spends its time in another process (the alibi worker): the harness may run it beside other work
     in_worker: ClassVar[bool] = False
-    # may be produced in the background lane beside the attribution suite (every in_worker method
-    # is; alibi_rl too: its training is one long single-threaded loop that fills idle core time)
-    runs_beside: ClassVar[bool] = False
     registry_name: ClassVar[str] = ""
     # run-wide services (cache directory, cached checkpoints, seed, progress): set by the harness
     # before fit(); None when a method is used on its own

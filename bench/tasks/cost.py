@@ -47,8 +47,7 @@ def model_cost_note(model_cost: dict) -> str:
                  "1.0 = no cost beyond the model's: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()) + ".")
     if model_cost.get("ran_beside_other_work"):
         text += (" " + ", ".join(model_cost["ran_beside_other_work"]) + " ran in a background thread beside the "
-                 "attribution suite (alibi's worker process and alibi_rl's training are single-threaded): their "
-                 "seconds include that contention.")
+                 "attribution suite (its worker process is single-threaded): its seconds include that contention.")
     if model_cost["timed_in_earlier_run"]:
         text += (" No ratio for " + ", ".join(model_cost["timed_in_earlier_run"])
                  + ": resumed from the store, timed in an earlier run.")
@@ -95,7 +94,7 @@ def amortised_note(amortised: dict) -> list[str]:
                 f"per error over these {a['n']} errors.")
         for other, b in free.items():
             n = break_even(a["fit_queries"], a["queries"], b["queries"])
-            text += f" Fewer queries than {other} after {n:,.0f} errors." if np.isfinite(n) else \
+            text += f" Fewer queries than {other} after {n:,.0f} error{'s' * (n != 1)}." if np.isfinite(n) else \
                 f" Never fewer queries than {other} ({b['queries']:,.0f} per error)."
         lines.append(text)
     if lines:  # the cost columns the table above leaves out, per solver
