@@ -138,6 +138,8 @@ def test_attention_slots_of_efficientnet_and_mobilenet(arch):
         assert blocks(model) and all(isinstance(b.se, cls) for b in blocks(model))
     plain = build_timm(arch, "none")
     assert not any(isinstance(m, (SqueezeExcite, CbamModule)) for m in plain.modules())
-    assert plain.net.conv_stem.stride == (1, 1)  # 28x28 input: the stride-2 stem would waste a stage
+    with torch.no_grad():  # 28x28 -> 14 (stem), 7, 4, 2: the last stride-2 stage runs at stride 1
+        assert plain.net.forward_features(torch.rand(1, 1, 28, 28)).shape[-2:] == (2, 2)
+    assert plain.net.conv_stem.stride == (2, 2)
     with pytest.raises(ValueError, match="attention slots"):
         build_timm("vit_tiny_patch16_224", "se")
