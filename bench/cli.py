@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {run,train,check,config,runs,list,report,site}`.
+"""Command line: `python -m bench {run,train,check,config,runs,list,report,site,meta}`.
 
 This module imports no torch or TensorFlow at start-up: `--help`, `--version`, `list` and
 `runs` stay instant. Bad input (unknown preset, key, name, value out of range, missing file or
@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write leaderboards/<dataset>/<model>/ (not runs/) and pin the weights used")
     p_run.add_argument("--force", action="store_true", default=None,
                        help="with --publish: publish from a checkout with uncommitted code anyway")
+    p_run.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="who runs a study's units: local (this process, default) or ray (Ray tasks; "
+                            "the [ray] extra)")
+    p_run.add_argument("--address", default=None, metavar="HOST:PORT",
+                       help="with --executor ray: an existing Ray cluster (default: start a local one)")
     p_train = add("train", "train (or load from cache) the configured classifier")
     _common(p_train)
     p_train.add_argument("--force", action="store_true", help="retrain even when a checkpoint is cached")
@@ -92,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_site = add("site", "build the static leaderboard site (plain files) from every board folder")
     p_site.add_argument("--root", default="leaderboards", help="folder holding the boards (default: leaderboards)")
     p_site.add_argument("--out", default=None, help="output folder (default: <root>/site)")
+    p_meta = add("meta", "meta-evaluate boards (e.g. one model's seeds): separation, agreement, stability")
+    p_meta.add_argument("folders", nargs="+", help="board or run folders, e.g. runs/mnist/zoo/<time>/cnn-seed0")
+    p_meta.add_argument("--out", default=None, help="output folder (default: runs/meta/<UTC time>/)")
+    p_meta.add_argument("--title", default=None, help="title of meta.md (default: the folders' names)")
+    p_meta.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for stability (default 200)")
     return parser
 
 
@@ -168,9 +178,17 @@ def _dispatch(args) -> int:
 
             print(json.dumps(build_site(args.root, args.out)))
             return 0
+        if args.command == "meta":
+            return cmd_meta(args.folders, args.out, args.title, args.n_boot)
         if args.command == "check":
             _check_folders(args)
+        if args.command == "run":
+            _executor_args(args)
         cfg = _config(args)
+        if args.command == "run" and args.executor != "local" and cfg.study is None:
+            from bench.api.params import ConfigError
+
+            raise ConfigError(f"--executor {args.executor} runs studies: preset {args.preset!r} has no [study] table")
         if args.command == "check" and args.board:
             from dataclasses import replace
 
@@ -195,6 +213,8 @@ def _dispatch(args) -> int:
             from bench.check import check
 
             return check(cfg, args.baseline, update=args.update, progress=not args.quiet)
+        if cfg.study is not None:
+            return _study(cfg, args)
         from bench.leaderboard import headline
         from bench.runner import run
 
@@ -212,6 +232,62 @@ def _dispatch(args) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"bench: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _executor_args(args) -> None:
+    """--address needs --executor ray, and ray needs its extra installed: one line, before any work."""
+    from bench.api.params import ConfigError
+    from bench.validate import extra_installed, install_hint
+
+    if args.address is not None and args.executor != "ray":
+        raise ConfigError("--address points at a Ray cluster: it needs --executor ray")
+    if args.address is not None and not args.address.strip():
+        raise ConfigError("--address must be a Ray cluster address such as 10.0.0.1:6379, got ''")
+    if args.executor == "ray" and not extra_installed("ray"):
+        raise ConfigError(f"--executor ray needs the optional extra [ray]: {install_hint('ray')}")
+
+
+def _study(cfg, args) -> int:
+    """`bench run` on a preset with [study]: every cell's boards, then the study table."""
+    from pathlib import Path
+
+    from bench.study import run_study
+
+    summary = run_study(cfg, executor=args.executor, address=args.address, progress=not args.quiet)
+    for folder in summary["folders"].values():
+        table = Path(folder) / "study.md"
+        if table.exists():  # the Markdown tables, without the prose
+            print("## Models" + table.read_text().split("## Models", 1)[-1].split("Attribution scores are")[0])
+    failed = f"; {len(summary['failed'])} unit(s) failed on the executor (see study.json)" if summary["failed"] else ""
+    print(f"{len(summary['cells'])} cells, {len(summary['units'])} units ({summary['executor']['executor']}), "
+          f"{summary['seconds']:.0f} s{failed}; study table, boards and provenance in "
+          + ", ".join(summary["folders"].values()))
+    return 0
+
+
+def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int) -> int:
+    """bench.meta over existing boards: meta_*.csv, meta.md and the agreement heatmap in `out`."""
+    import time
+    from pathlib import Path
+
+    from bench.api.params import ConfigError
+
+    if n_boot < 1:
+        raise ConfigError(f"--n-boot must be >= 1, got {n_boot}")
+    for f in folders:
+        if not Path(f).is_dir():
+            raise ConfigError(f"meta: {f}: no such folder (a board or run folder)")
+        if not any((Path(f) / f"{s}_instances.csv").is_file() for s in ("counterfactuals", "attributions")):
+            raise ConfigError(f"meta: {f}: not a board (no counterfactuals_instances.csv or attributions_instances.csv)")
+    import bench
+    from bench import meta
+
+    target = Path(out) if out else Path("runs") / "meta" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    paths = meta.write(meta.summary([bench.load(f) for f in folders], n_boot=n_boot), target,
+                       title or ", ".join(Path(f).name for f in folders))
+    print((target / "meta.md").read_text())
+    print(f"meta-evaluation of {len(folders)} board(s): {len(paths)} files in {target}")
+    return 0
 
 
 def _check_folders(args) -> None:

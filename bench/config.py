@@ -44,9 +44,13 @@ class TrainConfig:
     schedule: str = "onecycle"  # "onecycle" | "constant"
     weight_decay: float = 0.0
     augment: bool = False
+    # stop after this many optimiser steps (a quick small model for tests and CPU studies);
+    # None: every step of every epoch. Enters the cache key only when set.
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
+        require(self.max_steps is None or self.max_steps >= 1, "train.max_steps", ">= 1", self.max_steps)
         require(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size)
         require(self.lr > 0, "train.lr", "> 0", self.lr)
         require(self.weight_decay >= 0, "train.weight_decay", ">= 0", self.weight_decay)
@@ -97,6 +101,87 @@ class AttributionConfig:
                 require(isinstance(table, dict), f"attributions.{key}.{name}", "a table", table)
 
 
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+# what a study's grid sets per cell: a model's `set` table may not touch these
+CELL_KEYS = ("dataset", "model", "model_params", "seed", "study")
+
+
+def folder_name(value: str, key: str) -> None:
+    ok = isinstance(value, str) and bool(value) and set(value) <= _NAME_CHARS and not value.startswith(".")
+    require(ok, key, "a folder name of letters, digits, '-', '_' and '.'", value)
+
+
+def _seeds(key: str, seeds: tuple) -> None:
+    for s in seeds:
+        require(s >= 0, key, "seeds >= 0", s)
+    require(len(set(seeds)) == len(seeds), key, "free of repeats", list(seeds))
+
+
+@dataclass(frozen=True)
+class StudyModel:
+    """One model of a study's grid: a label (its folder name), a registered model and its params.
+
+    `train` sets training fields over the study's [train] table; `set` holds further config
+    overrides for this model's cells, dotted keys as `--set` takes them (e.g.
+    {"attributions.subset" = {"*" = 20}}), never a grid key (dataset, model, seed, ...);
+    `seeds` replaces the study's seeds for this model (e.g. fewer for a costly one).
+    """
+
+    label: str
+    model: str
+    model_params: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    set: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        folder_name(self.label, "study.models.label")
+        _seeds(f"study.models.seeds ({self.label})", self.seeds)
+        for key in self.set:
+            require(key.split(".")[0] not in CELL_KEYS and key != "train", f"study.models.set ({self.label})",
+                    "free of the grid's keys (" + ", ".join(CELL_KEYS) + "; training goes in `train`)", key)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A grid of (dataset, model, training seed), each cell run with the config's methods (bench.study).
+
+    name: the study's folder name (default: the preset's name). datasets: default the
+    config's `dataset`. chunk: errors per explain unit (None: one unit per method and cell,
+    which is exactly what a plain run does). threads: torch threads of every train and explain
+    unit, and the CPUs a Ray task asks for; fixed so that a unit computes the same numbers under
+    any executor (a gradient solver's iterates differ in the last digits between 1 and 2 threads).
+    only: run just these cells, each named "<label>", "<label>-seed<k>" or "<dataset>/<label>-seed<k>".
+    pin_weights: with --publish, copy each cell's checkpoint into leaderboards/weights/ as a plain
+    run does; false keeps only their sha256 and training config in the boards' provenance (a
+    grid of many models would add hundreds of MB to the repository).
+    """
+
+    models: tuple[StudyModel, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    datasets: tuple[str, ...] = ()
+    name: str = ""
+    chunk: int | None = None
+    threads: int = 1
+    only: tuple[str, ...] = ()
+    pin_weights: bool = True
+
+    def __post_init__(self) -> None:
+        require(len(self.models) >= 1, "study.models", "a non-empty list of {label, model, ...} tables",
+                list(self.models))
+        labels = [m.label for m in self.models]
+        dup = next((x for x in labels if labels.count(x) > 1), None)
+        require(dup is None, "study.models", "labelled uniquely (label appears twice)", dup)
+        require(len(self.seeds) >= 1, "study.seeds", "a non-empty list of seeds", list(self.seeds))
+        _seeds("study.seeds", self.seeds)
+        require(len(set(self.datasets)) == len(self.datasets), "study.datasets", "free of repeats",
+                list(self.datasets))
+        if self.name:
+            folder_name(self.name, "study.name")
+        require(self.chunk is None or self.chunk >= 1, "study.chunk", ">= 1", self.chunk)
+        require(self.threads >= 1, "study.threads", ">= 1", self.threads)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run depends on."""
@@ -121,6 +206,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     counterfactuals: CounterfactualConfig = field(default_factory=CounterfactualConfig)
     attributions: AttributionConfig = field(default_factory=AttributionConfig)
+    study: StudyConfig | None = None  # a [study] table makes `bench run` run a study (bench.study)
 
     def __post_init__(self) -> None:
         require(self.limit is None or self.limit >= 1, "limit", ">= 1", self.limit)

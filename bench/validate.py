@@ -17,7 +17,7 @@ from bench.api.params import ConfigError
 from bench.config import RunConfig
 
 # An optional dependency group (pyproject.toml's extras) -> the top-level modules it installs.
-EXTRA_MODULES = {"alibi": ("alibi", "tensorflow")}
+EXTRA_MODULES = {"alibi": ("alibi", "tensorflow"), "ray": ("ray",)}
 
 
 def extra_installed(extra: str) -> bool:
@@ -37,8 +37,23 @@ def validate(cfg: RunConfig, extras: bool = True) -> None:
 
     Raises the registries' and Params' one-line errors (unknown name with suggestions, unknown
     parameter, wrong type, out-of-range value), a ConfigError for a missing extra, a missing
-    data folder, a file that is not a run store, or a CUDA device this machine lacks.
+    data folder, a file that is not a run store, or a CUDA device this machine lacks. A study
+    (`cfg.study`) has every cell checked the same way; an error names the cell.
     """
+    _validate_run(cfg, extras)
+    if cfg.study is not None:
+        from bench.study.grid import cells, study_name
+
+        study_name(cfg)
+        for cell in cells(cfg):
+            try:
+                _validate_run(cell.cfg, extras)
+            except ValueError as e:
+                raise type(e)(f"study cell {cell.key}: {e}") from None
+
+
+def _validate_run(cfg: RunConfig, extras: bool) -> None:
+    """validate() of one run's config (a plain run, or one cell of a study)."""
     from bench.plugins import load_plugins
 
     load_plugins(cfg.plugins)  # their entries must be registered before the names are checked

@@ -75,6 +75,11 @@ CASES = [
     (["check", "--board", "{tmp}/empty_folder"], "not a board (no counterfactuals.json or attributions.json)"),
     (["check", "--board", f"{REPO}/leaderboards/mnist/cnn", "--limit", "3"], "drop --limit"),
     (["list", "solverz"], "unknown list 'solverz'"),
+    (["run", "--executor", "ray"], "--executor ray runs studies: preset 'default' has no [study] table"),
+    (["run", "--address", "10.0.0.1:6379"], "--address points at a Ray cluster: it needs --executor ray"),
+    (["run", "--preset", "zoo", "--set", "study.only=[\"vgg-seed0\"]"], "study.only: 'vgg-seed0' names no cell"),
+    (["run", "--preset", "zoo", "--set", "study.seeds=[]"], "study.seeds must be a non-empty list of seeds"),
+    (["meta", "{tmp}/empty_folder"], "not a board (no counterfactuals_instances.csv"),
 ]
 
 _DRIVER = r"""

@@ -27,8 +27,10 @@ AUGMENT_VERSION = 2  # 2: per-image zero-padded shifts (1 rolled the whole batch
 
 
 def cache_key(model: str, model_params: dict, dataset: str, seed: int, train_cfg) -> str:
-    parts = dict(model=model, params=model_params, dataset=dataset, seed=seed,
-                 train=dataclasses.asdict(train_cfg), fmt=CACHE_FORMAT)
+    train = dataclasses.asdict(train_cfg)
+    if train.get("max_steps") is None:  # added later: keys of checkpoints without it stay as they were
+        train.pop("max_steps", None)
+    parts = dict(model=model, params=model_params, dataset=dataset, seed=seed, train=train, fmt=CACHE_FORMAT)
     if train_cfg.augment:  # only augmented checkpoints depend on it: every other key stays as it was
         parts["augment_version"] = AUGMENT_VERSION
     blob = json.dumps(parts, sort_keys=True)
@@ -51,21 +53,28 @@ def fit(model: nn.Module, data, cfg, seed: int, device, progress: bool = True) -
     model.to(device).train()
     x, y = data.train.x, data.train.y
     steps_per_epoch = (len(y) + cfg.batch_size - 1) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = None
     if cfg.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                    steps_per_epoch=steps_per_epoch)
+        # total_steps = epochs * steps_per_epoch is what OneCycleLR(epochs=, steps_per_epoch=) computes
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
     elif cfg.schedule != "constant":
         raise ValueError(f"unknown schedule {cfg.schedule!r} (onecycle | constant)")
     loss_fn = nn.CrossEntropyLoss()
     t0 = time.perf_counter()
+    step = 0
     for epoch in range(cfg.epochs):
+        if step >= total:
+            break
         model.train()
         perm = torch.randperm(len(y), generator=gen)
         bar = tqdm(perm.split(cfg.batch_size), desc=f"train epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False)
         for idx in bar:
+            if step >= total:  # train.max_steps reached
+                break
+            step += 1
             xb, yb = x[idx].to(device), y[idx].to(device)
             if cfg.augment:
                 xb = _shift(xb, gen)

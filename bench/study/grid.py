@@ -1,0 +1,125 @@
+"""A study's grid: cells of (dataset, model, seed), each an ordinary RunConfig, and their folders.
+
+A cell's config is the study's config with the cell's dataset, model, model params and seed,
+its model's `train` table over the study's [train], its model's `set` overrides, and
+`study.only` naming the cell itself: run with `bench run`, it reproduces that one cell.
+This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.config import ConfigError, RunConfig, _set_dotted, build, folder_name
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, model label, seed) of a study and the run config that explains it."""
+
+    dataset: str
+    label: str
+    seed: int
+    cfg: RunConfig
+
+    @property
+    def name(self) -> str:
+        """The cell's folder name: `<label>-seed<k>`."""
+        return f"{self.label}-seed{self.seed}"
+
+    @property
+    def key(self) -> str:
+        """The cell's name in the whole study: `<dataset>/<label>-seed<k>`."""
+        return f"{self.dataset}/{self.name}"
+
+    def matches(self, item: str) -> bool:
+        return item in (self.label, self.name, self.key, f"{self.dataset}/{self.label}")
+
+
+def study_name(cfg: RunConfig) -> str:
+    """The study's folder name: `study.name`, else the preset's name."""
+    name = cfg.study.name or cfg.preset
+    folder_name(name, "study.name (default: the preset's name)")
+    return name
+
+
+def cells(cfg: RunConfig, *, restrict: bool = True) -> list[Cell]:
+    """Every cell of the study of `cfg` (dataset-major, then model, then seed); ConfigError naming the model.
+
+    With `restrict`, only the cells `study.only` names (each item must name one or more cells).
+    """
+    study = cfg.study
+    if study is None:
+        raise ConfigError("this config has no [study] table")
+    base = cfg.to_dict()
+    base.pop("study")
+    study_table = dataclasses.asdict(study)
+    out = []
+    for dataset in study.datasets or (cfg.dataset,):
+        for i, m in enumerate(study.models):
+            for seed in m.seeds or study.seeds:
+                table = copy.deepcopy(base)
+                table.update(dataset=dataset, model=m.model, model_params=copy.deepcopy(m.model_params), seed=seed)
+                table["train"] = {**table["train"], **m.train}
+                try:
+                    for key, value in m.set.items():
+                        _set_dotted(table, key, copy.deepcopy(value))
+                    table["study"] = dict(study_table, only=[f"{dataset}/{m.label}-seed{seed}"])
+                    out.append(Cell(dataset, m.label, seed, build(RunConfig, table)))
+                except ConfigError as e:
+                    raise ConfigError(f"study.models[{i}] ({m.label}): {e}") from None
+    if restrict and study.only:
+        for item in study.only:
+            if not any(c.matches(item) for c in out):
+                known = ", ".join(c.key for c in out[:6]) + (", ..." if len(out) > 6 else "")
+                raise ConfigError(f"study.only: {item!r} names no cell of the study (cells: {known})")
+        out = [c for c in out if any(c.matches(item) for item in study.only)]
+    return out
+
+
+def reference_cell(cfg: RunConfig) -> dict | None:
+    """The config (as a dict) of the cell `cfg` is, derived afresh from its preset; None if it is none.
+
+    `bench.provenance.reproduce_command` compares a cell's config with this, so a cell's
+    command is `--preset <study> --set study.only=[...]` plus what was really overridden.
+    """
+    from bench.config import make_config
+
+    if cfg.study is None or len(cfg.study.only) != 1:
+        return None
+    try:
+        preset = make_config(cfg.preset)
+    except ConfigError:
+        return None
+    if preset.study is None:
+        return None
+    found = [c for c in cells(preset, restrict=False) if c.matches(cfg.study.only[0])]
+    if len(found) != 1:
+        return None
+    table = found[0].cfg.to_dict()
+    table["study"]["only"] = tuple(preset.study.only)
+    return table
+
+
+def roots(cfg: RunConfig, datasets: list[str]) -> dict[str, Path]:
+    """dataset -> the study's folder for it.
+
+    Runs: `<out or runs>/<dataset>/<study>/<UTC time>/`; with --publish:
+    `<out or leaderboards>/<dataset>/<study>/`. Each cell writes to `<that>/<label>-seed<k>/`.
+    """
+    from bench.publish import RUNS, leaderboards_root
+
+    name = study_name(cfg)
+    if cfg.publish:
+        return {d: Path(cfg.out or leaderboards_root()) / d / name for d in datasets}
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1000):  # two studies in one second: never share a folder
+        s = stamp if n == 0 else f"{stamp}-{n}"
+        out = {d: Path(cfg.out or RUNS) / d / name / s for d in datasets}
+        if not any(p.exists() for p in out.values()):
+            return out
+    raise RuntimeError(f"no free study folder under {cfg.out or RUNS}")

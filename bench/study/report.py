@@ -1,0 +1,86 @@
+"""study.md: the study table in plain words, what the grid shows and what it cannot show."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from bench.leaderboard import _fmt
+
+
+def _cell(r, col: str) -> str:
+    v = r.get(col, np.nan)
+    if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
+        return "–"
+    if col in ("n_params", "n_errors") and r["seed"] != "all":
+        return f"{int(v):,}"
+    lo, hi = r.get(f"{col}_lo", np.nan), r.get(f"{col}_hi", np.nan)
+    if isinstance(lo, float) and np.isfinite(lo) and np.isfinite(hi) and (lo != v or hi != v):
+        return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
+    return _fmt(v)
+
+
+def _table(df: pd.DataFrame, cols: list[str], heads: list[str]) -> list[str]:
+    lines = ["| label | seed | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        seed = f"**all ({int(r['n_seeds'])})**" if r["seed"] == "all" else str(r["seed"])
+        lines.append(f"| {r['label']} | {seed} | " + " | ".join(_cell(r, c) for c in cols) + " |")
+    return lines
+
+
+def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str]) -> str:
+    from bench.provenance import reproduce_command
+    from bench.study.grid import study_name
+    from bench.study.table import headline_columns
+
+    labels = list(dict.fromkeys(c.label for c in cells))
+    seeds = sorted({c.seed for c in cells})
+    limited = any(c.cfg.limit is not None for c in cells)
+    lines = [f"# Study {study_name(cfg)}: {dataset}", ""]
+    if limited:
+        lines += ["**NOT FOR PUBLICATION: --limit cut every cell's error set.**", ""]
+    params = {c.label: (c.cfg.model, c.cfg.model_params) for c in cells}
+    lines += [f"A grid of {len(labels)} model{'s' * (len(labels) != 1)} x {len(seeds)} training seed"
+              f"{'s' * (len(seeds) != 1)} ({', '.join(map(str, seeds))}) on {dataset}; each cell is one trained "
+              "model whose own test errors every configured method explains, with the cell's ordinary "
+              "leaderboards in its folder (`<label>-seed<k>/`). Models: "
+              + "; ".join(f"**{lab}** = `{m}` {json.dumps(p, sort_keys=True)}" for lab, (m, p) in params.items()) + ".",
+              "",
+              "**What it shows.** For each model: its size, training time, test accuracy, number of errors and "
+              "forward speed, and the headline scores of the core methods on its errors (mean [95% CI]). A seed's "
+              "row: the CI is the bootstrap over that model's errors (its board's). A label's **all** row: the "
+              "mean of the seed-level values and a bootstrap CI over them, i.e. how much the result moves when "
+              "only the training seed changes.",
+              "",
+              "**What it cannot show.** "
+              + (f"Only {len(seeds)} seed{'s' * (len(seeds) != 1)} per model: a bootstrap over so few values "
+                 "takes a handful of distinct values, so the across-seeds CI is crude and too narrow, not a "
+                 "reliable interval. " if len(seeds) < 10 else "")
+              + f"One dataset ({dataset}) of 28x28 grey digits or clothes: nothing here says how the methods fare on "
+              "natural images. The models are CPU-sized (small widths, few epochs): differences between "
+              "architectures or attention blocks here need not hold at full size. Each model explains its own "
+              "errors, which differ in number and difficulty from model to model, so a score difference between "
+              "models mixes the method's behaviour with the error sets'. Across "
+              f"{len(labels)} model{'s' * (len(labels) != 1)} a trend against accuracy is a correlation over very "
+              "few points, not a cause. Training time and rows/s depend on the machine (and a cached checkpoint's "
+              "time is that of the machine that trained it).",
+              ""]
+    lines += ["## Models", ""]
+    lines += _table(df, ["n_params", "train_seconds", "test_accuracy", "n_errors", "rows_per_s"],
+                    ["parameters", "train s", "test accuracy", "errors", "forward rows/s"]) + [""]
+    heads = headline_columns(df)
+    for title, which in (("Counterfactuals", ("gradient.", "growing_spheres.")), ("Attributions", None)):
+        cols = [c for c in heads if (c.startswith(which) if which else not c.startswith(("gradient.", "growing_spheres.")))]
+        if cols:
+            arrows = [c + {True: " ↑", False: " ↓"}.get(directions.get(c.split(".")[-1]), "") for c in cols]
+            lines += [f"## {title}", ""] + _table(df, cols, arrows) + [""]
+    lines += ["Attribution scores are those of target mode `predicted` (the wrong class the model chose) where "
+              "the cell ran it. Headline definitions are the boards' (`<cell>/counterfactuals.md`, "
+              "`attributions.md`). Columns and CSV schema: `study.csv`; provenance: `study.json`.", "",
+              "![explanation quality vs test accuracy](study_quality.png)", "",
+              "Meta-evaluation of each model's boards across its seeds (bench.meta: separation from the random "
+              "control, metric agreement, bootstrap and seed stability): " + (", ".join(meta_notes) or "none") + ".",
+              "", f"Reproduce: `{reproduce_command(cfg)}`", ""]
+    return "\n".join(lines)
