@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_meta.add_argument("--out", default=None, help="output folder (default: runs/meta/<UTC time>/)")
     p_meta.add_argument("--title", default=None, help="title of meta.md (default: the folders' names)")
     p_meta.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for stability (default 200)")
+    p_meta.add_argument("--annotate", action="store_true",
+                        help="also list the flagged metrics under each given board's tables (its .md files)")
     return parser
 
 
@@ -179,7 +181,7 @@ def _dispatch(args) -> int:
             print(json.dumps(build_site(args.root, args.out)))
             return 0
         if args.command == "meta":
-            return cmd_meta(args.folders, args.out, args.title, args.n_boot)
+            return cmd_meta(args.folders, args.out, args.title, args.n_boot, args.annotate)
         if args.command == "check":
             _check_folders(args)
         if args.command == "run":
@@ -265,8 +267,13 @@ def _study(cfg, args) -> int:
     return 0
 
 
-def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int) -> int:
-    """bench.meta over existing boards: meta_*.csv, meta.md and the agreement heatmap in `out`."""
+def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int, annotate: bool = False) -> int:
+    """bench.meta over existing boards: meta_*.csv, meta.md and the agreement heatmap in `out`.
+
+    With `annotate`, each board's counterfactuals.md / attributions.md gets the flagged metrics
+    under its table (bench.meta.annotate; the tables themselves are untouched).
+    """
+    import os
     import time
     from pathlib import Path
 
@@ -283,8 +290,11 @@ def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int
     from bench import meta
 
     target = Path(out) if out else Path("runs") / "meta" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    paths = meta.write(meta.summary([bench.load(f) for f in folders], n_boot=n_boot), target,
-                       title or ", ".join(Path(f).name for f in folders))
+    tables = meta.summary([bench.load(f) for f in folders], n_boot=n_boot)
+    paths = meta.write(tables, target, title or ", ".join(Path(f).name for f in folders))
+    if annotate:
+        for f in folders:
+            paths += meta.annotate(Path(f), tables, os.path.relpath(target / "meta.md", f))
     print((target / "meta.md").read_text())
     print(f"meta-evaluation of {len(folders)} board(s): {len(paths)} files in {target}")
     return 0

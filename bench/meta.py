@@ -135,7 +135,9 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
         out["agreement"] = agreement(boards[0])
     cf = pd.concat([bootstrap_stability(b, "counterfactual", n_boot) for b in boards], axis=1).mean(axis=1)
     if len(cf):
-        out["counterfactuals"] = pd.DataFrame(dict(bootstrap_tau=cf, seed_tau=seed_stability(
+        common = set.intersection(*(set(b.instances.loc[b.instances["task"] == "counterfactual", "method"])
+                                    for b in boards))
+        out["counterfactuals"] = pd.DataFrame(dict(methods=len(common), bootstrap_tau=cf, seed_tau=seed_stability(
             boards, "counterfactual"))).rename_axis("metric").reset_index()
     for name in ("attributions", "counterfactuals"):
         if name in out:
@@ -194,7 +196,7 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
     for name, df in tables.items():
         paths.append(atomic.write_text(out_dir / f"meta_{name}.csv",
                                        df.to_csv(index=name == "agreement", float_format="%.4g")))
-    lines = [f"# Meta-evaluation: {title}", ""]
+    lines = [f"# Meta-evaluation: {title}", "", LEGEND, ""]
     for name in ("attributions", "counterfactuals"):
         if name in tables:
             lines += [f"## {name}", "", _markdown(tables[name]), ""]
@@ -208,6 +210,17 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
         lines += ["![agreement](meta_agreement.png)", ""]
     paths.append(atomic.write_text(out_dir / "meta.md", "\n".join(lines) + "\n"))
     return paths
+
+
+LEGEND = ("How far each metric can be trusted to rank the methods (bench/meta.py). **methods**: the real "
+          "methods compared (attributions: with the random control; counterfactuals: the solvers every board ran). "
+          "**separated_share**: share of (method, board) pairs where the method beats the random control on "
+          "this metric (paired sign-flip test over the errors, p < 0.05); **median_d_z**: their median paired "
+          "effect size (mean difference / its SD, > 0 = better than random). **bootstrap_tau**: mean Kendall "
+          "tau between the method ranking on a bootstrap resample of the errors and on all of them (mean over "
+          "boards). **seed_tau**: mean Kendall tau between the rankings of every two boards (training seeds), "
+          "over the methods they share; with 3 methods tau takes only the values -1, -1/3, 1/3 and 1. The "
+          "heatmap: Kendall tau between the rankings two metrics give, on the first board.")
 
 
 def _markdown(df: pd.DataFrame) -> str:

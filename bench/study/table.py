@@ -145,6 +145,9 @@ def _meta(cells: list, folder: Path, title: str, n_boot: int) -> tuple[list[Path
                 warnings.simplefilter("ignore", RuntimeWarning)
                 tables = meta.summary(boards, n_boot=min(200, n_boot))
             paths += meta.write(tables, folder / "meta" / label, f"{title} / {label}")
+            for c in cells:  # the flags under each of the label's cell boards
+                if c.label == label:
+                    paths += meta.annotate(folder / c.name, tables, f"../meta/{label}/meta.md")
             notes.append(f"[{label}](meta/{label}/meta.md)")
         except Exception as e:  # noqa: BLE001 - the study table stands without it; say why
             log.warning("meta-evaluation of %s failed: %s: %s", label, type(e).__name__, e)
