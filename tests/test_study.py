@@ -133,6 +133,11 @@ def test_local_study_writes_cells_table_figure_and_meta(local):
     assert (table["rows_per_s"] > 0).all() and (table.loc[table.seed != "all", "train_seconds"] > 0).all()
     md = (local / "study.md").read_text()
     assert "**What it cannot show.**" in md and "Only 2 seeds per model" in md and "NOT FOR PUBLICATION" in md
+    alls = table[table.seed == "all"].set_index("label")
+    best = alls["test_accuracy"].idxmax()  # the headline names the label the table says is most accurate
+    assert f"- `test_accuracy` ↑: best **{best}**" in md
+    low = alls["gradient.l2"].idxmin()  # and, for a lower-is-better score, the lowest
+    assert f"- `gradient.l2` ↓: best **{low}**" in md
     for name in ("study_quality.png", "study.json", "meta/cnn/meta.md", "meta/resnet-se/meta_attributions.csv"):
         assert (local / name).is_file(), name
     for cell in ("cnn-seed0", "cnn-seed1", "resnet-se-seed0"):

@@ -30,6 +30,38 @@ def _table(df: pd.DataFrame, cols: list[str], heads: list[str]) -> list[str]:
     return lines
 
 
+def headline(df: pd.DataFrame, directions: dict) -> list[str]:
+    """Per headline score (and test accuracy): the best label across seeds, its CI, and whether it is apart.
+
+    "apart" = its 95% CI across seeds does not overlap the runner-up's; with few seeds those CIs are
+    crude (see "What it cannot show"), so "apart" is a hint, not a test.
+    """
+    from bench.study.table import headline_columns
+
+    labels = df[df["seed"] == "all"]
+    if len(labels) < 2:
+        return []
+    out = []
+    for col in ["test_accuracy"] + [c for c in headline_columns(df)
+                                  if not c.endswith(".queries") and not c.startswith("random.")]:
+        higher = True if col == "test_accuracy" else directions.get(col.split(".")[-1])
+        vals = labels[["label", col, f"{col}_lo", f"{col}_hi"]].dropna(subset=[col]) if col in labels else None
+        if higher is None or vals is None or len(vals) < 2 or vals[col].nunique() < 2:
+            continue
+        vals = vals.sort_values(col, ascending=not higher)
+        best, second = vals.iloc[0], vals.iloc[1]
+        apart = best[f"{col}_lo"] > second[f"{col}_hi"] if higher else best[f"{col}_hi"] < second[f"{col}_lo"]
+        worst, tied = vals.iloc[-1], (vals[col] == best[col]).sum()
+        relation = f"tied with {tied - 1} other{'s' * (tied > 2)}, e.g." if tied > 1 else \
+            "apart from" if apart else "CI overlapping"
+        out.append(f"- `{col}` {'↑' if higher else '↓'}: best **{best['label']}** {_cell(best, col)}, "
+                   f"{relation} the runner-up {second['label']} {_cell(second, col)}"
+                   + (f"; worst {worst['label']} {_fmt(worst[col])}." if len(vals) > 2 else "."))
+    return ["## Headline", "", "Per score, the best model across its seeds (mean [95% CI over seeds]) and whether its CI "
+            "clears the runner-up's (a hint only, few seeds); the random control is left out. Computed from the "
+            "tables below.", ""] + out + [""]
+
+
 def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str]) -> str:
     from bench.provenance import reproduce_command
     from bench.study.grid import study_name
@@ -67,6 +99,7 @@ def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict,
               "few points, not a cause. Training time and rows/s depend on the machine (and a cached checkpoint's "
               "time is that of the machine that trained it).",
               ""]
+    lines += headline(df, directions)
     lines += ["## Models", ""]
     lines += _table(df, ["n_params", "train_seconds", "test_accuracy", "n_errors", "rows_per_s"],
                     ["parameters", "train s", "test accuracy", "errors", "forward rows/s"]) + [""]
