@@ -55,6 +55,23 @@ def test_rebuild_in_place_with_a_zoo_table(tmp_path):
     assert all(f'data-value="{m}"' in zoo for m in cf["method"])
 
 
+def test_a_subset_board_gets_pages_only_for_the_errors_it_explained(tmp_path):
+    """A zoo cell explains the first 10-20 of its 2,169 errors: 20 pages, not 2,169; the gallery says so."""
+    cell = ROOT / "leaderboards" / "mnist" / "zoo" / "efficientnet_b0-se-seed0"
+    shutil.copytree(cell, tmp_path / "mnist" / "cell")
+    ran = set()
+    for stem in ("counterfactuals", "attributions"):
+        ran |= set(pd.read_csv(cell / f"{stem}_instances.csv", dtype=str)["test_index"])
+    n_errors = len(pd.read_csv(cell / "errors.csv"))
+    assert n_errors > 10 * len(ran)
+    build_site(tmp_path)
+    [folder] = [p for p in (tmp_path / "site").iterdir() if (p / "errors").is_dir()]
+    assert {p.stem for p in (folder / "errors").glob("*.html")} == ran
+    assert f"{len(ran)} of its {n_errors} errors (those some entry ran on)" in (folder / "index.html").read_text()
+    first = min(ran, key=int)
+    assert f"explained, {n_errors} in all" in (folder / "errors" / f"{first}.html").read_text()
+
+
 def test_write_instances_from_a_real_store(tmp_path, errors):
     """Rows and arrays follow the store, in test-index order, limited to each entry's first n errors."""
     from bench.instances import write_instances

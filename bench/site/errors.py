@@ -116,7 +116,7 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
 
 
 def error_pages(board: dict, out: Path) -> list[dict]:
-    """Write errors/<test_index>.html for every error of a board with per-instance data.
+    """Write errors/<test_index>.html for every error of a board that some entry ran on.
 
     Args:
         board: the board dict of `build.load_board` (parts with `inst` = (text DataFrame, arrays)).
@@ -130,18 +130,23 @@ def error_pages(board: dict, out: Path) -> list[dict]:
     if not parts:
         return []
     arrays = next(iter(parts.values()))["inst"][1]
-    idx, true, pred = (arrays[k].tolist() for k in ("errors_index", "errors_true", "errors_pred"))
+    # a page per error some entry ran on: a study cell explains the first N of thousands of errors
+    ran = {str(t) for p in parts.values() for _, _, rows in p["groups"] for t in rows}
+    keep = [k for k, t in enumerate(arrays["errors_index"].tolist()) if str(t) in ran]
+    idx, true, pred = (arrays[k][keep].tolist() for k in ("errors_index", "errors_true", "errors_pred"))
+    n_all = len(arrays["errors_index"])
+    of_all = f" explained, {n_all} in all" if len(keep) < n_all else ""
     (out / "errors").mkdir(parents=True, exist_ok=True)
     tips = {f"{s}/{m['name']}": metric_tip(m) for s, p in parts.items() for m in (p["prov"] or {}).get("metrics", [])}
     (out / "tips.js").write_text("window.BENCH_TIPS = " + json.dumps(tips, ensure_ascii=False, indent=0) + ";\n")
     items = []
     for k, t in enumerate(idx):
-        x = arrays["errors"][k].astype(np.float32)
+        x = arrays["errors"][keep[k]].astype(np.float32)
         pager = " ".join(f'<a href="{idx[j]}.html">{label}</a>' for j, label in ((k - 1, "← previous"),
                                                                                   (k + 1, "next →"))
                          if 0 <= j < len(idx))
         hero = (f'<div class="hero"><img class="px" src="{grey_uri(x)}" alt="test image {t}: true {true[k]}, '
-                f'predicted {pred[k]}"><div><p>Test image <strong>#{t}</strong> (error {k + 1} of {len(idx)})</p>'
+                f'predicted {pred[k]}"><div><p>Test image <strong>#{t}</strong> (error {k + 1} of {len(idx)}{of_all})</p>'
                 f'<p>true class <strong id="true">{true[k]}</strong>, predicted <strong id="pred">{pred[k]}</strong>'
                 f'</p><p class="pager">{pager}</p></div></div>')
         body = hero + "".join(_section(s, p, t, x) for s, p in parts.items())

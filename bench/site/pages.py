@@ -61,7 +61,7 @@ def _provenance(prov: dict) -> str:
             f"</pre></details>")
 
 
-def _gallery(items: list[dict]) -> str:
+def _gallery(items: list[dict], n_errors=None) -> str:
     if not items:
         return ('<p id="no-instances" class="muted">No per-instance data in this board (its '
                 "<code>*_instances.csv</code> and <code>*_artifacts.npz</code> are missing: it was published "
@@ -69,7 +69,9 @@ def _gallery(items: list[dict]) -> str:
     links = "".join(f'<a href="{esc(i["href"])}" data-test-index="{i["test_index"]}"><img class="px" '
                     f'src="{i["thumb"]}" alt="test image {i["test_index"]}">#{i["test_index"]}<br>'
                     f'{i["true"]}←{i["pred"]}<br><span class="muted">{esc(i["summary"])}</span></a>' for i in items)
-    return (f'<p class="muted">{len(items)} errors; label true←predicted; open one for every solver\'s '
+    shown = f"{len(items)} of its {n_errors} errors (those some entry ran on)" \
+        if isinstance(n_errors, int) and n_errors > len(items) else f"{len(items)} errors"
+    return (f'<p class="muted">{shown}; label true←predicted; open one for every solver\'s '
             f"counterfactual and change map, every method's heatmap and the per-instance scores.</p>"
             f'<div class="gallery">{links}</div>')
 
@@ -101,7 +103,7 @@ def board_page(board: dict, gallery: list[dict]) -> str:
         body += [f'<figure><img src="files/{esc(f)}" alt="{esc(f)}" loading="lazy"><figcaption>{esc(f)}</figcaption>'
                  f"</figure>" for f in board["files"] if f.startswith(stem) and f.endswith(".png")]
         body += [f"<h3>Metric definitions</h3>{_definitions(metrics)}"]
-    body += ['<h2 id="errors">Errors</h2>', _gallery(gallery), '<h2 id="provenance">Provenance</h2>']
+    body += ['<h2 id="errors">Errors</h2>', _gallery(gallery, board.get("n_errors")), '<h2 id="provenance">Provenance</h2>']
     for stem, p in parts.items():
         if p["prov"]:
             body += [f"<h3>{TITLES[stem]}</h3>", _provenance(p["prov"])]
