@@ -15,6 +15,7 @@ import itertools
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.test_study import SLICE
 
 _N = itertools.count()
@@ -46,7 +47,10 @@ def _run(preset, cache_dir, executor: str) -> dict:
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_study_wall(benchmark, preset, cache_dir, executor):
     if executor == "ray":
-        ray = pytest.importorskip("ray")
+        try:
+            import ray
+        except ImportError:
+            skip_or_fail('ray is not installed: pip install -e ".[ray]"')
         ray.init(num_cpus=2, include_dashboard=False)
     try:
         summary = benchmark.pedantic(_run, args=(preset, cache_dir, executor), rounds=2, iterations=1)
