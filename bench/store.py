@@ -133,12 +133,25 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = None
         try:
-            with closing(self._connect()) as con, con:
-                _refuse_foreign(self.path, _tables(con))
-                con.executescript(SCHEMA)
+            self._create()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a usable bench run store ({e}); move it away "
                              "(a new run then starts an empty store) or point --cache-dir elsewhere") from None
+
+    def _create(self) -> None:
+        """Make the tables if missing. Two processes creating one new file at once can meet
+        "database is locked" on the switch to WAL, which SQLite does not wait on: retry for 60 s."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with closing(self._connect()) as con, con:
+                    _refuse_foreign(self.path, _tables(con))
+                    con.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def acquire(self) -> "Store":
         """Hold this store for one run; a second run on the same store is refused, not interleaved."""

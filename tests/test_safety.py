@@ -21,7 +21,7 @@ from bench.config import make_config
 from bench.data.splits import Split
 from bench.models.train import load_or_train
 from bench.publish import pin_weights
-from bench.store import Store, StoreError
+from bench.store import TABLES, Store, StoreError
 
 PY = [sys.executable, "-m", "bench"]
 
@@ -116,6 +116,33 @@ def test_a_second_run_on_a_held_store_is_refused(tmp_path, capsys):
         store.release()
     err = capsys.readouterr().err.strip()
     assert code == 2 and "another bench run is using the run store" in err and "\n" not in err
+
+
+def _open_store(path, queue, barrier):
+    barrier.wait()
+    try:
+        Store(path)
+        queue.put("ok")
+    except StoreError as e:
+        queue.put(str(e))
+
+
+def test_processes_creating_one_new_store_at_once_all_succeed(tmp_path):
+    """Four processes open the same new file at once, 30 times: without the retry on the switch to
+    WAL, some process was refused with "database is locked" (CI saw it in two runs on one store)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for round_ in range(30):
+        path, queue, barrier = tmp_path / f"s{round_}.sqlite", ctx.Queue(), ctx.Barrier(4)
+        procs = [ctx.Process(target=_open_store, args=(path, queue, barrier)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+        assert results == ["ok"] * 4, results
+        assert TABLES <= {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
 
 
 def _cli(*args, cache):
