@@ -143,3 +143,38 @@ def test_attention_slots_of_efficientnet_and_mobilenet(arch):
     assert plain.net.conv_stem.stride == (2, 2)
     with pytest.raises(ValueError, match="attention slots"):
         build_timm("vit_tiny_patch16_224", "se")
+
+
+@pytest.mark.parametrize("build", ["resnet_cbam", "efficientnet_b0"])
+def test_cbam_runs_deeplift_and_deepshap_with_the_same_function(build, mnist):
+    """CBAM's channel attention gets a ReLU per pooled branch: the same outputs and state_dict as
+    timm's module (which shares one ReLU and which captum refuses), and DeepLift/DeepSHAP run."""
+    from captum.attr import DeepLift, DeepLiftShap
+    from timm.layers.cbam import ChannelAttn
+
+    from bench.api.oracle import Oracle
+    from bench.models.timm_backbones import build_resnet_cbam, build_timm
+    from solvers import ATTRIBUTIONS
+
+    torch.manual_seed(0)
+    model = (build_resnet_cbam() if build == "resnet_cbam" else build_timm(build, "cbam")).eval()
+    x, target = mnist.test.x[:4], mnist.test.y[:4]
+    with torch.no_grad():
+        out = model(x)
+    keys = list(model.state_dict())
+    oracle = Oracle(model, "cpu")
+    oracle.start(len(x))
+    attr = ATTRIBUTIONS.get("deeplift")(oracle)(x, target).attr
+    assert attr.shape == x.shape and torch.isfinite(attr).all() and attr.abs().sum() > 0
+    shap = DeepLiftShap(model).attribute(x, baselines=mnist.train.x[:3], target=target)
+    assert torch.isfinite(shap).all() and shap.abs().sum() > 0
+
+    patched = [m for m in model.modules() if isinstance(m, ChannelAttn)]
+    assert patched and all(type(m) is not ChannelAttn for m in patched)
+    for m in patched:  # back to timm's module, one ReLU for both branches
+        m.__class__ = ChannelAttn
+    with torch.no_grad():
+        assert torch.equal(model(x), out)
+    assert list(model.state_dict()) == keys
+    with pytest.raises(RuntimeError, match="used more than once"):
+        DeepLift(model).attribute(x, target=target)

@@ -15,10 +15,18 @@ runs at stride 1: 28x28 goes 14, 7, 4, 2, so the last conv (Grad-CAM's layer) is
 stride-1 stem gives the same 2x2 map at ~2x the multiply-adds: EfficientNet-B0 with SE 29.5
 vs 16.0 MMAC per image, MobileNetV2 21.8 vs 10.4; its training steps ran ~1.7x slower on the
 2-core CPU, more than the zoo could afford.)
+
+CBAM's channel attention (timm `ChannelAttn`) sends its avg- and max-pooled branches through
+one ReLU module; captum's DeepLift and DeepSHAP refuse a non-linearity used twice in one
+forward. `_own_activations` gives the max branch its own ReLU: the same function and the same
+state_dict (a ReLU has no weights), so checkpoints and weights hashes do not change.
 https://github.com/huggingface/pytorch-image-models
 """
 
 from __future__ import annotations
+
+import copy
+import functools
 
 from torch import nn
 
@@ -39,6 +47,38 @@ def _adapt_stem(net: nn.Module) -> None:
                    if isinstance(getattr(b, "conv_dw", None), nn.Conv2d) and b.conv_dw.stride == (2, 2)]
         if strided:
             strided[-1].stride = (1, 1)
+
+
+@functools.cache
+def _channel_attn_own_acts() -> type:
+    from timm.layers.cbam import ChannelAttn
+
+    class ChannelAttnOwnActs(ChannelAttn):
+        """timm's CBAM channel attention with a second ReLU (`act_max`) for the max-pooled branch."""
+
+        def forward(self, x):
+            x_avg = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+            x_max = self.fc2(self.act_max(self.fc1(x.amax((2, 3), keepdim=True))))
+            return x * self.gate(x_avg + x_max)
+
+    ChannelAttnOwnActs.__module__, ChannelAttnOwnActs.__qualname__ = __name__, "ChannelAttnOwnActs"
+    return ChannelAttnOwnActs
+
+
+def __getattr__(name: str):  # the class is made on first use (timm imports lazily) and pickles by name
+    if name == "ChannelAttnOwnActs":
+        return _channel_attn_own_acts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _own_activations(net: nn.Module) -> None:
+    """Give each CBAM channel attention a second ReLU for its max-pooled branch (see the docstring)."""
+    from timm.layers.cbam import ChannelAttn
+
+    for m in net.modules():
+        if type(m) is ChannelAttn:
+            m.act_max = copy.deepcopy(m.act)
+            m.__class__ = _channel_attn_own_acts()
 
 
 def _fill_attention_slots(net: nn.Module, attn: str | None, arch: str) -> None:
@@ -77,6 +117,7 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
     if attn_layer is not None and not resnet:
         _fill_attention_slots(net, attn, arch)
     _adapt_stem(net)
+    _own_activations(net)
     return Normalized(net, mean, std, cam_layer=_last_conv_block(net))
 
 
@@ -95,4 +136,5 @@ def build_resnet_cbam(n_classes: int = 10, layers: tuple = (1, 1, 1, 1), attn_la
                  block_args=dict(attn_layer=attn) if attn else None)
     conv = net.conv1
     net.conv1 = nn.Conv2d(1, conv.out_channels, 3, 1, 1, bias=False)
+    _own_activations(net)
     return Normalized(net, mean, std, cam_layer="layer4")
