@@ -307,6 +307,8 @@ def _check_folders(args) -> None:
     from bench.api.params import ConfigError
 
     if args.board:
+        if args.limit is not None:
+            raise ConfigError("check --board verifies the whole error set: drop --limit")
         board = Path(args.board)
         if not board.is_dir():
             raise ConfigError(f"check --board {args.board}: no such folder (e.g. leaderboards/mnist/cnn)")

@@ -34,6 +34,8 @@ def test_check_passes_a_rerun_and_fails_a_20_percent_l2_regression(tmp_path, cac
     assert main(["check", "--update", "--baseline", str(base), *common]) == 0
     before = pd.read_csv(base / "counterfactuals.csv")
     assert main(["check", "--baseline", str(base), *common]) == 0
+    # --board reruns the board's own recorded config (here tiny, 24 errors), not check's ci preset
+    assert main(["check", "--board", str(base), "--cache-dir", cache_dir, "--quiet"]) == 0
     # A changed solver default (a 4x larger Adam step) that makes its counterfactuals larger.
     worse = ["--set", "counterfactuals.params.gradient.lr=0.04"]
     capsys.readouterr()
