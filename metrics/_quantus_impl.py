@@ -3,11 +3,22 @@
 Quantus takes numpy batches, a raw nn.Module and an `explain_func(model, inputs, targets)`;
 it draws from numpy's global RNG and normalises a whole batch by one max. The helpers here
 run it deterministically (seeded, RNG state restored), per-sample, and in chunks.
+
+Quantus orders features with `np.argsort(a)`, numpy's default unstable sort, and attribution
+maps have many exact ties (zeros on MNIST's background: ~350 of 784 pixels for IG with a
+Gaussian baseline). numpy 1.26 sorts with AVX-512 code where the CPU has it and with introsort
+where it does not, and the two put tied pixels in different orders, so the same maps gave
+different scores on two machines (Quantus monotonicity correlation of ig_gaussian on the
+published MNIST CNN board: 0.198 vs 0.150). Inside `run_quantus`, `np.argsort` defaults to
+kind="stable": ties keep pixel order on every machine.
 https://github.com/understandable-machine-intelligence-lab/Quantus
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 import warnings
 
 import numpy as np
@@ -57,6 +68,36 @@ def quantus_explain_func(explain_fn, device, explain_model_fn=None, base=None):
     return explain_func
 
 
+_ARGSORT_LOCK = threading.Lock()
+_argsort_users = 0
+_numpy_argsort = np.argsort
+
+
+@functools.wraps(_numpy_argsort)
+def _stable_argsort(a, axis=-1, kind=None, order=None, **kw):
+    return _numpy_argsort(a, axis=axis, kind="stable" if kind is None else kind, order=order, **kw)
+
+
+@contextlib.contextmanager
+def stable_argsort():
+    """`np.argsort` without a `kind` sorts stably while inside (see the module docstring).
+
+    numpy's module attribute is swapped (Quantus calls `np.argsort` at run time); a count kept
+    under a lock restores it when the last user leaves, so overlapping threads are safe.
+    """
+    global _argsort_users
+    with _ARGSORT_LOCK:
+        _argsort_users += 1
+        np.argsort = _stable_argsort
+    try:
+        yield
+    finally:
+        with _ARGSORT_LOCK:
+            _argsort_users -= 1
+            if _argsort_users == 0:
+                np.argsort = _numpy_argsort
+
+
 def run_quantus(name: str, b: AttrBatch, ctx: MetricContext, init: dict, *, softmax: bool,
                 explain: bool = False, batch_size: int = 128, call=None, **kw):
     """Run quantus.<name>(**init) on b in chunks of `batch_size` rows, seeded with ctx.seed.
@@ -81,7 +122,7 @@ def run_quantus(name: str, b: AttrBatch, ctx: MetricContext, init: dict, *, soft
     torch.manual_seed(ctx.seed)
     outs = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), stable_argsort():
             warnings.simplefilter("ignore")
             m = getattr(quantus, name)(**init, **FAST)
             for lo in range(0, len(x), batch_size):

@@ -185,6 +185,27 @@ def test_golden_deletion_equals_quantus_pixel_flipping(oracle, errors):
     assert ((q >= 0) & (q <= 1)).all()
 
 
+def test_quantus_orders_tied_pixels_like_our_stable_sort(oracle, errors):
+    """Saliency cut to 4 levels: most pixels tie. Quantus' np.argsort is made stable while it
+    runs (metrics/_quantus_impl.py), so its pixel-flipping curve is our deletion curve exactly,
+    on every CPU. Without that, numpy's AVX-512 sort (where the CPU has it) orders ties its own
+    way and the curves differ; this test failed so on an AVX-512 machine."""
+    from metrics import _quantus_impl
+
+    b = batch(oracle, errors, 6)
+    a = b.attr.abs().flatten(1)
+    b.attr = torch.round(4 * a / a.max(1, keepdim=True).values).view_as(b.attr)
+    levels = b.attr.flatten(1)
+    assert min(784 - len(torch.unique(r)) for r in levels) > 700
+    ours = deletion_curves(oracle, b.x, b.attr, b.explained)
+    theirs = pixel_flipping_curves(b, MetricContext(oracle=oracle))
+    np.testing.assert_allclose(ours[:, 1:].numpy(), theirs.numpy(), atol=1e-6)
+    ties = np.zeros(1000)
+    with _quantus_impl.stable_argsort():
+        assert np.array_equal(np.argsort(ties), np.arange(1000))
+    assert np.argsort is _quantus_impl._numpy_argsort  # numpy's own again after the block
+
+
 def test_mprt_shows_attributions_change_when_weights_are_randomised(oracle, errors):
     x_grad = saliency_fn(oracle)
 
