@@ -216,7 +216,7 @@ def mprt_layers(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down",
     return {k: as_scores([o[k] for o in outs]) for k in (outs[0] if outs else {})}
 
 
-@metric(ATTR_METRICS, "q_mprt", needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, "q_mprt", needs=("explain_fn",), higher_is_better=False, version="2",
         definition="Quantus MPRT, cascading top-down: mean over randomised layers of the Spearman "
                    "correlation of |attr| with the randomised model's, on foreground pixels (x > 0)")
 def q_mprt(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,

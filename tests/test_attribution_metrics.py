@@ -13,6 +13,7 @@ import torch
 
 from bench.api.metrics import AttrBatch, MetricContext
 from metrics import ATTR_METRICS
+from solvers import ATTRIBUTIONS
 from metrics.contour_patch import contour_masks, contour_patch
 from metrics.deletion_insertion import (
     auc,
@@ -204,6 +205,35 @@ def test_quantus_orders_tied_pixels_like_our_stable_sort(oracle, errors):
     with _quantus_impl.stable_argsort():
         assert np.array_equal(np.argsort(ties), np.arange(1000))
     assert np.argsort is _quantus_impl._numpy_argsort  # numpy's own again after the block
+
+
+def test_mprt_reaches_black_box_methods(oracle, errors):
+    """Occlusion queries the oracle's gradient-free path, a frozen inference-optimised copy on
+    CPU. MPRT loads randomised weights into the model in place; the copy must follow them, or
+    occlusion's maps never change and it scores ~1.0 (it did: 0.9996 on the published boards)."""
+    from bench.api.oracle import Oracle
+
+    x = errors.x[:2]
+    before = oracle.logits(x)  # builds the frozen copy
+    model = oracle.unwrap()
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(0)
+    model.load_state_dict({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in saved.items()})
+    with torch.no_grad():
+        eager = model(x)
+    np.testing.assert_allclose(oracle.logits(x).numpy(), eager.numpy(), rtol=1e-4, atol=1e-4)
+    model.load_state_dict(saved)
+    assert torch.allclose(oracle.logits(x), before, atol=1e-5)
+
+    def mprt(o):
+        occ = ATTRIBUTIONS.get("occlusion")(o.black_box(), window=4, stride=4)
+        return ATTR_METRICS.get("q_mprt")(batch(o, errors, 3, explain=lambda x, t: occ(x, t).attr),
+                                          MetricContext(oracle=o, seed=0))
+
+    s = mprt(oracle)
+    assert s.shape == (3,) and s.mean() < 0.9
+    eager = Oracle(model, "cpu", fast=False)  # no frozen copy at all: the reference
+    np.testing.assert_allclose(s.numpy(), mprt(eager).numpy(), atol=1e-6)
 
 
 def test_mprt_shows_attributions_change_when_weights_are_randomised(oracle, errors):

@@ -36,6 +36,7 @@ class Oracle:
         self.device = torch.device(device)
         self.fast = fast  # gradient-free forwards through a frozen, inference-optimised copy (CPU)
         self._fast = None  # built on the first gradient-free call; False when unavailable
+        self._fast_stamp: tuple = ()  # the weights' in-place versions the copy was built from
         self._model = model.to(self.device).eval()
         for p in self._model.parameters():
             p.requires_grad_(False)
@@ -82,9 +83,12 @@ class Oracle:
         """The module gradient-free calls use: the inference-optimised copy when it exists and agrees."""
         if _hooked(self._model):  # a method watching a layer (Score-CAM) needs the real one, and only its call
             return self._model
+        if self._fast is not None and self._fast_stamp != _weights_stamp(self._model):
+            self._fast = None  # weights changed in place (MPRT loads randomised layers): the frozen copy is stale
         if self._fast is None and len(x):
             self._fast = _optimised(self._model, x[: min(len(x), 8)]) if self.fast and self.device.type == "cpu" \
                 else False
+            self._fast_stamp = _weights_stamp(self._model)
         return self._fast or self._model
 
     def probs(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
@@ -202,6 +206,12 @@ def _hooked(model: nn.Module) -> bool:
     if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def _weights_stamp(model: nn.Module) -> tuple:
+    """Each parameter's and buffer's in-place version counter: any load_state_dict, init or optimiser
+    step on the model changes it, so a frozen copy built before can be recognised as stale."""
+    return tuple(t._version for t in (*model.parameters(), *model.buffers()))
 
 
 def _optimised(model: nn.Module, example: torch.Tensor):
