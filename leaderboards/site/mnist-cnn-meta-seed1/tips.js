@@ -27,6 +27,6 @@ window.BENCH_TIPS = {
 "attributions/q_sparseness": "q_sparseness (↑ higher is better, v1): Quantus Sparseness: Gini index of |attr| (1 = all mass on one pixel).",
 "attributions/q_complexity": "q_complexity (↓ lower is better, v1): Quantus Complexity: entropy of |attr| / sum |attr| (NaN for an all-zero map).",
 "attributions/q_random_logit": "q_random_logit (↓ lower is better, v1): Quantus RandomLogit: 2-D SSIM between the map and the map for a random other class.",
-"attributions/q_mprt": "q_mprt (↓ lower is better, v1): Quantus MPRT, cascading top-down: mean over randomised layers of the Spearman correlation of |attr| with the randomised model's, on foreground pixels (x > 0).",
+"attributions/q_mprt": "q_mprt (↓ lower is better, v2): Quantus MPRT, cascading top-down: mean over randomised layers of the Spearman correlation of |attr| with the randomised model's, on foreground pixels (x > 0).",
 "attributions/seconds": "seconds (↓ lower is better, v1): wall time of the method per instance (batch time / batch size)."
 };
