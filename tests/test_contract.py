@@ -145,6 +145,7 @@ def test_attention_slots_of_efficientnet_and_mobilenet(arch):
         build_timm("vit_tiny_patch16_224", "se")
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:captum")  # captum's notices about hooks and requires_grad
 @pytest.mark.parametrize("build", ["resnet_cbam", "efficientnet_b0"])
 def test_cbam_runs_deeplift_and_deepshap_with_the_same_function(build, mnist):
     """CBAM's channel attention gets a ReLU per pooled branch: the same outputs and state_dict as
