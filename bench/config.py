@@ -12,13 +12,17 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from bench.api.params import ConfigError, build
+from bench.api.params import ConfigError, Range, build
 
 # What an attribution explains: the wrong class P the model chose, the true class Q, or P against Q.
 TARGET_MODES = ("predicted", "true", "contrast")
 SCHEDULES = ("onecycle", "constant")
+# A seed reaches numpy's legacy generator (Quantus, captum baselines): it must fit in 32 bits.
+SEED = Range("[0, 2**32)")
+COUNT = Range("[1, 10**7]")  # how many errors a limit or subset keeps
+BATCH = Range("[1, 65536]")
 
 
 def require(ok: bool, key: str, rule: str, value: Any) -> None:
@@ -32,21 +36,22 @@ def _counts(where: str, table: dict) -> None:
     for name, n in table.items():
         require(isinstance(n, int) and not isinstance(n, bool) and n >= 1, f"{where}.{name}",
                 "an integer >= 1", n)
+        COUNT.check(f"{where}.{name}", n)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How the classifier is trained (all of it enters the checkpoint's cache key)."""
 
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 3e-3
+    epochs: Annotated[int, Range("[1, 1000]")] = 3
+    batch_size: Annotated[int, BATCH] = 128
+    lr: Annotated[float, Range("(0, 10]")] = 3e-3
     schedule: str = "onecycle"  # "onecycle" | "constant"
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, Range("[0, 1]")] = 0.0
     augment: bool = False
     # stop after this many optimiser steps (a quick small model for tests and CPU studies);
     # None: every step of every epoch. Enters the cache key only when set.
-    max_steps: int | None = None
+    max_steps: Annotated[int | None, Range("[1, 10**8]")] = None
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
@@ -65,7 +70,7 @@ class CounterfactualConfig:
     params: dict = field(default_factory=dict)  # solver -> {param: value}
     subset: dict = field(default_factory=dict)  # solver (or "*" for all) -> first n errors (documented)
     metrics: tuple[str, ...] = ()  # empty = every registered counterfactual metric
-    batch_size: int = 256
+    batch_size: Annotated[int, BATCH] = 256
     overlap: bool = True  # run worker-process solvers (alibi) in a thread beside the rest
 
     def __post_init__(self) -> None:
@@ -88,7 +93,7 @@ class AttributionConfig:
     # a metric need (bench.api.metrics.NEEDS, e.g. "explain_fn": it re-runs the method) -> first n errors
     subset_by_need: dict = field(default_factory=dict)
     subset: dict = field(default_factory=dict)
-    batch_size: int = 256
+    batch_size: Annotated[int, BATCH] = 256
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "attributions.batch_size", ">= 1", self.batch_size)
@@ -132,7 +137,7 @@ class StudyModel:
     model_params: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     set: dict = field(default_factory=dict)
-    seeds: tuple[int, ...] = ()
+    seeds: Annotated[tuple[int, ...], SEED] = ()
 
     def __post_init__(self) -> None:
         folder_name(self.label, "study.models.label")
@@ -158,11 +163,11 @@ class StudyConfig:
     """
 
     models: tuple[StudyModel, ...] = ()
-    seeds: tuple[int, ...] = (0,)
+    seeds: Annotated[tuple[int, ...], SEED] = (0,)
     datasets: tuple[str, ...] = ()
     name: str = ""
-    chunk: int | None = None
-    threads: int = 1
+    chunk: Annotated[int | None, COUNT] = None
+    threads: Annotated[int, Range("[1, 1024]")] = 1
     only: tuple[str, ...] = ()
     pin_weights: bool = True
 
@@ -190,9 +195,9 @@ class RunConfig:
     dataset: str = "mnist"
     model: str = "cnn"
     model_params: dict = field(default_factory=dict)
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     device: str = "auto"
-    limit: int | None = None
+    limit: Annotated[int | None, COUNT] = None
     out: str | None = None  # root folder; default runs/ (leaderboards/ with publish)
     publish: bool = False  # write leaderboards/<dataset>/<model>/ and pin the weights (bench.publish)
     force: bool = False  # publish from a dirty checkout anyway
@@ -200,8 +205,8 @@ class RunConfig:
     retrain: bool = False  # ignore the shipped reference weights (leaderboards/weights): train here
     data_dir: str | None = None
     store: str | None = None  # SQLite run store; default <cache_dir>/runs/<dataset>/<model>.sqlite
-    n_bootstrap: int = 1000
-    n_figure: int = 8
+    n_bootstrap: Annotated[int, Range("[1, 100000]")] = 1000  # resamples per interval
+    n_figure: Annotated[int, Range("[0, 1000]")] = 8
     plugins: tuple[str, ...] = ()  # modules or .py files that register entries (bench.plugins)
     train: TrainConfig = field(default_factory=TrainConfig)
     counterfactuals: CounterfactualConfig = field(default_factory=CounterfactualConfig)

@@ -110,28 +110,37 @@ def _entry_params(where: str, name: str, cls, table: dict) -> None:
 
 
 def _call_params(where: str, fn, table: dict, skip: int) -> None:
-    """Keyword parameters of a function (a metric, a model builder): names, simple types, counts >= 1.
+    """Keyword parameters of a function (a metric, a model builder): names, simple types, ranges.
 
     `skip`: leading parameters the harness passes itself (a metric's batch and context, a
-    builder's n_classes). An int parameter whose default is >= 1 is a count and must stay >= 1
-    (a `*_radius` may be 0).
+    builder's n_classes). A numeric parameter annotated `Annotated[int, Range("[1, 784]")]` is
+    checked against its range (finite, inside); any float must be finite. Without a Range, an int
+    parameter whose default is >= 1 is a count and must stay >= 1 (a `*_radius` may be 0).
     """
+    from bench.api.params import _strip, check_value
+
     sig = inspect.signature(fn)
     params = {p.name: p for p in list(sig.parameters.values())[skip:]
               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     open_ended = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
     for key, value in table.items():
         if key not in params:
             if open_ended:
                 continue
             raise ConfigError(f"unknown key {where}.{key} (known: {', '.join(params) or 'none'})")
-        hint, default = hints.get(key), params[key].default
+        full, default = hints.get(key), params[key].default
+        hint = _strip(full)
         if hint in (bool, int, float, str):
             ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
             ok = ok or (hint is float and isinstance(value, int) and not isinstance(value, bool))
             if not ok:
                 raise ConfigError(f"{where}.{key}: expected {hint.__name__}, got {value!r}")
+        if hint is tuple and not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}.{key}: expected a list, got {value!r}")
+        check_value(f"{where}.{key}", value, full, default)
+        if full is not hint:
+            continue
         if hint is int and isinstance(default, int) and default >= 1 and not key.endswith("radius") and value < 1:
             raise ConfigError(f"{where}.{key} must be >= 1, got {value!r}")
         if hint is int and key.endswith("radius") and value < 0:

@@ -13,10 +13,13 @@ opening) scores 0.0: the explanation outlined no contiguous evidence.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 
 from bench.api.metrics import AttrBatch, MetricContext, metric
+from bench.api.params import Range
 from metrics import ATTR_METRICS
 from metrics.deletion_insertion import pixel_rank
 
@@ -56,8 +59,9 @@ def contour_patches(x: torch.Tensor, attr: torch.Tensor, **mask_params) -> torch
 @metric(ATTR_METRICS, "contour_patch", higher_is_better=True, version="1",
         definition="1 if the model still predicts the explained class on x kept only inside the convex "
                    "hull of the opened+dilated top-10% attribution mask (zeros elsewhere)")
-def contour_patch(b: AttrBatch, ctx: MetricContext, top: float = 0.1, open_radius: int = 1,
-                  dilate_radius: int = 1) -> torch.Tensor:
+def contour_patch(b: AttrBatch, ctx: MetricContext, top: Annotated[float, Range("(0, 1]")] = 0.1,
+                  open_radius: Annotated[int, Range("[0, 28]")] = 1,
+                  dilate_radius: Annotated[int, Range("[0, 28]")] = 1) -> torch.Tensor:
     """Contour-patch preservation (IG-baselines thesis; cf. https://arxiv.org/abs/1704.03296).
 
     Args:

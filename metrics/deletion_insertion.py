@@ -13,13 +13,14 @@ last/2) / (n - 1), a trapezoid over [0, 1], so it lies in [0, 1].
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Annotated, Callable, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from bench.api.metrics import AttrBatch, MetricContext, metric
+from bench.api.params import Range
 from metrics import ATTR_METRICS
 
 Substrate = Union[str, float, Callable[[torch.Tensor], torch.Tensor]]
@@ -131,8 +132,8 @@ def insertion_curves(oracle, x, attr, explained, step: int = STEP, canvas: Subst
 @metric(ATTR_METRICS, "deletion_auc", higher_is_better=False, version="1",
         definition="RISE deletion AUC: p(explained) as most-important pixels go to zeros, "
                    "28 px/step, (sum - first/2 - last/2)/(n-1)")
-def deletion_auc(b: AttrBatch, ctx: MetricContext, step: int = STEP, substrate: Substrate = "zeros",
-                 max_rows: int = MAX_ROWS) -> torch.Tensor:
+def deletion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[1, 784]")] = STEP,
+                 substrate: Substrate = "zeros", max_rows: Annotated[int, Range("[1, 2**20]")] = MAX_ROWS) -> torch.Tensor:
     """Deletion AUC (Petsiuk et al. 2018, https://arxiv.org/abs/1806.07421): a quick drop is good.
 
     Args:
@@ -148,8 +149,8 @@ def deletion_auc(b: AttrBatch, ctx: MetricContext, step: int = STEP, substrate: 
 @metric(ATTR_METRICS, "insertion_auc", higher_is_better=True, version="1",
         definition="RISE insertion AUC: p(explained) as most-important pixels are revealed on a "
                    "blurred canvas (k11, sigma 5), 28 px/step, (sum - first/2 - last/2)/(n-1)")
-def insertion_auc(b: AttrBatch, ctx: MetricContext, step: int = STEP, canvas: Substrate = "blur",
-                  max_rows: int = MAX_ROWS) -> torch.Tensor:
+def insertion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[1, 784]")] = STEP,
+                  canvas: Substrate = "blur", max_rows: Annotated[int, Range("[1, 2**20]")] = MAX_ROWS) -> torch.Tensor:
     """Insertion AUC (Petsiuk et al. 2018, https://arxiv.org/abs/1806.07421): a quick rise is good.
 
     Args:

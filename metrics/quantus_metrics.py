@@ -13,10 +13,13 @@ that changes a score is set here explicitly and documented per metric. Common ch
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 
 from bench.api.metrics import AttrBatch, MetricContext, metric
+from bench.api.params import Range
 from metrics import ATTR_METRICS
 from metrics._quantus_impl import (
     NORM,
@@ -37,8 +40,8 @@ def _q(name, b, ctx, init, softmax, explain=False, batch_size=128):
 
 @metric(ATTR_METRICS, "q_faithfulness_correlation", higher_is_better=True, version="1",
         definition="Quantus FaithfulnessCorrelation: Pearson(sum attr on 100 random 112-px subsets, logit drop when set to 0)")
-def q_faithfulness_correlation(b: AttrBatch, ctx: MetricContext, nr_runs: int = 100,
-                               subset_size: int = 112) -> torch.Tensor:
+def q_faithfulness_correlation(b: AttrBatch, ctx: MetricContext, nr_runs: Annotated[int, Range("[1, 100000]")] = 100,
+                               subset_size: Annotated[int, Range("[1, 784]")] = 112) -> torch.Tensor:
     """Faithfulness correlation (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631).
 
     Quantus: nr_runs=100, subset_size=112 (1/7 of 784; Quantus' 224 is sized for 224x224),
@@ -51,7 +54,7 @@ def q_faithfulness_correlation(b: AttrBatch, ctx: MetricContext, nr_runs: int = 
 
 @metric(ATTR_METRICS, "q_faithfulness_estimate", higher_is_better=True, version="1",
         definition="Quantus FaithfulnessEstimate: Pearson(attr sum of each 28-px group, logit drop when it is set to 0)")
-def q_faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP) -> torch.Tensor:
+def q_faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP) -> torch.Tensor:
     """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.07538).
 
     Quantus: features_in_step=28 (28 groups, most important first, each removed alone),
@@ -63,8 +66,8 @@ def q_faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: 
 
 @metric(ATTR_METRICS, "q_monotonicity_correlation", higher_is_better=True, version="1",
         definition="Quantus MonotonicityCorrelation: Spearman(|attr| of 28-px groups, variance of p when set to U(0,1))")
-def q_monotonicity_correlation(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
-                               nr_samples: int = 10) -> torch.Tensor:
+def q_monotonicity_correlation(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP,
+                               nr_samples: Annotated[int, Range("[1, 100000]")] = 10) -> torch.Tensor:
     """Monotonicity correlation (Nguyen & Martinez 2020, https://arxiv.org/abs/2007.07584).
 
     Quantus: features_in_step=28, nr_samples=10 (Quantus 100) uniform draws per group,
@@ -76,8 +79,8 @@ def q_monotonicity_correlation(b: AttrBatch, ctx: MetricContext, features_in_ste
     return _q("MonotonicityCorrelation", b, ctx, init, softmax=True)
 
 
-def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
-                          baseline: float = 0.0) -> torch.Tensor:
+def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP,
+                          baseline: Annotated[float, Range("[0, 1]")] = 0.0) -> torch.Tensor:
     """Quantus PixelFlipping curves, float64 (N, 784/step): p(explained) after each flip step.
 
     The curve starts after the first step (no unperturbed point, unlike RISE's deletion).
@@ -89,8 +92,8 @@ def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: in
 
 @metric(ATTR_METRICS, "q_pixel_flipping", higher_is_better=False, version="1",
         definition="Quantus PixelFlipping, 28 px/step to 0, p(explained); np.trapz of the 28-point curve / 27, in [0,1]")
-def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
-                     baseline: float = 0.0) -> torch.Tensor:
+def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP,
+                     baseline: Annotated[float, Range("[0, 1]")] = 0.0) -> torch.Tensor:
     """Pixel flipping (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140), normalised.
 
     Quantus: features_in_step=28, perturb_baseline=0.0 (Quantus "black" is the per-sample
@@ -110,7 +113,8 @@ def _sensitivity(name, b, ctx, nr_samples, lower_bound):
 
 @metric(ATTR_METRICS, "q_max_sensitivity", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus MaxSensitivity: max over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
-def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lower_bound: float = 0.2) -> torch.Tensor:
+def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
+                      lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
     """Max-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); re-explains via b.explain_fn.
 
     Quantus: nr_samples=10 (Quantus 200), uniform noise U(-0.2, 0.2) on every pixel
@@ -122,15 +126,16 @@ def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lo
 
 @metric(ATTR_METRICS, "q_avg_sensitivity", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus AvgSensitivity: mean over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
-def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10, lower_bound: float = 0.2) -> torch.Tensor:
+def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
+                      lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
     """Avg-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); same settings as max."""
     return _sensitivity("AvgSensitivity", b, ctx, nr_samples, lower_bound)
 
 
 @metric(ATTR_METRICS, "q_local_lipschitz_estimate", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus LocalLipschitzEstimate: max over 10 N(0,0.1) noisy x' of ||a(x)-a(x')|| / ||x-x'||")
-def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10,
-                               perturb_std: float = 0.1) -> torch.Tensor:
+def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
+                               perturb_std: Annotated[float, Range("(0, 10]")] = 0.1) -> torch.Tensor:
     """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.08049).
 
     Quantus: nr_samples=10 (Quantus 200), Gaussian noise std 0.1 on every pixel, Euclidean
@@ -145,8 +150,8 @@ def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: int
 @metric(ATTR_METRICS, "q_relative_output_stability", needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus RelativeOutputStability: max over 10 U(-0.05,0.05) noisy x' of "
                    "||(a-a')/a|| / ||logits-logits'||; NaN if any x' changes the prediction")
-def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: int = 10,
-                                noise: float = 0.05) -> torch.Tensor:
+def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
+                                noise: Annotated[float, Range("(0, 10]")] = 0.05) -> torch.Tensor:
     """Relative output stability (Agarwal et al. 2022, https://arxiv.org/abs/2203.06877).
 
     Quantus: nr_samples=10 (Quantus 200), uniform noise U(-0.05, 0.05) on every pixel
@@ -192,7 +197,7 @@ def q_random_logit(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
 
 
 def mprt_layers(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,
-                explain_model_fn=None, batch_size: int = 128) -> dict[str, torch.Tensor]:
+                explain_model_fn=None, batch_size: Annotated[int, Range("[1, 65536]")] = 128) -> dict[str, torch.Tensor]:
     """Quantus MPRT similarities per randomised layer: {"original": (N,), "<layer>": (N,), ...}.
 
     "original" compares attr with a fresh explanation on the trained model (about 1 for a

@@ -29,10 +29,11 @@ fast regime; 30 and 100 flipped 5 of 5) and n_per_class=500 (100 gave larger L2,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from solvers import SOLVERS
 from solvers._alibi_solver import AlibiSolver
 
@@ -54,15 +55,15 @@ class ProtoParams:
         (an anytime result; info["stopped"] says why) instead of failing the row.
     """
 
-    n_per_class: int = 500
-    theta: float = 100.0
-    beta: float = 0.1
-    kappa: float = 0.0
-    k: int = 1
-    learning_rate_init: float = 1e-2
-    max_iterations: int = 500
-    max_queries: int = 10_000
-    timeout_s: float = 60.0
+    n_per_class: Annotated[int, Range("[1, 100000]")] = 500
+    theta: Annotated[float, Range("[0, 1e6]")] = 100.0
+    beta: Annotated[float, Range("[0, 1e6]")] = 0.1
+    kappa: Annotated[float, Range("[0, 100]")] = 0.0
+    k: Annotated[int, Range("[1, 1000]")] = 1
+    learning_rate_init: Annotated[float, Range("(0, 10]")] = 1e-2
+    max_iterations: Annotated[int, Range("[1, 100000]")] = 500
+    max_queries: Annotated[int, Range("[1, 10**8]")] = 10_000
+    timeout_s: Annotated[float, Range("(0, 86400]")] = 60.0
     keep_best: bool = True
 
     def __post_init__(self) -> None:
@@ -87,14 +88,14 @@ class ProtoNumGradParams(ProtoParams):
     update_num_grad: recompute numerical gradients every this many iterations.
     """
 
-    max_iterations: int = 100
-    max_queries: int = 650_000
-    timeout_s: float = 300.0
-    c_init: float = 1.0
-    c_steps: int = 2
-    eps_pred: float = 1e-3
-    eps_x: float = 1e-3
-    update_num_grad: int = 1
+    max_iterations: Annotated[int, Range("[1, 100000]")] = 100
+    max_queries: Annotated[int, Range("[1, 10**8]")] = 650_000
+    timeout_s: Annotated[float, Range("(0, 86400]")] = 300.0
+    c_init: Annotated[float, Range("[0, 1e6]")] = 1.0
+    c_steps: Annotated[int, Range("[1, 100]")] = 2
+    eps_pred: Annotated[float, Range("(0, 1]")] = 1e-3
+    eps_x: Annotated[float, Range("(0, 1]")] = 1e-3
+    update_num_grad: Annotated[int, Range("[1, 100000]")] = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()

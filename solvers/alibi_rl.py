@@ -48,12 +48,13 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from bench.api.methods import CounterfactualSolver
 from bench.api.models import weights_hash
 from bench.api.results import CFResult
@@ -78,16 +79,16 @@ class RLParams:
     seed: seed of the autoencoder and of alibi's training.
     """
 
-    latent_dim: int = 32
-    ae_epochs: int = 1
-    ae_batch_size: int = 64
-    ae_lr: float = 1e-3
-    train_steps: int = 6000
-    batch_size: int = 100
-    coeff_sparsity: float = 7.5
-    coeff_consistency: float = 0.0
-    fit_rows: int = 0
-    seed: int = 0
+    latent_dim: Annotated[int, Range("[1, 4096]")] = 32
+    ae_epochs: Annotated[int, Range("[1, 1000]")] = 1
+    ae_batch_size: Annotated[int, Range("[1, 65536]")] = 64
+    ae_lr: Annotated[float, Range("(0, 10]")] = 1e-3
+    train_steps: Annotated[int, Range("[20, 10**7]")] = 6000
+    batch_size: Annotated[int, Range("[1, 65536]")] = 100
+    coeff_sparsity: Annotated[float, Range("[0, 1e6]")] = 7.5
+    coeff_consistency: Annotated[float, Range("[0, 1e6]")] = 0.0
+    fit_rows: Annotated[int, Range("[0, 10**8]")] = 0
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
 
     def __post_init__(self) -> None:
         for key in ("latent_dim", "ae_epochs", "ae_batch_size", "batch_size"):

@@ -22,8 +22,9 @@ when the schedule is raised; `timeout_s` is a safety net for slow hardware.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from solvers import SOLVERS
 from solvers._alibi_solver import AlibiSolver
 
@@ -45,16 +46,16 @@ class WachterParams:
         (an anytime result; info["stopped"] says why) instead of failing the row.
     """
 
-    target_proba: float = 1.0
-    tol: float = 0.5
-    max_iter: int = 50
-    max_lam_steps: int = 2
-    lam_init: float = 0.1
-    early_stop: int = 25
-    learning_rate_init: float = 0.1
-    eps: float = 0.01
-    max_queries: int = 250_000
-    timeout_s: float = 300.0
+    target_proba: Annotated[float, Range("(0, 1]")] = 1.0
+    tol: Annotated[float, Range("[0, 1]")] = 0.5
+    max_iter: Annotated[int, Range("[1, 100000]")] = 50
+    max_lam_steps: Annotated[int, Range("[0, 100]")] = 2
+    lam_init: Annotated[float, Range("(0, 1e6]")] = 0.1
+    early_stop: Annotated[int, Range("[1, 100000]")] = 25
+    learning_rate_init: Annotated[float, Range("(0, 10]")] = 0.1
+    eps: Annotated[float, Range("(0, 1]")] = 0.01
+    max_queries: Annotated[int, Range("[1, 10**8]")] = 250_000
+    timeout_s: Annotated[float, Range("(0, 86400]")] = 300.0
     keep_best: bool = True
 
     def __post_init__(self) -> None:

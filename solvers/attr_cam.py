@@ -26,13 +26,14 @@ p_target - p_Q; contrast_cam uses Q natively and, without one, takes the runner-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from captum.attr import GuidedGradCam as CaptumGuidedGradCam
 from captum.attr import LayerAttribution, LayerGradCam
 
-from bench.api.params import ConfigError
+from bench.api.params import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn
 
@@ -82,7 +83,7 @@ class ScoreCamParams:
     layer: str = ""
     interpolate_mode: str = "bilinear"
     rectify: bool = True
-    batch_rows: int = BATCH_ROWS
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1:

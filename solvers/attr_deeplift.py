@@ -19,13 +19,14 @@ both are seeded per call, so its maps depend on the batch composition.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import DeepLiftShap as CaptumDeepLiftShap
 from captum.attr import GradientShap as CaptumGradientShap
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn, seeded
 
@@ -36,7 +37,7 @@ class DeepLiftParams:
     eps: captum's threshold below which a non-linearity's input change counts as zero.
     """
 
-    eps: float = 1e-10
+    eps: Annotated[float, Range("(0, 1]")] = 1e-10
 
     def __post_init__(self) -> None:
         if self.eps <= 0:
@@ -51,9 +52,9 @@ class DeepShapParams:
     batch_rows: rows per model pass (instances are chunked: batch_rows // (2 * n_baselines)).
     """
 
-    n_baselines: int = 32
-    seed: int = 0
-    batch_rows: int = BATCH_ROWS
+    n_baselines: Annotated[int, Range("[1, 10000]")] = 32
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("n_baselines", "batch_rows"):
@@ -73,11 +74,11 @@ class GradientShapParams:
     batch_rows: rows per model pass (instances are chunked: batch_rows // n_samples).
     """
 
-    n_baselines: int = 32
-    n_samples: int = 32
-    stdevs: float = 0.0
-    seed: int = 0
-    batch_rows: int = BATCH_ROWS
+    n_baselines: Annotated[int, Range("[1, 10000]")] = 32
+    n_samples: Annotated[int, Range("[1, 100000]")] = 32
+    stdevs: Annotated[float, Range("[0, 10]")] = 0.0
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("n_baselines", "n_samples", "batch_rows"):

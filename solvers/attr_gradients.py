@@ -8,13 +8,14 @@ except SmoothGrad (`n_samples` rows).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 from captum.attr import InputXGradient as CaptumInputXGradient
 from captum.attr import NoiseTunnel
 from captum.attr import Saliency as CaptumSaliency
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from bench.api.methods import NoParams
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, logit_fn, seeded
@@ -41,11 +42,11 @@ class SmoothGradParams:
     batch_rows: rows per model pass; captum's nt_samples_batch_size = batch_rows // N.
     """
 
-    n_samples: int = 50
-    sigma: float = 0.15
+    n_samples: Annotated[int, Range("[1, 100000]")] = 50
+    sigma: Annotated[float, Range("[0, 10]")] = 0.15
     absolute: bool = True
-    seed: int = 0
-    batch_rows: int = BATCH_ROWS
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("n_samples", "batch_rows"):

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients as CaptumIG
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, extra, instance_chunks, logit_fn, row_noise
 
@@ -41,9 +42,9 @@ class IGParams:
     batch_rows: rows per model pass (captum's internal_batch_size; instances are chunked to fit).
     """
 
-    n_steps: int = 32
+    n_steps: Annotated[int, Range("[1, 100000]")] = 32
     method: str = "gausslegendre"
-    batch_rows: int = BATCH_ROWS
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("n_steps", "batch_rows"):
@@ -59,7 +60,7 @@ class IGBlurParams(IGParams):
     """Args (besides IGParams'): sigma: Gaussian blur std in pixels. At 4 the blurred errors
     carry little class evidence (median p(pred) 0.11; 0.13 at sigma 3, 0.23 at sigma 2)."""
 
-    sigma: float = 4.0
+    sigma: Annotated[float, Range("(0, 100]")] = 4.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -71,7 +72,7 @@ class IGBlurParams(IGParams):
 class IGSeedParams(IGParams):
     """Args (besides IGParams'): seed: seed of the random baseline."""
 
-    seed: int = 0
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,8 +85,8 @@ class IGGaussianParams(IGParams):
     """Args (besides IGParams'): sigma: noise std in pixel units (at 0.3 the baseline keeps the
     predicted class for about half the errors: a local baseline); seed: noise seed."""
 
-    sigma: float = 0.3
-    seed: int = 0
+    sigma: Annotated[float, Range("[0, 10]")] = 0.3
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -98,8 +99,8 @@ class IGGaussianParams(IGParams):
 class IGMultiParams(IGParams):
     """Args (besides IGParams'): n_baselines: uniform baselines per instance; seed: their seed."""
 
-    n_baselines: int = 8
-    seed: int = 0
+    n_baselines: Annotated[int, Range("[1, 10000]")] = 8
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()

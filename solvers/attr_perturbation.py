@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from captum._utils.models.linear_model import SkLearnLasso
@@ -25,7 +26,7 @@ from captum.attr import Occlusion as CaptumOcclusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from threadpoolctl import threadpool_limits
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, extra, logit_fn, seeded
 
@@ -39,10 +40,10 @@ class OcclusionParams:
     batch_rows: rows per model pass (captum's perturbations_per_eval = batch_rows // N).
     """
 
-    window: int = 4
-    stride: int = 2
-    baseline: float = 0.0
-    batch_rows: int = BATCH_ROWS
+    window: Annotated[int, Range("[1, 1024]")] = 4
+    stride: Annotated[int, Range("[1, 1024]")] = 2
+    baseline: Annotated[float, Range("[0, 1]")] = 0.0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("window", "stride", "batch_rows"):
@@ -63,12 +64,12 @@ class LimeParams:
     batch_rows: rows per model pass (captum's perturbations_per_eval, at most n_samples).
     """
 
-    patch: int = 4
-    n_samples: int = 256
-    alpha: float = 0.01
-    kernel_width: float = 1.0
-    seed: int = 0
-    batch_rows: int = BATCH_ROWS
+    patch: Annotated[int, Range("[1, 1024]")] = 4
+    n_samples: Annotated[int, Range("[1, 10**6]")] = 256
+    alpha: Annotated[float, Range("[0, 1e6]")] = 0.01
+    kernel_width: Annotated[float, Range("(0, 1e6]")] = 1.0
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("patch", "n_samples", "batch_rows"):
@@ -90,10 +91,10 @@ class KernelShapParams:
     batch_rows: rows per model pass (captum's perturbations_per_eval, at most n_samples).
     """
 
-    patch: int = 4
-    n_samples: int = 256
-    seed: int = 0
-    batch_rows: int = BATCH_ROWS
+    patch: Annotated[int, Range("[1, 1024]")] = 4
+    n_samples: Annotated[int, Range("[1, 10**6]")] = 256
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
     def __post_init__(self) -> None:
         for key in ("patch", "n_samples", "batch_rows"):

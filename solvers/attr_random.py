@@ -9,8 +9,9 @@ Adebayo et al. 2018 and the random baseline of RISE-style deletion/insertion eva
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import Adapter, row_noise
 
@@ -21,7 +22,7 @@ class RandomParams:
     seed: seed of the random maps.
     """
 
-    seed: int = 0
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
 
     def __post_init__(self) -> None:
         if self.seed < 0:

@@ -12,11 +12,12 @@ by `margin`, and that iterate is its counterfactual. A row that never gets there
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from bench.api.methods import CounterfactualSolver
 from bench.api.ops import total_variation
 from bench.api.results import CFResult
@@ -34,12 +35,12 @@ class GradientParams:
     margin: stop when logit[target] - max other logit >= margin (0 = just flipped).
     """
 
-    lr: float = 0.01
-    max_steps: int = 500
-    c: float = 1.0
-    lambda_l2: float = 0.05
-    lambda_tv: float = 0.05
-    margin: float = 0.5
+    lr: Annotated[float, Range("(0, 10]")] = 0.01
+    max_steps: Annotated[int, Range("[1, 100000]")] = 500
+    c: Annotated[float, Range("(0, 1e6]")] = 1.0
+    lambda_l2: Annotated[float, Range("[0, 1e6]")] = 0.05
+    lambda_tv: Annotated[float, Range("[0, 1e6]")] = 0.05
+    margin: Annotated[float, Range("[0, 1000]")] = 0.5
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:

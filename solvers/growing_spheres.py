@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from bench.api.methods import CounterfactualSolver
 from bench.api.results import CFResult
 from solvers import SOLVERS
@@ -66,15 +67,15 @@ class GrowingSpheresParams:
     first_radius=1.0 saved 18% of queries but missed 2/84 (no enemy up to 28).
     """
 
-    n_in_layer: int = 1000
-    first_radius: float = 0.5
-    shrink: float = 10.0
-    step: float = 1.0
-    max_radius: float = 28.0
-    max_queries: int = 50_000
+    n_in_layer: Annotated[int, Range("[1, 10**6]")] = 1000
+    first_radius: Annotated[float, Range("(0, 1000]")] = 0.5
+    shrink: Annotated[float, Range("(1, 1000]")] = 10.0
+    step: Annotated[float, Range("(0, 1000]")] = 1.0
+    max_radius: Annotated[float, Range("(0, 1000]")] = 28.0
+    max_queries: Annotated[int, Range("[1, 10**8]")] = 50_000
     sparsify: bool = True
-    batch_rows: int = 8192
-    seed: int = 0
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = 8192
+    seed: Annotated[int, Range("[0, 2**32)")] = 0
 
     def __post_init__(self) -> None:
         for key in ("n_in_layer", "batch_rows", "max_queries"):

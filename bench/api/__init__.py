@@ -15,7 +15,8 @@ and `--help` stay light.
 - ops: total_variation (the pinned TV definition, shared by the gradient solver and the tv metric).
 - models: Normalized (the [0,1]-pixel wrapper a model builder returns), weights_hash;
   keep_freed_memory for worker processes (glibc heap thresholds).
-- parameters: build (table -> frozen dataclass), ConfigError, NoParams.
+- parameters: build (table -> frozen dataclass), ConfigError, NoParams, Range (a numeric
+  parameter's allowed interval, annotated beside its default: `Annotated[float, Range("(0, 1]")]`).
 - base types: Method, CounterfactualSolver, AttributionMethod; metric batches CFBatch,
   AttrBatch, the run-wide MetricContext and the `metric` decorator.
 """
@@ -29,7 +30,7 @@ _WHERE = {
     "SOLVERS": "registry", "ATTRIBUTIONS": "registry", "CF_METRICS": "registry", "ATTR_METRICS": "registry",
     "Oracle": "oracle", "GradientRefused": "oracle",
     "CFResult": "results", "AttrResult": "results",
-    "build": "params", "ConfigError": "params",
+    "build": "params", "ConfigError": "params", "Range": "params",
     "Method": "methods", "CounterfactualSolver": "methods", "AttributionMethod": "methods", "NoParams": "methods",
     "total_variation": "ops", "Normalized": "models", "weights_hash": "models", "keep_freed_memory": "memory",
     "CFBatch": "metrics", "AttrBatch": "metrics", "MetricContext": "metrics", "metric": "metrics",

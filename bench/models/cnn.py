@@ -6,14 +6,18 @@ dense 128 + ReLU, dropout 0.5, dense 10.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from torch import nn
 
 from bench.api.models import Normalized
+from bench.api.params import Range
 from bench.models import MODELS
 
 
 @MODELS.register("cnn")
-def build_cnn(n_classes: int = 10, mean: float = 0.1307, std: float = 0.3081) -> nn.Module:
+def build_cnn(n_classes: int = 10, mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
+              std: Annotated[float, Range("(0, 100]")] = 0.3081) -> nn.Module:
     """The baseline CNN wrapped to take [0,1] pixels."""
     net = nn.Sequential()
     net.add_module("conv1", nn.Conv2d(1, 32, 3))

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import Annotated
 
 from torch import nn
 
 from bench.api.models import Normalized
+from bench.api.params import Range
 from bench.models import MODELS
 
 ATTN_ALIASES = {"non-local": "nl", "nonlocal": "nl", "global-context": "gc", "none": None, "": None}
@@ -104,7 +106,8 @@ def _last_conv_block(net: nn.Module) -> str:
 
 @MODELS.register("timm")
 def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes: int = 10,
-               mean: float = 0.1307, std: float = 0.3081, **timm_kwargs) -> nn.Module:
+               mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
+               std: Annotated[float, Range("(0, 100]")] = 0.3081, **timm_kwargs) -> nn.Module:
     """timm model `arch` with `attn_layer` in every block, 1 input channel, 28x28 stem."""
     import timm
 
@@ -122,8 +125,10 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
 
 
 @MODELS.register("resnet_cbam")
-def build_resnet_cbam(n_classes: int = 10, layers: tuple = (1, 1, 1, 1), attn_layer: str = "cbam",
-                      channels: tuple = (32, 64, 128, 256), mean: float = 0.1307, std: float = 0.3081) -> nn.Module:
+def build_resnet_cbam(n_classes: int = 10, layers: Annotated[tuple, Range("[1, 16]")] = (1, 1, 1, 1),
+                      attn_layer: str = "cbam", channels: Annotated[tuple, Range("[1, 4096]")] = (32, 64, 128, 256),
+                      mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
+                      std: Annotated[float, Range("(0, 100]")] = 0.3081) -> nn.Module:
     """A small timm ResNet (BasicBlock, one block per stage) with CBAM in every block, for 28x28.
 
     The 7x7/2 stem becomes 3x3/1 and the max-pool stays, so stages run at 14, 7, 4, 2 pixels;
