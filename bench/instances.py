@@ -17,6 +17,13 @@ import pandas as pd
 from bench import atomic
 
 RECORD_COLUMNS = ["queries", "grad_queries", "seconds"]
+FLOAT_FORMAT = "%.7g"  # per-instance values as published: a board's tables are recomputed from exactly these
+
+
+def published(values) -> np.ndarray:
+    """`values` (float64) rounded as the instances CSV writes them, so a board aggregates what it ships."""
+    v = np.asarray(values, np.float64)
+    return np.array([float(FLOAT_FORMAT % x) if np.isfinite(x) else x for x in v.ravel()], np.float64).reshape(v.shape)
 F16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -73,7 +80,7 @@ def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str
     for c in ("true", "pred", "explained", "contrast"):
         df[c] = df[c].astype("Int64")
     csv_path, npz_path = out_dir / f"{stem}_instances.csv", out_dir / f"{stem}_artifacts.npz"
-    atomic.write_bytes(csv_path, df.to_csv(index=False, float_format="%.7g").encode())
+    atomic.write_bytes(csv_path, df.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
     arrays["errors"] = _f16([x.numpy() for x in errors.x])
     arrays["errors_index"] = errors.index.numpy().astype(np.int64)
     arrays["errors_true"] = errors.true.numpy().astype(np.int64)

@@ -1,10 +1,13 @@
 """Aggregate per-instance scores into leaderboards: CSV + Markdown + provenance JSON.
 
-Each cell is a mean with a seeded 95% percentile-bootstrap CI and its n. Distance-like
-metrics marked `valid_only` are aggregated over valid counterfactuals only (their n says
-how many). NaN/inf scores are counted in `<metric>_nan`, never averaged. In every column
-the best entry is compared with the runner-up by a paired sign-flip test on the instances
-both have; when p >= 0.05 the Markdown marks the best value with "≈" (not significant).
+Each cell is a mean with the 95% interval that fits its metric's kind (bench.stats: Wilson
+for proportions, BCa bootstrap for means, none for a constant sample, n < 2 or a timing
+column), its n and its interval method (`<metric>_ci`). Distance-like metrics marked
+`valid_only` are aggregated over valid counterfactuals only (their n says how many). NaN/inf
+scores are counted in `<metric>_nan`, never averaged. In every column the best entry among
+those with n >= MIN_BEST_N is compared with the runner-up by a paired sign-flip test on the
+instances both have (`<metric>_p_next`); the table's tests are one family, Holm-corrected
+(`<metric>_p_next_holm`); when the adjusted p >= 0.05 the Markdown marks the best value "≈".
 Files are written to temporaries and renamed, so a failure never leaves a half-written
 leaderboard or destroys the previous one.
 """
@@ -19,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from bench import atomic
-from bench.stats import bootstrap_ci, paired_pvalue
+from bench.stats import ALPHA, METHODS, cell, holm, paired_pvalue
 
-SCHEMA_VERSION = "1"
-ALPHA = 0.05
+SCHEMA_VERSION = "2"  # 2: intervals by kind (<metric>_ci), Holm-adjusted best marks, <metric>_best
+MIN_BEST_N = 10  # a row scored on fewer instances is never marked best
 
 
 @dataclass
@@ -32,6 +35,7 @@ class MetricMeta:
     valid_only: bool
     definition: str
     version: str
+    kind: str = "mean"  # "mean" | "proportion" | "timing": decides the interval (bench.stats)
 
 
 @dataclass
@@ -48,7 +52,8 @@ class EntryScores:
     metric_n: dict = field(default_factory=dict)  # metric -> first n instances it was scored on
 
 
-def _values(e: EntryScores, m: MetricMeta) -> tuple[np.ndarray, np.ndarray]:
+def values(e: EntryScores, m: MetricMeta) -> tuple[np.ndarray, np.ndarray]:
+    """The scores a cell aggregates and their test indices (its metric's subset, valid rows if valid_only)."""
     n = e.metric_n.get(m.name, len(e.index))
     v, idx, valid = e.scores[m.name][:n], e.index[:n], e.valid[:n]
     if m.valid_only:
@@ -58,7 +63,7 @@ def _values(e: EntryScores, m: MetricMeta) -> tuple[np.ndarray, np.ndarray]:
 
 def aggregate(entries: list[EntryScores], metrics: list[MetricMeta], n_boot: int = 1000,
               seed: int = 0, limited: bool = False) -> pd.DataFrame:
-    """One row per entry: n, subset flag, and mean / CI / n / NaN count per metric."""
+    """One row per entry: n, subset flag, and mean / interval / n / NaN count / method per metric."""
     rows = []
     for e in entries:
         row = dict(method=e.method, mode=e.mode, version=e.version, n=len(e.index),
@@ -66,44 +71,110 @@ def aggregate(entries: list[EntryScores], metrics: list[MetricMeta], n_boot: int
         for m in metrics:
             if m.name not in e.scores:
                 continue
-            cell = bootstrap_ci(_values(e, m)[0], n_boot=n_boot, seed=seed)
-            row.update({m.name: cell.mean, f"{m.name}_lo": cell.lo, f"{m.name}_hi": cell.hi,
-                        f"{m.name}_n": cell.n, f"{m.name}_nan": cell.n_nan})
+            c = cell(values(e, m)[0], m.kind, n_boot=n_boot, seed=seed)
+            row.update({m.name: c.mean, f"{m.name}_lo": c.lo, f"{m.name}_hi": c.hi,
+                        f"{m.name}_n": c.n, f"{m.name}_nan": c.n_nan, f"{m.name}_ci": c.method})
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ["method", "mode", "version", "n", "n_errors", "subset"])
+    tested = []
     for m in metrics:
-        if m.name in df:
+        if m.name in df and m.kind != "timing":
+            df[f"{m.name}_best"] = False
             df[f"{m.name}_p_next"] = np.nan
-            best, p = _best_vs_next(entries, m, df)
+            best, p = best_vs_next(entries, m, df)
             if best is not None:
+                df.loc[best, f"{m.name}_best"] = True
                 df.loc[best, f"{m.name}_p_next"] = p
+                tested.append((m.name, best, p))
+    adjusted = holm([p for _, _, p in tested])
+    for m in metrics:
+        if f"{m.name}_p_next" in df:
+            df[f"{m.name}_p_next_holm"] = np.nan
+    for (name, best, _), q in zip(tested, adjusted):
+        df.loc[best, f"{name}_p_next_holm"] = q
     df["not_for_publication"] = limited
     df["schema_version"] = SCHEMA_VERSION
     return df
 
 
-def _best_vs_next(entries, m: MetricMeta, df: pd.DataFrame):
+def best_vs_next(entries, m: MetricMeta, df: pd.DataFrame):
+    """(row of the best entry among those with n >= MIN_BEST_N, paired p-value against the runner-up).
+
+    The test runs on the instances both rows share (valid ones for valid_only metrics); p is
+    NaN when they share fewer than 2, and (None, None) when fewer than two rows qualify.
+    """
     means = df[m.name].to_numpy(dtype=float)
+    n = df[f"{m.name}_n"].to_numpy(dtype=float)
     order = [i for i in np.argsort(-means if m.higher_is_better else means, kind="stable")
-             if np.isfinite(means[i])]
-    if len(order) < 2:
+             if np.isfinite(means[i]) and n[i] >= MIN_BEST_N]
+    if not order:
         return None, None
-    (a_v, a_i), (b_v, b_i) = (_values(entries[order[0]], m), _values(entries[order[1]], m))
+    if len(order) < 2:
+        return order[0], float("nan")
+    (a_v, a_i), (b_v, b_i) = (values(entries[order[0]], m), values(entries[order[1]], m))
     common, ia, ib = np.intersect1d(a_i, b_i, return_indices=True)
     if len(common) < 2:
         return order[0], float("nan")
     return order[0], paired_pvalue(a_v[ia], b_v[ib])
 
 
-def _fmt(x: float) -> str:
+def fmt(x: float) -> str:
+    """A number as the boards print it (3 significant decimals below 1, fewer above; "–" for NaN)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "–"
     if not np.isfinite(x):
         return "–"
     a = abs(x)
     return f"{x:.0f}" if a >= 1000 else f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 1 else f"{x:.3f}"
 
 
+_fmt = fmt  # the old private name, still imported by older callers
+
+
+def fmt_cell(r, name: str, row_n=None) -> str:
+    """One cell as text: `mean [lo, hi]`, or the reason it has no interval; `(n=k)` where k differs from the row's n."""
+    method = str(r.get(f"{name}_ci", "") or "")
+    lo, hi = r.get(f"{name}_lo", np.nan), r.get(f"{name}_hi", np.nan)
+    if method == "timing":
+        text = fmt(r[name])
+    elif _finite(lo) and _finite(hi):
+        text = f"{fmt(r[name])} [{fmt(lo)}, {fmt(hi)}]"
+    elif method == "none" or (not method and _finite(r[name])):
+        n = r.get(f"{name}_n", np.nan)
+        text = f"{fmt(r[name])} (no CI: {'constant' if _finite(n) and float(n) >= 2 else 'n < 2'})"
+    else:
+        text = fmt(r[name])
+    n = r.get(f"{name}_n", np.nan)
+    if row_n is not None and _finite(n) and int(float(n)) != int(row_n):
+        text += f" (n={int(float(n))})"
+    return text
+
+
+def _finite(v) -> bool:
+    try:
+        return bool(np.isfinite(float(v)))
+    except (TypeError, ValueError):
+        return False
+
+
+def legend(df: pd.DataFrame, shown: list[MetricMeta]) -> list[str]:
+    """The lines under a table that say which interval each column uses and which family the best marks form."""
+    used = sorted({str(v) for m in shown for v in df.get(f"{m.name}_ci", pd.Series(dtype=str)).dropna()
+                   if str(v) in METHODS})
+    n_tests = int(sum(df[f"{m.name}_p_next"].notna().sum() for m in shown if f"{m.name}_p_next" in df))
+    return [f"Cells: mean [95% interval]; the interval by the kind of the column: "
+            + "; ".join(f"**{u}**: {METHODS[u]}" for u in used) + ". (n=k) where a cell aggregates k instances "
+            "and not the row's n. ↑ higher is better, ↓ lower is better.",
+            f"Best marks: the best row of a column among rows with n ≥ {MIN_BEST_N} is **bold**; it is tested "
+            "against the runner-up with a paired sign-flip test on the instances both share; the table's "
+            f"{n_tests} such tests are one family, Holm-corrected. ≈ marks a best value whose adjusted p ≥ "
+            f"{ALPHA} (or that shares fewer than 2 instances with the runner-up): not shown to be better."]
+
+
 def to_markdown(df: pd.DataFrame, metrics: list[MetricMeta], title: str, notes: list[str]) -> str:
-    """A Markdown table: value [95% CI] per cell, arrows for direction, notes below."""
+    """A Markdown table: value [95% interval] (n) per cell, arrows for direction, legend and notes below."""
     shown = [m for m in metrics if m.name in df]
     with_mode = bool(df["mode"].astype(str).str.len().any())
     head = ["method"] + (["mode"] if with_mode else []) + ["n"] + [f"{m.name} {'↑' if m.higher_is_better else '↓'}" for m in shown]
@@ -112,17 +183,32 @@ def to_markdown(df: pd.DataFrame, metrics: list[MetricMeta], title: str, notes: 
         n = f"{r['n']}/{r['n_errors']}" + (" (subset)" if r["subset"] else "")
         cells = [str(r["method"])] + ([str(r["mode"])] if with_mode else []) + [n]
         for m in shown:
-            mark = "≈ " if np.isfinite(r.get(f"{m.name}_p_next", np.nan)) and r[f"{m.name}_p_next"] >= ALPHA else ""
-            nan = f" ({int(r[f'{m.name}_nan'])} NaN)" if r.get(f"{m.name}_nan", 0) else ""
-            cells.append(f"{mark}{_fmt(r[m.name])} [{_fmt(r[m.name + '_lo'])}, {_fmt(r[m.name + '_hi'])}]{nan}")
+            text = fmt_cell(r, m.name, r["n"])
+            if bool(r.get(f"{m.name}_best", False)):
+                q = r.get(f"{m.name}_p_next_holm", np.nan)
+                text = f"**{text}**" if _finite(q) and q < ALPHA else f"≈ **{text}**"
+            if _finite(r.get(f"{m.name}_nan", 0)) and r.get(f"{m.name}_nan", 0) > 0:
+                text += f" ({int(r[f'{m.name}_nan'])} NaN)"
+            cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Cells: mean [95% bootstrap CI]. ↑ higher is better, ↓ lower is better. "
-              "≈ marks a best value not significantly better than the runner-up "
-              f"(paired sign-flip test, p ≥ {ALPHA}).", ""]
+    lines += ["", *legend(df, shown), ""]
     lines += [f"- {m.name} (v{m.version}): {m.definition}" + (" — valid counterfactuals only." if m.valid_only else "")
               for m in shown]
     lines += [""] + [f"{n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def statistics_record(n_boot: int, seed: int) -> dict:
+    """How the board's statistics were made (its provenance `statistics`)."""
+    return dict(schema_version=SCHEMA_VERSION, intervals=METHODS, n_bootstrap=n_boot, seed=seed, alpha=ALPHA,
+                min_best_n=MIN_BEST_N, best_vs_runner_up="paired sign-flip test on shared instances; "
+                "the table's tests one family, Holm", vs_random="paired sign-flip test on deletion_auc per "
+                "(method, mode); the board's rows one family, Holm")
+
+
+def write_table(df: pd.DataFrame, path: Path) -> Path:
+    """One extra CSV beside a board (atomically)."""
+    return atomic.write_text(path, df.to_csv(index=False, float_format="%.6g"))
 
 
 def write(df: pd.DataFrame, markdown: str, provenance: dict, out_dir: Path, stem: str) -> list[Path]:
@@ -151,8 +237,7 @@ def headline(folder: Path) -> str:
         rows = [["method", "n", *shown]]
         for _, r in df.iterrows():
             name = r["method"] + (f"/{r['mode']}" if r["mode"] else "")
-            cells = [f"{_fmt(r[m])} [{_fmt(r[m + '_lo'])}, {_fmt(r[m + '_hi'])}]" if f"{m}_lo" in df.columns
-                     else _fmt(r[m]) for m in shown]
+            cells = [fmt_cell(r, m, r["n"]) if f"{m}_lo" in df.columns else fmt(r[m]) for m in shown]
             rows.append([name, str(int(r["n"])), *cells])
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         blocks.append(f"{stem}:\n" + "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths))

@@ -4,13 +4,18 @@ From one or more boards of the same task (e.g. one model trained with several se
 
 - separation (attributions): does it tell each real method from the random control? Paired
   per-error differences, signed so that > 0 means "better than random"; effect size d_z =
-  mean / sd of the differences, and the paired sign-flip p-value (bench.stats).
-- agreement: Kendall tau between the method rankings two metrics produce (per board).
+  mean / sd of the differences, and the paired sign-flip p-value (bench.stats). A metric's
+  tests (every method on every board) are one family: `p_bh` (Benjamini-Hochberg, which the
+  separated share uses) and `p_holm` (Holm) are published beside the raw `p`.
+- agreement: Kendall tau-b between the method rankings two metrics produce (first board),
+  over the real methods only (the random control, always last, would inflate it), with a 95%
+  percentile-bootstrap interval over the errors.
 - bootstrap stability: mean Kendall tau between the ranking on a bootstrap resample of the
-  errors and the ranking on all of them.
+  errors and the ranking on all of them (real methods only).
 - seed stability: mean pairwise Kendall tau between the rankings of different boards.
 
-Rankings use each method's mean score, oriented so that higher is better.
+Rankings use each method's mean score, oriented so that higher is better. A rank stability
+over fewer than MIN_RANKED methods is not reported (with 3 methods tau can only be ±1/3 or ±1).
 
 Flags (`flag` column, `flagged`, and `annotate` for a board's Markdown): an attribution metric
 that separates fewer than half of the real methods from the random control, and any metric
@@ -25,11 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau
-
-from bench.stats import paired_pvalue
+from bench.stats import bh, holm, kendall_tau, paired_pvalue
 
 CONTROL = "random"
+MIN_RANKED = 5  # rank stability over fewer methods is not reported (tau's null SD is 0.41 at 5, 0.49 at 4)
 MIN_SEPARATED = 0.5  # share of real methods a metric must tell from the random control
 MIN_TAU = 0.5  # rank stability (Kendall tau) below this is flagged
 MARK_BEGIN, MARK_END = "<!-- meta-evaluation flags -->", "<!-- /meta-evaluation flags -->"
@@ -57,11 +61,14 @@ def _wide(results, task: str, metric: str) -> pd.DataFrame:
     return wide if directions(results).get(metric, True) else -wide
 
 
+def _real(wide: pd.DataFrame) -> pd.DataFrame:
+    """The real methods' columns (the random control left out)."""
+    return wide[[c for c in wide.columns if c.split("/")[0] != CONTROL]]
+
+
 def _tau(a: pd.Series, b: pd.Series) -> float:
     common = a.dropna().index.intersection(b.dropna().index)
-    if len(common) < 3 or a[common].nunique() < 2 or b[common].nunique() < 2:
-        return float("nan")
-    return float(kendalltau(a[common], b[common]).statistic)
+    return kendall_tau(a[common].to_numpy(float), b[common].to_numpy(float))
 
 
 def separation(results, task: str = "attribution") -> pd.DataFrame:
@@ -83,21 +90,57 @@ def separation(results, task: str = "attribution") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def agreement(results, task: str = "attribution") -> pd.DataFrame:
-    """metric x metric Kendall tau of the method rankings (mean score per method)."""
+def corrected(sep: pd.DataFrame) -> pd.DataFrame:
+    """Holm and Benjamini-Hochberg adjusted p per metric (family: every method on every board), and `separated`."""
+    sep = sep.copy()
+    sep["p_holm"], sep["p_bh"] = np.nan, np.nan
+    for _, idx in sep.groupby("metric").groups.items():
+        sep.loc[idx, "p_holm"] = holm(sep.loc[idx, "p"].to_numpy(float))
+        sep.loc[idx, "p_bh"] = bh(sep.loc[idx, "p"].to_numpy(float))
+    sep["separated"] = (sep["mean_diff"] > 0) & (sep["p_bh"] < 0.05)
+    sep["separated_holm"] = (sep["mean_diff"] > 0) & (sep["p_holm"] < 0.05)
+    sep["separated_raw"] = (sep["mean_diff"] > 0) & (sep["p"] < 0.05)
+    return sep
+
+
+def _tau_matrix(means: dict[str, pd.Series], metrics: list[str]) -> np.ndarray:
+    out = np.full((len(metrics), len(metrics)), np.nan)
+    for (i, a), (j, b) in itertools.combinations_with_replacement(enumerate(metrics), 2):
+        out[i, j] = out[j, i] = _tau(means[a], means[b])
+    return out
+
+
+def agreement(results, task: str = "attribution", n_boot: int = 200, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """metric x metric Kendall tau-b of the real methods' rankings, and its bootstrap interval over the errors.
+
+    Returns {"agreement": tau, "agreement_lo": 2.5% and "agreement_hi": 97.5% percentiles over
+    n_boot resamples of the errors (one resample of test indices shared by all metrics)}.
+    """
     metrics = _metrics(results, task)
-    means = {m: _wide(results, task, m).mean() for m in metrics}
-    tau = pd.DataFrame(np.nan, index=metrics, columns=metrics)
-    for a, b in itertools.product(metrics, repeat=2):
-        tau.loc[a, b] = _tau(means[a], means[b])
-    return tau
+    wides = {m: _real(_wide(results, task, m)) for m in metrics}
+    tau = _tau_matrix({m: w.mean() for m, w in wides.items()}, metrics)
+    pool = np.array(sorted(set().union(*(w.index for w in wides.values()))))
+    rng, draws = np.random.default_rng(seed), []
+    for _ in range(n_boot if len(pool) >= 2 else 0):
+        pick = pool[rng.integers(0, len(pool), len(pool))]
+        draws.append(_tau_matrix({m: w.reindex(pick).mean() for m, w in wides.items()}, metrics))
+    frame = lambda a: pd.DataFrame(a, index=metrics, columns=metrics)  # noqa: E731
+    if draws:
+        with np.errstate(all="ignore"):
+            lo, hi = np.nanpercentile(np.stack(draws), [2.5, 97.5], axis=0)
+    else:
+        lo = hi = np.full_like(tau, np.nan)
+    return dict(agreement=frame(tau), agreement_lo=frame(lo), agreement_hi=frame(hi))
 
 
 def bootstrap_stability(results, task: str, n_boot: int = 200, seed: int = 0) -> pd.Series:
     """metric -> mean Kendall tau between bootstrap-resample rankings and the full ranking."""
     rng, out = np.random.default_rng(seed), {}
     for metric in _metrics(results, task):
-        wide = _wide(results, task, metric)
+        wide = _real(_wide(results, task, metric))
+        if wide.shape[1] < MIN_RANKED:
+            out[metric] = float("nan")
+            continue
         full, taus = wide.mean(), []
         for _ in range(n_boot):
             sample = wide.iloc[rng.integers(0, len(wide), len(wide))]
@@ -113,7 +156,10 @@ def seed_stability(boards: list, task: str) -> pd.Series:
     metrics = sorted(set.intersection(*(set(_metrics(b, task)) for b in boards)))
     out = {}
     for metric in metrics:
-        means = [_wide(b, task, metric).mean() for b in boards]
+        means = [_real(_wide(b, task, metric)).mean() for b in boards]
+        if min(len(m.dropna()) for m in means) < MIN_RANKED:
+            out[metric] = float("nan")
+            continue
         out[metric] = float(np.nanmean([_tau(a, b) for a, b in itertools.combinations(means, 2)]))
     return pd.Series(out, name="seed_tau")
 
@@ -123,16 +169,18 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
     out = {}
     sep = pd.concat([separation(b).assign(board=i) for i, b in enumerate(boards)], ignore_index=True)
     if len(sep):
-        sep["separated"] = (sep["mean_diff"] > 0) & (sep["p"] < 0.05)
+        sep = corrected(sep)
         g = sep.groupby("metric")
-        attr = pd.DataFrame(dict(methods=g["method"].nunique(), separated_share=g["separated"].mean(),
-                                 median_d_z=g["d_z"].median()))
+        attr = pd.DataFrame(dict(methods=g["method"].nunique(), tests=g["p"].count(),
+                                 separated_share=g["separated"].mean(),
+                                 separated_share_holm=g["separated_holm"].mean(),
+                                 separated_share_raw=g["separated_raw"].mean(), median_d_z=g["d_z"].median()))
         attr["bootstrap_tau"] = pd.concat([bootstrap_stability(b, "attribution", n_boot) for b in boards],
                                           axis=1).mean(axis=1)
         attr["seed_tau"] = seed_stability(boards, "attribution")
         out["attributions"] = attr.reset_index()
         out["separation"] = sep
-        out["agreement"] = agreement(boards[0])
+        out.update(agreement(boards[0], n_boot=n_boot))
     cf = pd.concat([bootstrap_stability(b, "counterfactual", n_boot) for b in boards], axis=1).mean(axis=1)
     if len(cf):
         common = set.intersection(*(set(b.instances.loc[b.instances["task"] == "counterfactual", "method"])
@@ -150,7 +198,10 @@ def _flag(row: dict) -> str:
     reasons = []
     share = row.get("separated_share")
     if share is not None and np.isfinite(share) and share < MIN_SEPARATED:
-        reasons.append(f"separates {share:.0%} of methods from random")
+        reasons.append(f"separates {share:.0%} of methods from random (BH-corrected)")
+    holm_share = row.get("separated_share_holm")
+    if holm_share is not None and np.isfinite(holm_share) and holm_share < MIN_SEPARATED <= (share or 0):
+        reasons.append(f"separates only {holm_share:.0%} after Holm's family-wise correction (too few errors scored)")
     for key, what in (("seed_tau", "seeds"), ("bootstrap_tau", "bootstrap resamples")):
         tau = row.get(key)
         if tau is not None and np.isfinite(tau) and tau < MIN_TAU:
@@ -195,7 +246,7 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
     paths = []
     for name, df in tables.items():
         paths.append(atomic.write_text(out_dir / f"meta_{name}.csv",
-                                       df.to_csv(index=name == "agreement", float_format="%.4g")))
+                                       df.to_csv(index=name.startswith("agreement"), float_format="%.4g")))
     lines = [f"# Meta-evaluation: {title}", "", LEGEND, ""]
     for name in ("attributions", "counterfactuals"):
         if name in tables:
@@ -213,18 +264,24 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
 
 
 LEGEND = ("How far each metric can be trusted to rank the methods (bench/meta.py). **methods**: the real "
-          "methods compared (attributions: with the random control; counterfactuals: the solvers every board ran). "
-          "**separated_share**: share of (method, board) pairs where the method beats the random control on "
-          "this metric (paired sign-flip test over the errors, p < 0.05); **median_d_z**: their median paired "
-          "effect size (mean difference / its SD, > 0 = better than random). **bootstrap_tau**: mean Kendall "
-          "tau between the method ranking on a bootstrap resample of the errors and on all of them (mean over "
-          "boards). **seed_tau**: mean Kendall tau between the rankings of every two boards (training seeds), "
-          "over the methods they share; with 3 methods tau takes only the values -1, -1/3, 1/3 and 1. The "
-          "heatmap: Kendall tau between the rankings two metrics give, on the first board.")
+          "methods compared (attributions: each against the random control; counterfactuals: the solvers every "
+          "board ran). **tests**: (method, board) pairs tested against the random control, one family per metric. "
+          "**separated_share**: share of those pairs where the method beats the random control on this metric "
+          "(paired sign-flip test over the errors, Benjamini-Hochberg-adjusted p < 0.05 within the metric's "
+          "family); **separated_share_holm**: the same with Holm's family-wise correction; "
+          "**separated_share_raw**: uncorrected p < 0.05 (for comparison with earlier boards). A metric scored on "
+          "10 errors has a sign-flip p floor of 2/2^10 ≈ 0.002 per test. **median_d_z**: median paired effect size "
+          "(mean difference / its SD, > 0 = better than random). **bootstrap_tau**: mean Kendall tau between the "
+          "ranking of the real methods (random left out) on a bootstrap resample of the errors and on all of them "
+          "(mean over boards). **seed_tau**: mean Kendall tau between the rankings of every two boards (training "
+          f"seeds), over the real methods they share. Rank stabilities over fewer than {MIN_RANKED} methods are not "
+          "reported (–): with 3 methods tau can only be ±1/3 or ±1. The heatmap: Kendall tau-b between the "
+          "rankings two metrics give to the real methods on the first board; `meta_agreement_lo.csv` / "
+          "`meta_agreement_hi.csv` hold its 95% percentile-bootstrap interval over the errors.")
 
 
 def _markdown(df: pd.DataFrame) -> str:
-    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    cell = lambda v: (f"{v:.3f}" if np.isfinite(v) else "–") if isinstance(v, float) else str(v)  # noqa: E731
     rows = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(rows + ["| " + " | ".join(cell(v) for v in r) + " |" for r in df.itertuples(index=False)])
 

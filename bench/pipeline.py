@@ -13,7 +13,7 @@ import copy
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import torch
 from bench import leaderboard, provenance
 from bench.api.oracle import Oracle
 from bench.context import RunContext, method_seeds
-from bench.instances import write_instances
+from bench.instances import published, write_instances
 from bench.progress import bar as progress_bar
 from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
@@ -201,14 +201,19 @@ def run_task(ctx: RunContext, task, progress: bool = True) -> list[Path]:
     extra = task.finish(ctx, df, rows, done)
     notes = (leaderboard_notes(ctx, task.stem, extra.figures, extra.notes)
              + [f"\n**Failed and left out:** {f['method']}: {f['reason']}" for f in failed])
-    md = leaderboard.to_markdown(extra.df, metas, f"{task.title}: {ctx.cfg.dataset} / {ctx.out_dir.name}", notes)
+    title = f"{task.title}: {ctx.cfg.dataset} / {ctx.out_dir.name}"
+    md = leaderboard.to_markdown(extra.df, metas, title, notes + extra.stat_notes)
     prov = provenance.build(ctx, task.stem, done, metas, time.perf_counter() - t0)
-    prov.update(extra.provenance, failed=failed)
+    for d, m in zip(prov["metrics"], metas):
+        d["kind"] = m.kind
+    prov.update(extra.provenance, failed=failed, title=title, notes=notes, statistics=leaderboard.statistics_record(
+        ctx.cfg.n_bootstrap, ctx.cfg.seed))
     for f in metric_fns:  # what metrics built for themselves (trained models), by their own hook
         if f.provenance is not None:
             prov.update(f.provenance(ctx.metric_ctx))
     instances = write_instances(ctx.store, done, ctx.errors, ctx.out_dir, task.stem, metas)
-    return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.stem) + extra.figures + instances
+    tables = [leaderboard.write_table(df, ctx.out_dir / f"{stem}.csv") for stem, df in extra.tables.items()]
+    return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.stem) + extra.figures + instances + tables
 
 
 def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, done: list, progress: bool) -> None:
@@ -226,6 +231,7 @@ def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, 
             valid = task.valid(scores, entry.n)
             if "seconds" not in scores:  # attributions: the method's time (a counterfactual metric has it)
                 scores["seconds"] = np.array([r["seconds"] for r in ctx.store.records(entry.key)])[:entry.n]
+            scores = {k: published(v) for k, v in scores.items()}  # the numbers the instances CSV ships
             rows.append(leaderboard.EntryScores(name, entry.mode, cls.version, ctx.errors.index[indices].numpy(),
                                                 valid, scores, len(ctx.errors), task.metric_subset(metric_fns)))
             fit, info = ctx.store.fit_cost(entry.key), ctx.store.fit_info(entry.key)
@@ -241,12 +247,18 @@ def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, 
 
 @dataclass
 class Finished:
-    """What a task adds to the generic leaderboard: the table as written, notes, provenance, figures."""
+    """What a task adds to the generic leaderboard: the table as written, notes, provenance, figures.
+
+    `stat_notes` and `tables` come from the task's `statistics` (recomputable from per-instance
+    scores: bench.restat); `notes` are the run's own (provenance lines, costs, figures).
+    """
 
     df: object
     notes: list
     provenance: dict
     figures: list
+    stat_notes: list = field(default_factory=list)
+    tables: dict = field(default_factory=dict)
 
 
 def leaderboard_notes(ctx: RunContext, stem: str, figures: list[Path], extra: list[str] = ()) -> list[str]:

@@ -15,7 +15,8 @@ log = logging.getLogger("bench")
 
 
 def metric_meta(fn) -> MetricMeta:
-    return MetricMeta(fn.metric_name, fn.higher_is_better, fn.valid_only, fn.definition, fn.version)
+    return MetricMeta(fn.metric_name, fn.higher_is_better, fn.valid_only, fn.definition, fn.version,
+                      getattr(fn, "kind", "mean"))
 
 
 def metric_cost(store, key: str) -> dict:

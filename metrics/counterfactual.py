@@ -20,7 +20,7 @@ def _delta(b: CFBatch) -> torch.Tensor:
     return (b.x_cf - b.x).flatten(1).double()
 
 
-@metric(CF_METRICS, "validity", higher_is_better=True, version="1",
+@metric(CF_METRICS, "validity", higher_is_better=True, version="1", kind="proportion",
         definition="1 if argmax f(x_cf) == target else 0")
 def validity(b: CFBatch, ctx: MetricContext | None = None) -> torch.Tensor:
     """Validity: the model assigns x_cf to the target class. Returns float (N,) of 0/1."""
@@ -84,7 +84,7 @@ def grad_queries(b: CFBatch, ctx: MetricContext | None = None) -> torch.Tensor:
     return b.grad_queries.double().cpu()
 
 
-@metric(CF_METRICS, "seconds", higher_is_better=False, version="1",
+@metric(CF_METRICS, "seconds", higher_is_better=False, version="1", kind="timing",
         definition="wall time of the solver per instance (batch time / batch size)")
 def seconds(b: CFBatch, ctx: MetricContext | None = None) -> torch.Tensor:
     """Seconds per instance."""

@@ -179,7 +179,7 @@ def im2(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
 
 
 @metric(CF_METRICS, "oracle_agreement", needs=("train_data",), provenance=_provenance, higher_is_better=True, version="1", valid_only=True,
-        definition="1 if an independently trained MLP (other seed) also assigns x_cf to target")
+        kind="proportion", definition="1 if an independently trained MLP (other seed) also assigns x_cf to target")
 def oracle_agreement(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """Oracle score of Hvilshoej et al. 2021: the second classifier agrees with the target."""
     clf = second_classifier(ctx)[0]

@@ -26,12 +26,28 @@ def test_separation_matches_the_boards_own_sanity_check(board):
 
 
 def test_agreement_is_a_symmetric_tau_matrix_with_unit_diagonal(board):
-    tau = meta.agreement(board)
+    out = meta.agreement(board, n_boot=50)
+    tau, lo, hi = out["agreement"], out["agreement_lo"], out["agreement_hi"]
     m = tau.to_numpy(float)
     assert np.allclose(np.diag(m), 1.0) and np.allclose(m, m.T, equal_nan=True)
     assert np.nanmin(m) >= -1 and np.nanmax(m) <= 1
     # deletion AUC and Quantus pixel flipping measure the same thing (zeroing the top pixels first)
     assert tau.loc["deletion_auc", "q_pixel_flipping"] > 0.6
+    assert lo.loc["deletion_auc", "insertion_auc"] <= tau.loc["deletion_auc", "insertion_auc"] \
+        <= hi.loc["deletion_auc", "insertion_auc"]
+
+
+def test_agreement_leaves_the_random_control_out(board):
+    """tau is over the real methods: equal to scipy's tau-b of the two metrics' means without `random`."""
+    from scipy.stats import kendalltau
+
+    tau = meta.agreement(board, n_boot=0)["agreement"].loc["deletion_auc", "insertion_auc"]
+    means = {m: meta._wide(board, "attribution", m).mean() for m in ("deletion_auc", "insertion_auc")}
+    real = [c for c in means["deletion_auc"].index if not c.startswith("random")]
+    assert len(real) < len(means["deletion_auc"])  # the board has a random control to leave out
+    assert tau == pytest.approx(kendalltau(means["deletion_auc"][real], means["insertion_auc"][real]).statistic)
+    with_control = kendalltau(means["deletion_auc"], means["insertion_auc"]).statistic
+    assert tau != pytest.approx(with_control)
 
 
 def test_stability_is_perfect_across_identical_boards_and_high_under_bootstrap(board):
@@ -90,3 +106,17 @@ def test_meta_command_writes_tables_and_annotates_the_boards(tmp_path, capsys):
     assert "q_relative_output_stability" in set(table.loc[table["flag"].notna(), "metric"])
     md = (board / "attributions.md").read_text()
     assert md.count(meta.MARK_BEGIN) == 1 and "(../m/meta.md)" in md and "`q_relative_output_stability`" in md
+
+
+def test_separation_shares_are_corrected_within_each_metric(board):
+    """Each metric's tests (every method) are one family: BH and Holm-adjusted p as scipy / by hand give them."""
+    from scipy.stats import false_discovery_control
+
+    sep = meta.corrected(meta.separation(board))
+    for metric, g in sep.groupby("metric"):
+        assert g["p_bh"].to_numpy() == pytest.approx(false_discovery_control(g["p"].to_numpy(), method="bh"))
+        order = np.argsort(g["p"].to_numpy(), kind="stable")
+        holm = np.maximum.accumulate((len(g) - np.arange(len(g))) * g["p"].to_numpy()[order]).clip(max=1)
+        assert g["p_holm"].to_numpy()[order] == pytest.approx(holm)
+        assert (g["separated"] == ((g["mean_diff"] > 0) & (g["p_bh"] < 0.05))).all()
+    assert (sep["p_holm"] >= sep["p"]).all() and (sep["p_bh"] >= sep["p"] - 1e-15).all()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench import leaderboard
-from bench.stats import bootstrap_ci, paired_pvalue
+from bench.stats import mean_ci, paired_pvalue
 from bench.store import Store, entry_key
 
 
@@ -28,18 +28,8 @@ def test_store_round_trip_and_resume(tmp_path):
     assert Store(tmp_path / "r.sqlite").done_indices(key) == {7}  # a new process sees it
 
 
-def test_bootstrap_ci_of_constant_and_known_data():
-    c = bootstrap_ci([2.0] * 10)
-    assert (c.mean, c.lo, c.hi, c.n) == (2.0, 2.0, 2.0, 10)
-    v = np.random.default_rng(1).normal(5, 1, 400)
-    c = bootstrap_ci(v, n_boot=2000, seed=0)
-    half = 1.96 / np.sqrt(400)
-    assert c.lo == pytest.approx(v.mean() - half, abs=0.03) and c.hi == pytest.approx(v.mean() + half, abs=0.03)
-    assert bootstrap_ci(v, seed=0) == bootstrap_ci(v, seed=0)  # seeded
-
-
 def test_nan_scores_are_counted_not_averaged():
-    c = bootstrap_ci([1.0, np.nan, 3.0, np.inf])
+    c = mean_ci([1.0, np.nan, 3.0, np.inf])
     assert (c.mean, c.n, c.n_nan) == (2.0, 2, 2)
 
 
@@ -51,7 +41,7 @@ def test_paired_test_detects_a_shift_and_not_noise():
 
 
 def test_aggregate_and_markdown_mark_direction_and_valid_only():
-    meta = [leaderboard.MetricMeta("validity", True, False, "flipped", "1"),
+    meta = [leaderboard.MetricMeta("validity", True, False, "flipped", "1", "proportion"),
             leaderboard.MetricMeta("l2", False, True, "distance", "1")]
     idx = np.arange(4)
     rows = [leaderboard.EntryScores("a", "", "1", idx, np.array([1, 1, 0, 0], bool),
@@ -61,6 +51,7 @@ def test_aggregate_and_markdown_mark_direction_and_valid_only():
     df = leaderboard.aggregate(rows, meta, n_boot=200)
     assert isinstance(df, pd.DataFrame)
     assert df.loc[0, "l2"] == 2.0 and df.loc[0, "l2_n"] == 2  # failed rows left out of distances
+    assert df.loc[1, "validity_ci"] == "wilson" and df.loc[1, "l2_ci"] == "none"  # 4/4 has an interval, 2,2,2,2 none
     assert bool(df.loc[0, "subset"]) is True
     md = leaderboard.to_markdown(df, meta, "T", ["note"])
     assert "validity ↑" in md and "l2 ↓" in md and "4/5 (subset)" in md and "valid counterfactuals only" in md

@@ -103,10 +103,12 @@ class MetricContext:
 
 
 NEEDS = ("explain_fn", "train_data")
+KINDS = ("mean", "proportion", "timing")  # what kind of quantity: it decides the interval (bench.stats)
 
 
 def metric(registry, name: str, *, higher_is_better: bool, version: str, definition: str,
-           valid_only: bool = False, needs: tuple[str, ...] = (), provenance: Callable | None = None):
+           valid_only: bool = False, needs: tuple[str, ...] = (), provenance: Callable | None = None,
+           kind: str = "mean"):
     """Register a metric function with its metadata.
 
     Args:
@@ -117,11 +119,15 @@ def metric(registry, name: str, *, higher_is_better: bool, version: str, definit
         valid_only: aggregate only over rows whose counterfactual is valid (distances of a
             failed counterfactual mean nothing); the leaderboard says so.
         needs: what the metric uses beyond the batch: "explain_fn" (it re-runs the method on
-            perturbed inputs: the harness scores it on `attributions.reexplain_subset` errors)
+            perturbed inputs: the harness scores it on the `attributions.subset_by_need` errors)
             and/or "train_data" (the training split, or models trained on it).
         provenance: (ctx) -> dict of what the metric built (trained models, sizes), merged
             into the leaderboard's provenance JSON.
+        kind: "mean" (a continuous score: BCa bootstrap interval), "proportion" (a 0/1 score:
+            Wilson interval) or "timing" (seconds shared by a batch: no interval).
     """
+    if kind not in KINDS:
+        raise ValueError(f"metric {name!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     unknown = set(needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"metric {name!r}: unknown needs {sorted(unknown)} (known: {', '.join(NEEDS)})")
@@ -134,6 +140,7 @@ def metric(registry, name: str, *, higher_is_better: bool, version: str, definit
         fn.valid_only = valid_only
         fn.needs = tuple(needs)
         fn.provenance = provenance
+        fn.kind = kind
         return registry.register(name)(fn)
 
     return deco

@@ -16,8 +16,32 @@ def _notes(md: str | None) -> str:
         return ""
     lines = md.splitlines()
     start = max((i for i, ln in enumerate(lines) if ln.startswith("- ") and "(v" in ln), default=len(lines))
-    kept = [ln for ln in lines[start + 1:] if ln.strip() and not ln.startswith("![")]
-    return "".join(f"<p>{inline_md(ln)}</p>" for ln in kept)
+    kept = [ln for ln in lines[start + 1:] if ln.strip() and not ln.startswith(("![", "<!--"))]
+    out, table = [], []
+    for ln in kept + [""]:
+        if ln.startswith("|"):
+            table.append(ln)
+            continue
+        if table:
+            out.append(_md_table(table))
+            table = []
+        if ln.startswith("## "):
+            out.append(f"<h3>{inline_md(ln[3:])}</h3>")
+        elif ln:
+            out.append(f"<p>{inline_md(ln)}</p>")
+    return "".join(out)
+
+
+def _md_table(lines: list[str]) -> str:
+    """A Markdown pipe table as an HTML table (inside a scrolling box)."""
+    cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines
+             if not set(ln.replace("|", "").strip()) <= set("-: ")]
+    if not cells:
+        return ""
+    head = "".join(f"<th>{inline_md(c)}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{inline_md(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
+    return f'<div class="scroll"><table class="notes-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
 
 
 def _downloads(board: dict, stem: str) -> str:
@@ -92,10 +116,13 @@ def board_page(board: dict, gallery: list[dict]) -> str:
     toc = [f'<a href="#{s}">{TITLES[s]}</a>' for s in parts] + ['<a href="#errors">Errors</a>',
                                                                  '<a href="#provenance">Provenance</a>']
     body.append(f'<p>{" · ".join(toc)}</p>')
-    body.append("<p class=\"muted\">Cells: mean, 95% bootstrap CI [lo, hi] and a bar (line = CI, dot = mean, one "
-                "scale per column). ↑ higher is better, ↓ lower is better. Shaded = best in its column; ≈ = not "
-                "significantly better than the runner-up (paired sign-flip test, p ≥ 0.05). Click a column header "
-                "(or focus it and press Enter) to sort; hover or focus it for the metric's definition.</p>")
+    body.append("<p class=\"muted\">Cells: mean, 95% interval [lo, hi] by the column's kind (Wilson for "
+                "proportions, BCa bootstrap for means; none for a constant sample, n &lt; 2 or a batch timing) and "
+                "a bar (line = interval, dot = mean, one scale per column); n=k where a cell has fewer instances "
+                "than its row. ↑ higher is better, ↓ lower is better. Shaded = best in its column among rows with "
+                "n ≥ 10; ≈ = not significantly better than the runner-up (paired sign-flip test on shared "
+                "instances, Holm-corrected over the table, adjusted p ≥ 0.05). Click a column header (or focus it "
+                "and press Enter) to sort; hover or focus it for the metric's definition.</p>")
     for stem, p in parts.items():
         metrics = (p["prov"] or {}).get("metrics", [])
         body += [f'<h2 id="{stem}">{TITLES[stem]}</h2>', _downloads(board, stem), board_table(p["csv"], metrics, f"{stem}-table"),

@@ -42,8 +42,9 @@ def _metric_cell(r: pd.Series, name: str, span: tuple[float, float]) -> tuple:
     """(data-value, HTML, class) of one cell: mean and bar, then [lo, hi], n when it differs, NaN count."""
     mean, lo, hi = r[name], r.get(f"{name}_lo", ""), r.get(f"{name}_hi", "")
     p_next = num(r.get(f"{name}_p_next", ""))
-    best = math.isfinite(p_next)
-    mark = '<span class="approx">≈ </span>' if best and p_next >= ALPHA else ""
+    p_adj = num(r.get(f"{name}_p_next_holm", r.get(f"{name}_p_next", "")))
+    best = r.get(f"{name}_best", "") == "True" if f"{name}_best" in r else math.isfinite(p_next)
+    mark = '<span class="approx">≈ </span>' if best and not p_adj < ALPHA else ""
     extra = ""
     n_cell, n_row = r.get(f"{name}_n", ""), r.get("n", "")
     if n_cell not in ("", n_row):
@@ -51,10 +52,20 @@ def _metric_cell(r: pd.Series, name: str, span: tuple[float, float]) -> tuple:
     n_nan = int(num(r.get(f"{name}_nan", "0")) or 0)
     if n_nan:
         extra += f' <span class="nan">{n_nan} NaN</span>'
+    method = r.get(f"{name}_ci", "")
+    if math.isfinite(num(lo)) and math.isfinite(num(hi)):
+        interval = f"[{fmt(lo)}, {fmt(hi)}]"
+    elif method == "timing":
+        interval = '<span title="one batch time / batch size: no interval">(batch time)</span>'
+    elif method == "none" or (not method and math.isfinite(num(mean))):
+        interval = '<span title="a constant sample or fewer than 2 values: no interval">(no CI)</span>'
+    else:
+        interval = ""
     html = (f'{mark}<span class="v">{fmt(mean)}</span>{_bar(num(lo), num(mean), num(hi), span)}'
-            f'<span class="ci">[{fmt(lo)}, {fmt(hi)}]{extra}</span>')
+            f'<span class="ci">{interval}{extra}</span>')
     if best:
-        html = f'<span title="best in this column; paired test against the runner-up: p = {fmt(p_next)}">{html}</span>'
+        html = (f'<span title="best in this column among rows with n ≥ 10; paired test against the runner-up: '
+                f'p = {fmt(p_next)}, Holm-adjusted over the table = {fmt(p_adj)}">{html}</span>')
     return mean, html, "num best" if best else "num"
 
 
@@ -87,8 +98,9 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str) -> str:
     for _, r in df.iterrows():
         flags = f' <span class="method-v">v{esc(r.get("version", ""))}</span>'
         if r.get("beats_random", "") == "False":
+            p = r.get("vs_random_p_holm", r.get("vs_random_p", ""))
             flags += (f'<span class="flag">not better than random on deletion_auc '
-                      f'(p={fmt(r.get("vs_random_p", ""))})</span>')
+                      f'(Holm-adjusted p={fmt(p)})</span>')
         cells = [(r["method"], f"<strong>{esc(r['method'])}</strong>{flags}", "")]
         if with_mode:
             cells.append((r["mode"], esc(r["mode"]), ""))

@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.leaderboard import _fmt
+from scipy.stats import ttest_ind
+
+from bench.leaderboard import fmt as _fmt
+from bench.stats import ALPHA, holm
 
 
 def _cell(r, col: str) -> str:
@@ -31,17 +34,18 @@ def _table(df: pd.DataFrame, cols: list[str], heads: list[str]) -> list[str]:
 
 
 def headline(df: pd.DataFrame, directions: dict) -> list[str]:
-    """Per headline score (and test accuracy): the best label across seeds, its CI, and whether it is apart.
+    """Per headline score (and test accuracy): the best label across seeds, its interval, and a corrected test.
 
-    "apart" = its 95% CI across seeds does not overlap the runner-up's; with few seeds those CIs are
-    crude (see "What it cannot show"), so "apart" is a hint, not a test.
+    The best label is compared with the runner-up by Welch's t test on their seed values (each
+    seed's value is a mean over that model's own errors: the models explain different images,
+    so no pairing is possible); the headline's tests are one family, Holm-corrected.
     """
     from bench.study.table import headline_columns
 
-    labels = df[df["seed"] == "all"]
+    labels, seeds = df[df["seed"] == "all"], df[df["seed"] != "all"]
     if len(labels) < 2:
         return []
-    out = []
+    found = []
     for col in ["test_accuracy"] + [c for c in headline_columns(df)
                                   if not c.endswith(".queries") and not c.startswith("random.")]:
         higher = True if col == "test_accuracy" else directions.get(col.split(".")[-1])
@@ -50,16 +54,24 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
             continue
         vals = vals.sort_values(col, ascending=not higher)
         best, second = vals.iloc[0], vals.iloc[1]
-        apart = best[f"{col}_lo"] > second[f"{col}_hi"] if higher else best[f"{col}_hi"] < second[f"{col}_lo"]
+        a = pd.to_numeric(seeds.loc[seeds["label"] == best["label"], col], errors="coerce").dropna()
+        b = pd.to_numeric(seeds.loc[seeds["label"] == second["label"], col], errors="coerce").dropna()
+        p = float(ttest_ind(a, b, equal_var=False).pvalue) if len(a) >= 2 and len(b) >= 2 else np.nan
+        found.append((col, higher, vals, best, second, p))
+    adjusted = holm([f[-1] for f in found])
+    out = []
+    for (col, higher, vals, best, second, p), q in zip(found, adjusted):
         worst, tied = vals.iloc[-1], (vals[col] == best[col]).sum()
-        relation = f"tied with {tied - 1} other{'s' * (tied > 2)}, e.g." if tied > 1 else \
-            "apart from" if apart else "CI overlapping"
-        out.append(f"- `{col}` {'↑' if higher else '↓'}: best **{best['label']}** {_cell(best, col)}, "
-                   f"{relation} the runner-up {second['label']} {_cell(second, col)}"
+        test = f"Welch p = {_fmt(p)}, Holm-adjusted {_fmt(q)}" if np.isfinite(p) else "no test (fewer than 2 seeds)"
+        verdict = ("tied with" if tied > 1 else "ahead of" if np.isfinite(q) and q < ALPHA
+                   else "not shown to differ from")
+        out.append(f"- `{col}` {'↑' if higher else '↓'}: best **{best['label']}** {_cell(best, col)}, {verdict} "
+                   f"the runner-up {second['label']} {_cell(second, col)} ({test})"
                    + (f"; worst {worst['label']} {_fmt(worst[col])}." if len(vals) > 2 else "."))
-    return ["## Headline", "", "Per score, the best model across its seeds (mean [95% CI over seeds]) and whether its CI "
-            "clears the runner-up's (a hint only, few seeds); the random control is left out. Computed from the "
-            "tables below.", ""] + out + [""]
+    return ["## Headline", "", "Per score, the best model across its seeds (mean [95% t interval over the seed means]) "
+            "against the runner-up: Welch's t test on the seed values, the headline's "
+            f"{sum(np.isfinite(f[-1]) for f in found)} tests one family, Holm-corrected; \"ahead of\" only when "
+            f"the adjusted p < {ALPHA}. The random control is left out. Computed from the tables below.", ""] + out + [""]
 
 
 def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str]) -> str:
@@ -82,14 +94,14 @@ def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict,
               "",
               "**What it shows.** For each model: its size, training time, test accuracy, number of errors and "
               "forward speed, and the headline scores of the core methods on its errors (mean [95% CI]). A seed's "
-              "row: the CI is the bootstrap over that model's errors (its board's). A label's **all** row: the "
-              "mean of the seed-level values and a bootstrap CI over them, i.e. how much the result moves when "
-              "only the training seed changes.",
+              "row: the interval is its board's, over that model's errors. A label's **all** row: the "
+              "mean of the seed-level values and a Student t interval over them (n_seeds - 1 degrees of freedom), "
+              "which holds both the training-seed and the error-sampling variance.",
               "",
               "**What it cannot show.** "
-              + (f"Only {len(seeds)} seed{'s' * (len(seeds) != 1)} per model: a bootstrap over so few values "
-                 "takes a handful of distinct values, so the across-seeds CI is crude and too narrow, not a "
-                 "reliable interval. " if len(seeds) < 10 else "")
+              + (f"**Only {len(seeds)} seed{'s' * (len(seeds) != 1)} per model (fewer than 5)**: the t interval "
+                 "over so few seed means is wide, and a difference between models must be large to show. "
+                 if len(seeds) < 5 else "")
               + f"One dataset ({dataset}) of 28x28 grey digits or clothes: nothing here says how the methods fare on "
               "natural images. The models are CPU-sized (small widths, few epochs): differences between "
               "architectures or attention blocks here need not hold at full size. Each model explains its own "

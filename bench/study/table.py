@@ -4,10 +4,10 @@ Read from the cells' folders only (each cell's `cell.json` and leaderboards), so
 a function of what the cells wrote. Columns: dataset, label, model, params (JSON), seed ("all"
 on a label's row across seeds), n_seeds, n_params, train_seconds, test_accuracy, n_errors,
 rows_per_s (the model's raw forward throughput the counterfactual board recorded), then each
-headline `<method>.<metric>` with `_lo` / `_hi`: on a seed's row the cell board's 95% bootstrap
-CI over its errors, on a label's row the mean of the seed-level values and a 95% bootstrap CI
-over them (bench.stats; few seeds give a crude CI, as the Markdown says). test_accuracy,
-n_errors, train_seconds and rows_per_s get CIs on the across-seeds rows only.
+headline `<method>.<metric>` with `_lo` / `_hi`: on a seed's row the cell board's 95% interval
+over its errors (by the metric's kind), on a label's row the mean of the seed-level values and
+a Student t interval over them (bench.stats.t_interval; `ci_method` names which). test_accuracy,
+n_errors, train_seconds and rows_per_s get intervals on the across-seeds rows only.
 Written as study.csv, study.md, study.json (provenance), study_quality.png, and the
 meta-evaluation of each label's boards (bench.meta) under meta/<label>/.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bench import atomic
-from bench.stats import bootstrap_ci
+from bench.stats import t_interval
 
 log = logging.getLogger("bench")
 ATTRIBUTION_CORE = ("saliency", "ig", "gradcam", "deeplift", "deepshap", "random")
@@ -54,6 +54,7 @@ def seed_row(folder: Path) -> dict:
     s = json.loads((folder / "cell.json").read_text())
     row = dict(dataset=s["dataset"], label=s["label"], model=s["model"],
                params=json.dumps(s["model_params"], sort_keys=True), seed=str(s["seed"]), n_seeds=1,
+               ci_method="the cell board's interval over its errors",
                **{k: s[k] for k in MODEL_COLUMNS})
     for stem, method, metrics in HEADLINES:
         df = _board(folder, stem)
@@ -66,14 +67,20 @@ def seed_row(folder: Path) -> dict:
     return row
 
 
-def across_seeds(rows: list[dict], n_boot: int, seed: int) -> dict:
-    """A label's row across its seeds: means, and 95% bootstrap CIs over the seed-level values."""
+def across_seeds(rows: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
+    """A label's row across its seeds: the mean of the seed values and a Student t interval over them.
+
+    Each seed's value is a mean over that model's errors, so the spread of the seed values holds
+    both the training-seed and the instance-sampling variance; t with n_seeds - 1 degrees of
+    freedom (none below 2 seeds). `n_boot` and `seed` are kept for callers; the t interval needs neither.
+    """
     first = rows[0]
     out = {k: first[k] for k in ("dataset", "label", "model", "params")}
-    out.update(seed="all", n_seeds=len(rows))
-    values = [k for k in first if k not in out and k != "n_seeds" and not k.endswith(("_lo", "_hi"))]
+    out.update(seed="all", n_seeds=len(rows), ci_method=f"t over {len(rows)} seed means")
+    values = [k for k in first if k not in out and k not in ("n_seeds", "ci_method")
+              and not k.endswith(("_lo", "_hi"))]
     for k in values:
-        cell = bootstrap_ci([r.get(k, np.nan) for r in rows], n_boot=n_boot, seed=seed)
+        cell = t_interval([r.get(k, np.nan) for r in rows])
         out.update({k: cell.mean, f"{k}_lo": cell.lo, f"{k}_hi": cell.hi})
     return out
 
@@ -86,7 +93,7 @@ def build_table(folders: list[Path], n_boot: int, seed: int) -> pd.DataFrame:
         mine = [r for r in rows if r["label"] == label]
         out += mine + [across_seeds(mine, n_boot, seed)]
     df = pd.DataFrame(out)
-    lead = ["dataset", "label", "model", "params", "seed", "n_seeds"]
+    lead = ["dataset", "label", "model", "params", "seed", "n_seeds", "ci_method"]
     model_cols = [c for m in MODEL_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi") if c in df.columns]
     return df[lead + model_cols + [c for c in df.columns if c not in lead and c not in model_cols]]
 

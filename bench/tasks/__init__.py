@@ -20,3 +20,17 @@ class Produced:
     success: torch.Tensor
     reason: list[str]
     seconds: list[float] | None = None
+
+
+@dataclass
+class Statistics:
+    """What a task's board adds from per-instance scores alone (so a board's statistics can be recomputed).
+
+    df: the leaderboard table with any added columns; notes: Markdown lines for under the
+    table; provenance: what to record; tables: extra CSVs (stem -> DataFrame) beside the board.
+    """
+
+    df: object
+    notes: list
+    provenance: dict
+    tables: dict

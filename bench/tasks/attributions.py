@@ -18,8 +18,8 @@ from bench.api.registry import ATTR_METRICS, ATTRIBUTIONS
 from bench.config import TARGET_MODES
 from bench.context import RunContext
 from bench.pipeline import Finished
-from bench.stats import paired_pvalue
-from bench.tasks import Produced
+from bench.stats import ALPHA, holm, paired_pvalue
+from bench.tasks import Produced, Statistics
 
 CONTROL = "random"
 SANITY_METRIC = "deletion_auc"
@@ -53,7 +53,8 @@ class AttributionTask:
     @staticmethod
     def extra_metas() -> list:
         return [leaderboard.MetricMeta("seconds", False, False,
-                                       "wall time of the method per instance (batch time / batch size)", "1")]
+                                       "wall time of the method per instance (batch time / batch size)", "1",
+                                       "timing")]
 
     @staticmethod
     def targets(errs, mode: str, pos: torch.Tensor):
@@ -94,23 +95,36 @@ class AttributionTask:
     def entry_info(ctx: RunContext, entry) -> dict:
         return {}
 
-    def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
-        from bench.report import attribution_figures
-
+    @staticmethod
+    def statistics(df, rows: list, metas: list, n_boot: int, seed: int) -> Statistics:
+        """What the board adds from the per-instance scores alone: each row against the random control."""
         sanity = sanity_against_control(rows)
         if sanity:
             df["beats_random"] = [sanity.get((r.method, r.mode), {}).get("beats", None) for r in rows]
             df["vs_random_p"] = [sanity.get((r.method, r.mode), {}).get("p", np.nan) for r in rows]
-            _warn_failures(sanity)
+            df["vs_random_p_holm"] = [sanity.get((r.method, r.mode), {}).get("p_holm", np.nan) for r in rows]
+        return Statistics(df, _sanity_notes(sanity),
+                          dict(sanity_vs_random={f"{m}/{mode}": v for (m, mode), v in sanity.items()}), {})
+
+    def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
+        from bench.report import attribution_figures
+        from bench.scoring import metric_meta
+
+        metas = [metric_meta(f) for f in self.metric_fns()] + self.extra_metas()
+        stats = self.statistics(df, rows, metas, ctx.cfg.n_bootstrap, ctx.cfg.seed)
+        _warn_failures(stats.provenance["sanity_vs_random"])
         figures = attribution_figures(ctx, entries, ctx.out_dir)
-        notes = _sanity_notes(sanity) + _subset_notes(self.metric_subset(self.metric_fns()))
-        prov = dict(sanity_vs_random={f"{m}/{mode}": v for (m, mode), v in sanity.items()},
-                    metric_seconds_per_100=_cost_per_100(entries))
-        return Finished(df, notes, prov, figures)
+        notes = _subset_notes(self.metric_subset(self.metric_fns()))
+        prov = dict(stats.provenance, metric_seconds_per_100=_cost_per_100(entries))
+        return Finished(stats.df, notes, prov, figures, stats.notes, stats.tables)
 
 
 def sanity_against_control(rows: list) -> dict:
-    """Per (method, mode): does it beat the random control on deletion AUC (paired, p < 0.05)?"""
+    """Per (method, mode): does it beat the random control on deletion AUC?
+
+    A paired sign-flip test per row on the errors both share; the board's rows are one family,
+    Holm-corrected (`p_holm`); `beats` = better mean and adjusted p < 0.05.
+    """
     control = {r.mode: r for r in rows if r.method == CONTROL and SANITY_METRIC in r.scores}
     out = {}
     for r in rows:
@@ -119,17 +133,22 @@ def sanity_against_control(rows: list) -> dict:
             continue
         common, ia, ib = np.intersect1d(r.index, c.index, return_indices=True)
         a, b = r.scores[SANITY_METRIC][ia], c.scores[SANITY_METRIC][ib]
-        p = paired_pvalue(a, b)
-        out[(r.method, r.mode)] = dict(beats=bool(np.nanmean(a) < np.nanmean(b) and p < 0.05), p=p,
-                                       deletion=float(np.nanmean(a)), random=float(np.nanmean(b)))
+        ok = np.isfinite(a) & np.isfinite(b)
+        out[(r.method, r.mode)] = dict(p=paired_pvalue(a, b), n=int(ok.sum()),
+                                       deletion=float(np.nanmean(a[ok])) if ok.any() else float("nan"),
+                                       random=float(np.nanmean(b[ok])) if ok.any() else float("nan"))
+    for v, q in zip(out.values(), holm([v["p"] for v in out.values()])):
+        v["p_holm"] = float(q)
+        v["beats"] = bool(v["deletion"] < v["random"] and q < ALPHA)
     return out
 
 
 def _warn_failures(sanity: dict) -> None:
-    for (m, mode), v in sanity.items():
+    for key, v in sanity.items():
+        m, mode = key.split("/", 1) if isinstance(key, str) else key
         if not v["beats"]:
-            log.warning("%s (%s) is no better than the random control on %s (%.3f vs %.3f, p=%.3g)",
-                        m, mode, SANITY_METRIC, v["deletion"], v["random"], v["p"])
+            log.warning("%s (%s) is no better than the random control on %s (%.3f vs %.3f, Holm-adjusted p=%.3g)",
+                        m, mode, SANITY_METRIC, v["deletion"], v["random"], v["p_holm"])
 
 
 def _sanity_notes(sanity: dict) -> list[str]:
@@ -137,7 +156,9 @@ def _sanity_notes(sanity: dict) -> list[str]:
         return []
     bad = [f"{m} ({mode})" for (m, mode), v in sanity.items() if not v["beats"]]
     return ["", f"Sanity: {len(sanity) - len(bad)} of {len(sanity)} method/mode rows beat the random control on "
-            f"{SANITY_METRIC} (paired sign-flip test, p < 0.05)" + (f"; NOT: {', '.join(bad)}." if bad else ".")]
+            f"{SANITY_METRIC} (paired sign-flip test on the errors both share; the {len(sanity)} tests are one "
+            "family, Holm-corrected, adjusted p < 0.05; `vs_random_p` raw, `vs_random_p_holm` adjusted)"
+            + (f"; NOT: {', '.join(bad)}." if bad else ".")]
 
 
 def _subset_notes(subset: dict) -> list[str]:

@@ -14,7 +14,8 @@ from bench.api.metrics import CFBatch
 from bench.api.registry import CF_METRICS, SOLVERS
 from bench.context import RunContext
 from bench.pipeline import Finished
-from bench.tasks import Produced
+from bench.tasks import Produced, Statistics
+from bench.tasks.common_subset import compare
 
 
 class CounterfactualTask:
@@ -67,12 +68,25 @@ class CounterfactualTask:
     def entry_info(ctx: RunContext, entry) -> dict:
         return dict(solved_now=ctx.solved_now.get(entry.name, 0), in_background=entry.name in ctx.background)
 
+    @staticmethod
+    def statistics(df, rows: list, metas: list, n_boot: int, seed: int) -> Statistics:
+        """What the board adds from the per-instance scores alone: the common valid subset and its paired tests."""
+        common = compare(rows, metas, n_boot, seed)
+        prov = dict(common_subset=dict(solvers=common.solvers, left_out=common.left_out, n=len(common.index),
+                                       test_index=common.index.tolist(), pair_tests=len(common.pairs)))
+        tables = {"counterfactuals_common": common.table, "counterfactuals_pairs": common.pairs}
+        return Statistics(df, common.markdown(metas), prov, tables)
+
     def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
         from bench.report import counterfactual_figures
+        from bench.scoring import metric_meta
         from bench.tasks.cost import amortised_columns, amortised_note, model_cost_note, model_cost_ratios
 
         df, amortised = amortised_columns(df, rows, entries)
         figures = counterfactual_figures(ctx, entries, ctx.out_dir)
         model_cost = model_cost_ratios(ctx, rows, entries)
         notes = [model_cost_note(model_cost), *amortised_note(amortised)]
-        return Finished(df, notes, dict(model_cost=model_cost, amortised=amortised), figures)
+        stats = self.statistics(df, rows, [metric_meta(f) for f in self.metric_fns()], ctx.cfg.n_bootstrap,
+                                ctx.cfg.seed)
+        return Finished(stats.df, notes, dict(model_cost=model_cost, amortised=amortised, **stats.provenance),
+                        figures, stats.notes, stats.tables)
