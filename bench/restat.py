@@ -1,4 +1,4 @@
-"""Recompute a board's statistics from its own per-instance scores: `python -m bench.restat BOARD [BOARD ...]`.
+"""Recompute a board's statistics from its own per-instance scores: `python -m bench.restat BOARD|STUDY ...`.
 
 A board's tables are a function of its per-instance scores (`<stem>_instances.csv`) and the
 aggregation code (bench.leaderboard, bench.stats, the tasks' `statistics`). After the
@@ -126,6 +126,27 @@ def restat_board(folder: str | Path, n_boot: int | None = None, seed: int | None
     return paths
 
 
+def restat_study(folder: str | Path) -> list[Path]:
+    """Restat every cell board of a published study, then rewrite its study table, figure and meta-evaluation."""
+    from bench.config import RunConfig, build
+    from bench.study import grid, table
+
+    folder = Path(folder)
+    prov = json.loads((folder / "study.json").read_text())
+    cfg = build(RunConfig, prov["config"])
+    cells = grid.cells(cfg)
+    paths = []
+    for c in cells:
+        paths += restat_board(folder / c.name)
+    written = {"schema_version", "created", "study", "dataset", "command", "config", "git", "libraries", "headlines",
+               "cells"}
+    info = {k: v for k, v in prov.items() if k not in written}
+    info["restat"] = dict(created=provenance.stamp(), git=provenance.git_state(),
+                          what="cell boards' statistics recomputed from their per-instance scores (bench.restat), "
+                               "study table and meta-evaluation rewritten")
+    return paths + table.write_study(cfg, prov["dataset"], cells, folder, info)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
@@ -133,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for folder in args:
         try:
-            paths = restat_board(folder)
+            paths = restat_study(folder) if (Path(folder) / "study.json").exists() else restat_board(folder)
         except (OSError, ValueError, KeyError) as e:
             print(f"bench restat: {folder}: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
