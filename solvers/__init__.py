@@ -67,5 +67,11 @@ ATTRIBUTIONS.declare("lime", "solvers.attr_perturbation:Lime",
                      "LIME on 49 4x4-patch features, Lasso surrogate, 256 samples, captum")
 ATTRIBUTIONS.declare("kernel_shap", "solvers.attr_perturbation:KernelShap",
                      "KernelSHAP on 49 4x4-patch features, 256 coalitions, captum")
+ATTRIBUTIONS.declare("lrp_epsilon", "solvers.attr_lrp:LrpEpsilon",
+                     "LRP-epsilon (Bach et al. 2015) on every conv and dense layer, R_out = the logit, zennit")
+ATTRIBUTIONS.declare("lrp_epsilon_plus_flat", "solvers.attr_lrp:LrpEpsilonPlusFlat",
+                     "LRP composite EpsilonPlusFlat: flat first layer, z+ convs, epsilon dense, zennit")
+ATTRIBUTIONS.declare("lrp_alpha2beta1", "solvers.attr_lrp:LrpAlpha2Beta1",
+                     "LRP composite EpsilonAlpha2Beta1: alpha-beta (2, 1) convs, epsilon dense, zennit")
 ATTRIBUTIONS.declare("random", "solvers.attr_random:RandomAttribution",
                      "random-attribution control: seeded U[0,1) per pixel, no model access")
