@@ -140,7 +140,7 @@ def fmt_cell(r, name: str, row_n=None) -> str:
     if method == "timing":
         text = fmt(r[name])
     elif _finite(lo) and _finite(hi):
-        text = f"{fmt(r[name])} [{fmt(lo)}, {fmt(hi)}]"
+        text = _interval_text(float(r[name]), float(lo), float(hi))
     elif method == "none" or (not method and _finite(r[name])):
         n = r.get(f"{name}_n", np.nan)
         text = f"{fmt(r[name])} (no CI: {'constant' if _finite(n) and float(n) >= 2 else 'n < 2'})"
@@ -150,6 +150,21 @@ def fmt_cell(r, name: str, row_n=None) -> str:
     if row_n is not None and _finite(n) and int(float(n)) != int(row_n):
         text += f" (n={int(float(n))})"
     return text
+
+
+def _interval_text(mean: float, lo: float, hi: float) -> str:
+    """`mean [lo, hi]`, with more significant digits where the board's format would print lo == hi for lo < hi."""
+    digits = interval_digits(lo, hi)
+    if digits is None:
+        return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+    return f"{mean:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+
+
+def interval_digits(lo: float, hi: float) -> int | None:
+    """None when `fmt` tells lo from hi (or they are equal); else the significant digits that do."""
+    if fmt(lo) != fmt(hi) or lo == hi:
+        return None
+    return next((d for d in range(4, 10) if f"{lo:.{d}g}" != f"{hi:.{d}g}"), 10)
 
 
 def _finite(v) -> bool:

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from bench.leaderboard import ALPHA
+from bench.leaderboard import ALPHA, interval_digits
 from bench.site.html import esc, fmt, metric_label, metric_tip, num, sortable_table
 
 BAR_W, BAR_H = 72, 9
@@ -54,7 +54,8 @@ def _metric_cell(r: pd.Series, name: str, span: tuple[float, float]) -> tuple:
         extra += f' <span class="nan">{n_nan} NaN</span>'
     method = r.get(f"{name}_ci", "")
     if math.isfinite(num(lo)) and math.isfinite(num(hi)):
-        interval = f"[{fmt(lo)}, {fmt(hi)}]"
+        d = interval_digits(num(lo), num(hi))
+        interval = f"[{fmt(lo)}, {fmt(hi)}]" if d is None else f"[{num(lo):.{d}g}, {num(hi):.{d}g}]"
     elif method == "timing":
         interval = '<span title="one batch time / batch size: no interval">(batch time)</span>'
     elif method == "none" or (not method and math.isfinite(num(mean))):
