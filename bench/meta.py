@@ -185,8 +185,11 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
     if len(cf):
         common = set.intersection(*(set(b.instances.loc[b.instances["task"] == "counterfactual", "method"])
                                     for b in boards))
-        out["counterfactuals"] = pd.DataFrame(dict(methods=len(common), bootstrap_tau=cf, seed_tau=seed_stability(
-            boards, "counterfactual"))).rename_axis("metric").reset_index()
+        per_board = "/".join(str(b.instances.loc[b.instances["task"] == "counterfactual", "method"].nunique())
+                             for b in boards)
+        out["counterfactuals"] = pd.DataFrame(dict(methods=len(common), methods_per_board=per_board,
+                                                   bootstrap_tau=cf, seed_tau=seed_stability(boards, "counterfactual"))
+                                              ).rename_axis("metric").reset_index()
     for name in ("attributions", "counterfactuals"):
         if name in out:
             out[name]["flag"] = [_flag(r) for r in out[name].to_dict("records")]
@@ -273,7 +276,8 @@ LEGEND = ("How far each metric can be trusted to rank the methods (bench/meta.py
           "10 errors has a sign-flip p floor of 2/2^10 ≈ 0.002 per test. **median_d_z**: median paired effect size "
           "(mean difference / its SD, > 0 = better than random). **bootstrap_tau**: mean Kendall tau between the "
           "ranking of the real methods (random left out) on a bootstrap resample of the errors and on all of them "
-          "(mean over boards). **seed_tau**: mean Kendall tau between the rankings of every two boards (training "
+          "(mean over the boards with enough methods; counterfactuals: `methods_per_board` says how many "
+          "solvers each board ran). **seed_tau**: mean Kendall tau between the rankings of every two boards (training "
           f"seeds), over the real methods they share. Rank stabilities over fewer than {MIN_RANKED} methods are not "
           "reported (–): with 3 methods tau can only be ±1/3 or ±1. The heatmap: Kendall tau-b between the "
           "rankings two metrics give to the real methods on the first board; `meta_agreement_lo.csv` / "
