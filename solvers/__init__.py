@@ -21,6 +21,14 @@ SOLVERS.declare("alibi_wachter", "solvers.alibi_wachter:AlibiWachter",
 SOLVERS.declare("alibi_rl", "solvers.alibi_rl:AlibiRL",
                 "alibi CounterfactualRL: actor-critic trained once in fit() (counted), one pass per error, PyTorch",
                 extra="alibi")
+SOLVERS.declare("hopskipjump", "solvers.attack_art:HopSkipJump",
+                "ART HopSkipJump: decision-based, targeted, L2, from the nearest target-class training image, max_queries",
+                extra="art")
+SOLVERS.declare("boundary_attack", "solvers.attack_art:BoundaryAttack",
+                "ART Boundary Attack: decision-based random walk on the boundary, targeted, max_queries", extra="art")
+SOLVERS.declare("sign_opt", "solvers.attack_art:SignOpt",
+                "ART Sign-OPT: hard-label sign-gradient attack, targeted, one row per call, max_queries",
+                extra="art")
 
 # Attribution methods (ATTRIBUTIONS) are declared below.
 ATTRIBUTIONS.declare("saliency", "solvers.attr_gradients:Saliency",

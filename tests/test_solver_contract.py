@@ -18,6 +18,7 @@ QUICK = {
     "alibi_proto_numgrad": dict(max_iterations=5, c_steps=1, n_per_class=50, timeout_s=60),
     "alibi_wachter": dict(max_iter=5, max_lam_steps=1, timeout_s=60),
     "alibi_rl": dict(latent_dim=8, train_steps=20, batch_size=20, fit_rows=500),
+    **{name: dict(max_queries=300) for name in ("hopskipjump", "boundary_attack", "sign_opt")},
 }
 N = 2
 
