@@ -4,9 +4,10 @@ Rule (documented in leaderboards/README.md): for every (method, mode, metric) ce
 baseline, the new mean *regresses* when it is worse, in the metric's own direction, than
 the baseline mean by more than
 
-    band = TOLERANCE * half-width of the baseline's 95% bootstrap CI  (+ a 1e-9 + 1e-6|mean| floor)
+    band = TOLERANCE * half-width of the baseline's 95% interval  (+ a 1e-9 + 1e-6|mean| floor)
 
-where half-width = (hi - lo) / 2. The check reruns the same instances with the same seeds,
+where half-width = (hi - lo) / 2 (Wilson for proportions, BCa bootstrap for means, bench.stats),
+and 0 for a cell with no interval (a constant sample: it must be reproduced to the floor). The check reruns the same instances with the same seeds,
 so run-to-run noise is far smaller than the instance-sampling spread the CI measures; half
 the CI catches a 20% rise of a solver's mean L2 on the ci preset while letting
 floating-point and thread-order noise pass. Wall-time columns are machine-dependent and are
@@ -54,7 +55,9 @@ def compare(baseline: pd.DataFrame, new: pd.DataFrame, directions: dict[str, boo
                 rows.append({**row, "verdict": "missing"})
                 continue
             new_v, base_v = float(cur.loc[idx, m]), float(b[m])
-            band = tolerance * (float(b[f"{m}_hi"]) - float(b[f"{m}_lo"])) / 2 + 1e-9 + 1e-6 * abs(base_v)
+            half = (float(b[f"{m}_hi"]) - float(b[f"{m}_lo"])) / 2
+            # a cell with no interval (a constant sample, n < 2) must be reproduced to the floor
+            band = tolerance * (half if np.isfinite(half) else 0.0) + 1e-9 + 1e-6 * abs(base_v)
             change = new_v - base_v
             worse = -change if higher else change
             if np.isnan(base_v) and np.isnan(new_v):
@@ -90,25 +93,70 @@ def format_table(report: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def board_config(folder: str | Path, cli_cfg):
+def board_config(folder: str | Path, cli_cfg, plugins: tuple[str, ...] | list[str] = ()):
     """The RunConfig a published board was made with (from its provenance), on this machine's paths.
 
     The board's own config is taken as recorded; device, cache dir and `retrain` come from the
     command line (`cli_cfg`); the cli refuses `--limit` (a board is verified on its whole error
     set), and the limit of the preset `cli_cfg` came from (`ci`'s 24) is not the board's.
-    """
-    import json
 
+    A board's files never run code: the plugins its provenance names are never imported. Only
+    the `plugins` the user names (`--plugin FILE`) are; a board whose entries are not known
+    without its plugins (built-in or an installed entry point) is refused, naming them.
+    """
+    from bench.api.params import ConfigError
+    from bench.boardcheck import BoardError, read_json
     from bench.config import RunConfig, build
 
     folder = Path(folder)
     prov_path = next((folder / f"{s}.json" for s in STEMS if (folder / f"{s}.json").exists()), None)
     if prov_path is None:
         raise FileNotFoundError(f"{folder} has no counterfactuals.json or attributions.json: not a board folder")
-    recorded = dict(json.loads(prov_path.read_text())["config"])
+    prov = read_json(prov_path)
+    if not isinstance(prov.get("config"), dict):
+        raise BoardError(f"{prov_path}: no recorded config (key 'config'); this board cannot be rerun: "
+                         "restore the file from the board's source")
+    recorded = dict(prov["config"])
+    named = recorded.get("plugins") or []
+    if named and not plugins:
+        missing = _unknown_entries(folder)
+        if missing:
+            raise ConfigError(f"check --board {folder}: the board was made with plugin(s) "
+                              f"{', '.join(map(repr, named))[:120]} (for {', '.join(missing)[:120]}); a board's files "
+                              "never run code: name the plugin you trust with --plugin FILE, or install it as an "
+                              "entry point")
     recorded.update(device=cli_cfg.device, cache_dir=cli_cfg.cache_dir, retrain=cli_cfg.retrain, store=None,
-                    out=None, publish=False)
-    return build(RunConfig, recorded)
+                    out=None, publish=False, plugins=list(plugins))
+    try:
+        return build(RunConfig, recorded)
+    except ConfigError as e:
+        raise ConfigError(f"{prov_path}: its recorded config is not valid here: {e}") from None
+
+
+def _unknown_entries(folder: Path) -> list[str]:
+    """'kind name' of each entry a board's provenance names that no registry knows (built-ins and entry
+    points only: no plugin is imported)."""
+    from bench.boardcheck import read_json
+    from bench.data import DATASETS
+    from bench.models import MODELS
+    from metrics import ATTR_METRICS, CF_METRICS
+    from solvers import ATTRIBUTIONS, SOLVERS
+
+    missing = []
+    for stem, registry, metrics in (("counterfactuals", SOLVERS, CF_METRICS), ("attributions", ATTRIBUTIONS,
+                                                                               ATTR_METRICS)):
+        path = folder / f"{stem}.json"
+        if not path.exists():
+            continue
+        prov = read_json(path)
+        cfg = prov.get("config") or {}
+        pairs = [(registry, e.get("method")) for e in prov.get("entries") or []]
+        pairs += [(metrics, m.get("name")) for m in prov.get("metrics") or []]
+        pairs += [(DATASETS, cfg.get("dataset")), (MODELS, cfg.get("model"))]
+        for reg, name in pairs:
+            if isinstance(name, str) and name not in reg and f"{reg.kind} {name}" not in missing:
+                missing.append(f"{reg.kind} {name}")
+    return missing
 
 
 def _manifest(folder: Path) -> str | None:

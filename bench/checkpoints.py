@@ -13,8 +13,9 @@ training depends on. `locate` looks it up in two layers:
 A checkpoint is a plain state dict (`torch.load(weights_only=True)`) with a JSON sidecar of
 metadata. Writes go to a unique temporary file renamed into place, under a file lock, so two
 runs training the same model at once neither corrupt nor duplicate it (the second waits and
-loads). A truncated or foreign file gives one line naming it and what to do, never a
-traceback: a cached one is rebuilt (said so), a reference one is an error (it is pinned).
+loads). A truncated or foreign file, or one holding NaN or infinite weights, gives one line
+naming it and what to do, never a traceback: a cached one is rebuilt (said so), a reference
+one is an error (it is pinned). A training that ends in non-finite weights is never cached.
 """
 
 from __future__ import annotations
@@ -108,7 +109,22 @@ def load(path: Path) -> tuple[dict, dict]:
                               f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {path} is not a state dict of tensors")
+    bad = non_finite(state)
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds non-finite weights ({bad})")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {meta_path} is not a metadata record (a JSON object)")
     return state, meta
+
+
+def non_finite(state: dict) -> str:
+    """'' when every floating parameter and buffer is finite, else which (name and count of NaN/inf)."""
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                return f"{name}: {n} of {t.numel()} values NaN or infinite"
+    return ""
 
 
 def load_into(module: torch.nn.Module, path: Path) -> dict:
@@ -166,5 +182,9 @@ def load_or_build(relpath: str, build_fn, train_fn, cache_dir: str | Path, use_r
                     module = build_fn()
             if meta is None:
                 meta, source = train_fn(module), "trained"
+                bad = non_finite(module.state_dict())
+                if bad:  # diverged: never cached, never explained
+                    raise CheckpointError(f"training {relpath} gave non-finite weights ({bad}); nothing was "
+                                          "cached: lower the learning rate (train.lr) and run again")
                 save(path, module, meta)
     return module, dict(meta, source=source, cached=source != "trained", checkpoint=str(path), relpath=relpath)

@@ -8,10 +8,12 @@ device) is one line on stderr and exit code 2, before any data is loaded or mode
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="verify a fresh run of a published board's own config against it "
                               "(e.g. leaderboards/mnist/cnn); replaces --preset and --baseline")
     p_check.add_argument("--update", action="store_true", help="rewrite the baselines deliberately")
+    p_check.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                         help="with --board: a plugin you trust that the board needs (repeatable); the plugins a "
+                              "board's provenance names are never imported")
     p_check.set_defaults(preset="ci")
     p_config = add("config", "validate a config and print it, resolved, as TOML (a preset file)")
     _common(p_config)
@@ -171,8 +176,11 @@ def _dispatch(args) -> int:
         if args.command == "runs":
             return cmd_runs(args.cache_dir, args.store)
         if args.command == "report":
+            from bench.boardcheck import check_board
             from bench.report.document import build_report
 
+            if Path(args.folder).is_dir():
+                check_board(args.folder)
             print(build_report(args.folder))
             return 0
         if args.command == "site":
@@ -196,7 +204,7 @@ def _dispatch(args) -> int:
 
             from bench.check import board_config
 
-            cfg, args.baseline = board_config(args.board, cfg), args.board
+            cfg, args.baseline = board_config(args.board, cfg, args.plugin), args.board
             cfg = cfg if args.seed is None else replace(cfg, seed=args.seed)
         from bench.validate import validate
 
@@ -228,12 +236,30 @@ def _dispatch(args) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted (finished work is kept in the run store)", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, EOFError) as e:
         if os.environ.get("BENCH_DEBUG"):
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            msg = (f"the disk is full ({e.filename or 'writing a file'}): free some space and run the same command "
+                   "again (finished work is kept in the run store)")
         print(f"bench: error: {msg}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - whatever else (a library's own error type): one line, never a traceback
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        import sqlite3
+        import zipfile
+        import zlib
+
+        msg = str(e).splitlines()[0] if str(e) else ""
+        if isinstance(e, (sqlite3.Error, zlib.error, zipfile.BadZipFile)):
+            print(f"bench: error: a damaged file ({type(e).__name__}: {msg}); BENCH_DEBUG=1 shows which",
+                  file=sys.stderr)
+            return 2
+        print(f"bench: error: unexpected {type(e).__name__}: {msg} (BENCH_DEBUG=1 shows the traceback; please "
+              "report it)", file=sys.stderr)
+        return 1
 
 
 def _executor_args(args) -> None:
@@ -306,6 +332,9 @@ def _check_folders(args) -> None:
 
     from bench.api.params import ConfigError
 
+    if args.plugin and not args.board:
+        raise ConfigError("--plugin names a plugin a board needs: it goes with --board (a preset names its "
+                          "own plugins)")
     if args.board:
         if args.limit is not None:
             raise ConfigError("check --board verifies the whole error set: drop --limit")
@@ -315,6 +344,9 @@ def _check_folders(args) -> None:
         if not any((board / f"{s}.json").is_file() for s in ("counterfactuals", "attributions")):
             raise ConfigError(f"check --board {args.board}: not a board (no counterfactuals.json or "
                               "attributions.json)")
+        from bench.boardcheck import check_board
+
+        check_board(board, full=True)  # a board it cannot fully compare is refused before the rerun
     elif not args.update:
         base = Path(args.baseline)
         if not base.is_dir():
@@ -322,6 +354,9 @@ def _check_folders(args) -> None:
         if not any((base / f"{s}.csv").is_file() for s in ("counterfactuals", "attributions")):
             raise ConfigError(f"check --baseline {args.baseline}: no counterfactuals.csv or attributions.csv "
                               "in it (make them with --update)")
+        from bench.boardcheck import check_board
+
+        check_board(base, full=True)
 
 
 def cmd_runs(cache_dir: str | None, store: str | None) -> int:
@@ -386,7 +421,7 @@ def _train(cfg, args) -> int:
     from bench.runner import resolve_device
 
     device = resolve_device(cfg.device)
-    model, meta = load_or_train(cfg, load_dataset(cfg.dataset, cfg.data_dir), device,
+    model, meta = load_or_train(cfg, load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir), device,
                                 progress=not args.quiet, force=args.force)
     print(json.dumps({k: meta[k] for k in ("test_accuracy", "val_accuracy", "train_seconds", "cached",
                                            "checkpoint", "weights_sha256") if k in meta}, indent=2))

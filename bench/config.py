@@ -31,6 +31,12 @@ def require(ok: bool, key: str, rule: str, value: Any) -> None:
         raise ConfigError(f"{key} must be {rule}, got {value!r}")
 
 
+def _unique(key: str, names: tuple) -> None:
+    """A list of names without repeats (a repeated solver would give two rows of one entry)."""
+    dup = next((x for x in names if names.count(x) > 1), None)
+    require(dup is None, key, f"free of repeats ({dup!r} appears twice)", list(names))
+
+
 def _counts(where: str, table: dict) -> None:
     """A subset table: name -> first n errors, every n an integer >= 1."""
     for name, n in table.items():
@@ -75,6 +81,8 @@ class CounterfactualConfig:
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "counterfactuals.batch_size", ">= 1", self.batch_size)
+        _unique("counterfactuals.solvers", self.solvers)
+        _unique("counterfactuals.metrics", self.metrics)
         _counts("counterfactuals.subset", self.subset)
         for name, table in self.params.items():
             require(isinstance(table, dict), f"counterfactuals.params.{name}", "a table", table)
@@ -97,6 +105,9 @@ class AttributionConfig:
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "attributions.batch_size", ">= 1", self.batch_size)
+        _unique("attributions.methods", self.methods)
+        _unique("attributions.metrics", self.metrics)
+        _unique("attributions.targets", self.targets)
         for mode in self.targets:
             require(mode in TARGET_MODES, "attributions.targets", "a list of " + " | ".join(TARGET_MODES), mode)
         for key in ("subset", "metric_subset", "subset_by_need"):
@@ -255,23 +266,43 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
-def load_preset(name: str) -> dict:
-    """The table of a preset shipped in bench/presets, or of a TOML file path."""
+def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict:
+    """The table of a preset shipped in bench/presets, or of a TOML file path.
+
+    `extends = "base"` merges this preset over `base` (a name or a path); a cycle of extends,
+    a file that is not UTF-8 or not TOML is one ConfigError naming the file.
+    """
     path = Path(name)
     if name.endswith(".toml") and path.exists():
-        text = path.read_text()
+        where, key = str(path), str(path.resolve())
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"preset {name!r} cannot be read ({e.strerror or e})") from None
     else:
         res = resources.files("bench.presets") / f"{name}.toml"
         if not res.is_file():
             raise ConfigError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
-        text = res.read_text()
+        where, key, raw = f"bench/presets/{name}.toml", f"preset:{name}", res.read_bytes()
+    if key in _seen:
+        chain = " -> ".join([*_seen, key]).replace("preset:", "")
+        raise ConfigError(f"preset {name!r} extends itself through a cycle ({chain}); remove one `extends` line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"preset {where} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
+                          "save it as UTF-8") from None
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"preset {name!r} is not valid TOML: {e}") from None
     base = table.pop("extends", None)
-    if base:
-        merged = load_preset(base)
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"preset {where}: extends must be a preset name or .toml path, got {base!r}")
+        if base.endswith(".toml") and not Path(base).is_absolute() and path.exists() and not Path(base).exists():
+            base = str(path.parent / base)  # a path relative to the extending file
+        merged = load_preset(base, (*_seen, key))
         _deep_merge(merged, table)
         table = merged
     return table

@@ -114,15 +114,18 @@ def load(source: str | Path) -> Results:
         return _from_store(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{source}: neither a board/run folder nor a .sqlite run store")
+    from bench.boardcheck import check_board, read_csv, read_json
+
+    check_board(path)  # the files match their provenance (rows, n, manifest, artifacts), or one BoardError line
     tables, provenance, long, records = {}, {}, [], []
     for stem in STEMS:
         if (path / f"{stem}.csv").exists():
-            tables[stem] = pd.read_csv(path / f"{stem}.csv", keep_default_na=False, na_values=[""])
+            tables[stem] = read_csv(path / f"{stem}.csv", keep_default_na=False, na_values=[""])
         if (path / f"{stem}.json").exists():
-            provenance[stem] = json.loads((path / f"{stem}.json").read_text())
+            provenance[stem] = read_json(path / f"{stem}.json")
         inst = path / f"{stem}_instances.csv"
         if inst.exists():
-            df = pd.read_csv(inst, keep_default_na=False, na_values=[""]).assign(task=stem[:-1])
+            df = read_csv(inst, keep_default_na=False, na_values=[""], low_memory=False).assign(task=stem[:-1])
             df[["mode", "reason"]] = df[["mode", "reason"]].fillna("")
             records.append(df[[c for c in [*KEYS, *RECORD_COLUMNS] if c in df.columns]])
             metrics = [c for c in df.columns if c not in {*KEYS, *RECORD_COLUMNS}]

@@ -26,6 +26,7 @@ from bench.instances import published, write_instances
 from bench.progress import bar as progress_bar
 from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
+from bench.store import StoreError
 
 log = logging.getLogger("bench")
 
@@ -192,6 +193,8 @@ def run_task(ctx: RunContext, task, progress: bool = True) -> list[Path]:
     for name in task.names:
         try:
             _run_method(ctx, task, name, metric_fns, rows, done, progress)
+        except StoreError:  # the store (damaged, disk full) is the run's failure, not the method's: stop
+            raise
         except Exception as e:  # noqa: BLE001 - one method's crash must not abort the run
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             failed.append(dict(method=name, reason=reason))

@@ -24,6 +24,9 @@ def load_plugins(names: tuple[str, ...] | list[str]) -> list[str]:
             loaded.append(_load(name))
         except ConfigError:
             raise
+        except SystemExit as e:  # sys.exit() at import time: the plugin, not bench, decided to stop
+            raise ConfigError(f"plugins: {name!r} called sys.exit({e.code!r}) while being imported; a plugin "
+                              "must only register entries") from None
         except Exception as e:  # noqa: BLE001 - any import failure is the user's plugin: say which
             first = str(e).splitlines()[0] if str(e) else ""
             raise ConfigError(f"plugins: cannot import {name!r}: {type(e).__name__}: {first}") from None

@@ -27,15 +27,98 @@ def leaderboards_root() -> Path:
     return checkpoints.reference_dir().parent
 
 
-def out_dir(cfg, label: str) -> Path:
-    """The folder a run writes its tables to (see the module docstring)."""
+INCOMPLETE = "INCOMPLETE"  # in a run folder while its run has not finished (removed when it does)
+NAME_MAX = 255  # bytes per path component on the file systems bench runs on
+
+
+def out_dir(cfg, label: str, create: bool = True) -> Path:
+    """The folder a run writes its tables to (see the module docstring), created now.
+
+    A run folder is made with an exclusive mkdir: when two runs start in the same second the
+    second one's mkdir fails and it takes the next name (`<time>-1`, ...), so no two runs ever
+    share a folder. The folder holds an `INCOMPLETE` marker until `mark_complete`.
+    """
     if cfg.publish:
-        return Path(cfg.out or leaderboards_root()) / cfg.dataset / label
+        folder = Path(cfg.out or leaderboards_root()) / cfg.dataset / label
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+            _mark_incomplete(folder)
+        return folder
     base = Path(cfg.out or RUNS) / cfg.dataset / label / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    folder, n = base, 1
-    while folder.exists():  # two runs in one second: never share a folder
-        folder, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return folder
+    return claim(base) if create else base
+
+
+def claim(base: Path) -> Path:
+    """Make `base` (or `base-1`, `base-2`, ... if taken) with an exclusive mkdir, marked incomplete."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(10_000):
+        folder = base if n == 0 else base.with_name(f"{base.name}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        _mark_incomplete(folder)
+        return folder
+    raise RuntimeError(f"no free run folder beside {base}")
+
+
+def _mark_incomplete(folder: Path) -> None:
+    import os
+
+    (folder / INCOMPLETE).write_text(
+        f"This run has not finished (started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, process "
+        f"{os.getpid()}). If no run is going on, it was killed or failed: its tables here may be missing or "
+        "partial. Run the same command again: it finishes only the missing work (kept in the run store).\n")
+
+
+def mark_complete(folder: Path) -> None:
+    """The run writing `folder` finished: remove its INCOMPLETE marker."""
+    (Path(folder) / INCOMPLETE).unlink(missing_ok=True)
+
+
+def discard_if_empty(folder: Path) -> None:
+    """Remove a run folder that holds nothing but its marker (a run refused before writing anything)."""
+    folder = Path(folder)
+    try:
+        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {INCOMPLETE}:
+            (folder / INCOMPLETE).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+def check_out(cfg, label: str) -> None:
+    """The output folder can be made: no existing file in its way, no name too long. Before any work."""
+    from bench.api.params import ConfigError
+
+    root = Path(cfg.out or (leaderboards_root() if cfg.publish else RUNS)).expanduser()
+    target = out_dir(cfg, label, create=False)
+    shown = str(cfg.out or root)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    long = next((part for part in target.parts if len(part.encode()) > NAME_MAX), None)
+    if long is not None:
+        raise ConfigError(f"--out {shown}: the folder name {long[:40]}... is {len(long.encode())} bytes "
+                          f"long (at most {NAME_MAX}); choose a shorter --out")
+    if len(str(target.resolve()).encode()) > 4000:
+        raise ConfigError(f"--out {shown}: the path is over 4,000 bytes long; choose a shorter --out")
+    existing = None
+    for p in [*reversed(target.parents), target]:
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"--out {shown}: {p} is a file, not a folder; choose another --out")
+        if not p.exists():
+            break
+        existing = p
+    import os
+
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {shown}: cannot write in {existing} (permission denied); choose "
+                          "another --out")
+
+
+def model_label(cfg) -> str:
+    """Folder name of a model: its registry name plus distinguishing params (e.g. cbam)."""
+    extra = [str(v) for k, v in sorted(cfg.model_params.items()) if k in ("arch", "attn_layer")]
+    return "-".join([cfg.model, *extra])
 
 
 def refuse_unpublishable(cfg) -> None:

@@ -19,7 +19,7 @@ from bench.api.oracle import Oracle
 from bench.config import RunConfig
 from bench.context import RunContext, metric_context
 from bench.errors import collect_errors
-from bench.store import Store
+from bench.store import Store, StoreError
 from bench.validate import validate
 
 log = logging.getLogger("bench")
@@ -41,7 +41,7 @@ def prepare(cfg: RunConfig, progress: bool = True) -> RunContext:
     from bench.data import load_dataset
     from bench.models.train import load_or_train
     from bench.progress import enabled as progress_enabled
-    from bench.publish import out_dir, refuse_unpublishable
+    from bench.publish import discard_if_empty, model_label, out_dir, refuse_unpublishable
 
     started = time.perf_counter()
     validate(cfg)  # every name and parameter, before any data or model is touched
@@ -50,18 +50,25 @@ def prepare(cfg: RunConfig, progress: bool = True) -> RunContext:
     # The store first: a damaged store or a concurrent run on it is refused before any work.
     store = Store(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
     store.acquire()
+    folder = None
     try:
+        folder = out_dir(cfg, model_label(cfg))  # claimed now (exclusive mkdir), marked INCOMPLETE until done
         torch.manual_seed(cfg.seed)
-        data = load_dataset(cfg.dataset, cfg.data_dir)
+        data = load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)
         model, meta = load_or_train(cfg, data, device, progress=progress)
         oracle = Oracle(model, device)
         errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit)
+        if len(errors) == 0:
+            where = f"the IDX files in {cfg.data_dir}" if cfg.data_dir else f"the shipped {cfg.dataset} copy"
+            raise ValueError(f"the model misclassifies none of the {len(data.test.y)} test images ({where}): "
+                             "there are no errors to explain; use a larger test set or another model")
     except BaseException:
         store.release()
+        if folder is not None and not cfg.publish:
+            discard_if_empty(folder)  # refused before any table: leave no empty run folder behind
         raise
     key_parts = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
                      manifest=errors.manifest_hash, seed=cfg.seed)
-    folder = out_dir(cfg, _model_label(cfg))
     mctx = metric_context(data, Oracle(model, device), device, cache_dir=cfg.cache_dir, seed=cfg.seed,
                           dataset=cfg.dataset, model_name=cfg.model, use_reference=not cfg.retrain,
                           progress=progress and progress_enabled(), model_sha256=meta["weights_sha256"])
@@ -83,12 +90,6 @@ class Phases:
         return "; ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
 
 
-def _model_label(cfg: RunConfig) -> str:
-    """Folder name of a model: its registry name plus distinguishing params (e.g. cbam)."""
-    extra = [str(v) for k, v in sorted(cfg.model_params.items()) if k in ("arch", "attn_layer")]
-    return "-".join([cfg.model, *extra])
-
-
 def run(cfg: RunConfig, progress: bool = True) -> dict:
     """The whole job: prepare, counterfactuals, attributions; returns a summary with the written paths."""
     from bench import publish
@@ -97,6 +98,11 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
     from bench.tasks.counterfactuals import CounterfactualTask
 
     ctx = prepare(cfg, progress)
+    try:
+        run_id = ctx.store.start_run(ctx.out_dir, cfg.to_dict(), len(ctx.errors))  # `bench runs` lists it now
+    except BaseException:
+        ctx.store.release()
+        raise
     cf, attr = CounterfactualTask(ctx), AttributionTask(ctx)
     written: list[Path] = []
     phases = Phases(ctx.started)
@@ -131,10 +137,16 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
         used = publish.used_checkpoints(ctx)
         if cfg.publish:
             written += publish.pin_weights(used)
+        publish.mark_complete(ctx.out_dir)
     finally:
         ctx.store.release()
-        ctx.store.add_run(time.perf_counter() - ctx.started, ctx.out_dir, cfg.to_dict(), len(ctx.errors),
-                          getattr(sys.exc_info()[0], "__name__", "done"))  # listed by `bench runs`
+        status = getattr(sys.exc_info()[0], "__name__", "done")
+        try:
+            ctx.store.finish_run(run_id, status)  # listed by `bench runs`
+        except StoreError as e:  # e.g. the disk is full: the run's own error is the one to report
+            if status == "done":
+                raise
+            log.warning("%s", e)
     log.info("phases: %s", phases)
     return dict(folder=str(ctx.out_dir), paths=[str(p) for p in written], n_errors=len(ctx.errors),
                 checkpoints=used, phases=phases.seconds,

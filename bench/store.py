@@ -19,7 +19,7 @@ import json
 import sqlite3
 import time
 import zlib
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,29 +58,100 @@ def pack(array: np.ndarray) -> bytes:
 
 
 def unpack(blob: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+    """The array `pack` stored; a damaged blob raises ValueError (zlib's or numpy's reason)."""
+    try:
+        return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+    except (zlib.error, ValueError, OSError, EOFError, TypeError) as e:
+        raise ValueError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}") from None
 
 
 class StoreError(ValueError):
-    """The store file is not a bench run store, is damaged, or another run holds it."""
+    """The store file is not a bench run store, is damaged, its disk is full, or another run holds it."""
 
 
 TABLES = {"entries", "records", "costs", "scores"}  # what makes a file a bench store ("runs" came later)
+# bench's own marker in the SQLite header: a file without it (and without bench's exact schema)
+# is somebody else's database and is never written to.
+APPLICATION_ID = 0x42454E43  # "BENC"
+SCHEMA_VERSION = 1  # PRAGMA user_version of the current schema
+_SCHEMA_SQL = [stmt.strip() for stmt in SCHEMA.split(";") if stmt.strip()]
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _columns() -> dict[str, list[str]]:
+    """table -> its columns in the current schema (parsed from SCHEMA on an in-memory database)."""
+    with closing(sqlite3.connect(":memory:")) as con:
+        con.executescript(SCHEMA)
+        return {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})")] for t in _tables(con)}
 
 
 def _tables(con: sqlite3.Connection) -> set[str]:
     return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def _refuse_foreign(path: Path, tables: set[str]) -> None:
-    if tables and not tables & TABLES:
-        raise StoreError(f"{path} is an SQLite database but not a bench run store "
-                         f"(tables: {', '.join(sorted(tables))[:80]}); point --cache-dir or "
-                         "--store elsewhere")
-
-
 def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=60)
+
+
+def describe(path: Path, e: BaseException) -> StoreError:
+    """One line for an SQLite (or decompression) error from the store at `path`: what happened, what to do."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, sqlite3.OperationalError) and ("full" in text or "disk I/O" in text):
+        return StoreError(f"the disk holding the run store {path} is full or failing (SQLite: {text}); every "
+                          "finished batch is kept in the store: free some space and run the same command again")
+    if isinstance(e, sqlite3.OperationalError) and "locked" in text:
+        return StoreError(f"the run store {path} stayed locked by another process for 60 s (SQLite: {text}); "
+                          "wait for it, or give this run its own --cache-dir or --store")
+    if isinstance(e, sqlite3.OperationalError) and ("readonly" in text or "read-only" in text
+                                                    or "unable to open" in text):
+        return StoreError(f"the run store {path} cannot be written (SQLite: {text}); check the file's and its "
+                          "folder's permissions, or point --cache-dir or --store elsewhere")
+    return StoreError(f"the run store {path} is damaged (SQLite: {text}); its results cannot be read: copy it "
+                      "away to inspect it and point --cache-dir or --store at a new path (a new store is created)")
+
+
+def _inspect(path: Path) -> str:
+    """What the file at `path` is: "empty", "bench", "legacy" (bench's schema without the marker). Any
+    other file raises StoreError naming it; nothing is written."""
+    if path.stat().st_size == 0:
+        return "empty"
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    if head != SQLITE_HEADER:
+        raise StoreError(f"{path} is not a usable bench run store (file is not a database); it is left as it "
+                         "is: point --cache-dir or --store elsewhere")
+    try:
+        with closing(_read_only(path)) as con:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            tables = _tables(con)
+            cols = {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})")] for t in tables}
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path} is not a usable bench run store ({str(e).splitlines()[0]}); it is left as it "
+                         "is: point --cache-dir or --store elsewhere") from None
+    want = _columns()
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} is a bench run store of a newer schema (version {version}; this bench reads "
+                             f"{SCHEMA_VERSION}): update bench, or point --cache-dir or --store elsewhere")
+        if version == SCHEMA_VERSION and all(cols.get(t) == c for t, c in want.items()):
+            return "bench"
+    elif app_id == 0 and not tables:
+        return "empty"
+    elif app_id != 0 or not tables & TABLES:
+        names = ", ".join(sorted(tables))[:80] or "none"
+        raise StoreError(f"{path} is an SQLite database but not a bench run store (tables: {names}); it is left "
+                         "as it is: point --cache-dir or --store elsewhere")
+    # bench's tables without the marker (a store made before it, maybe before some tables existed)
+    foreign = sorted(tables - set(want))
+    wrong = next((t for t in sorted(tables & set(want)) if cols[t] != want[t]), None)
+    if foreign or wrong is not None:
+        what = (f"tables: {', '.join(sorted(tables))}" if foreign else
+                f"its table {wrong} has columns {', '.join(cols[wrong])}")[:100]
+        raise StoreError(f"{path} is an SQLite database but not a bench run store of this schema ({what}): another "
+                         "program's database or a store of an older bench; it is left as it is: point --cache-dir "
+                         "or --store at a new path")
+    return "legacy"
 
 
 def probe(path: str | Path) -> None:
@@ -93,32 +164,56 @@ def probe(path: str | Path) -> None:
         return
     if not path.is_file():
         raise StoreError(f"run store {path} is not a file; point --cache-dir or --store elsewhere")
-    try:
-        with closing(_read_only(path)) as con:
-            _refuse_foreign(path, _tables(con))
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"{path} is not a usable bench run store ({e}); move it away or point "
-                         "--cache-dir or --store elsewhere") from None
+    _inspect(path)
 
 
 def read_runs(path: str | Path) -> list[dict]:
-    """The runs recorded in the store at `path`, oldest first (read only; [] for a store without any)."""
+    """The runs recorded in the store at `path`, oldest first (read only; [] for a store without any).
+
+    A run that started but never finished (killed, or its machine went down) is listed with
+    status "incomplete (...)" unless a run holds the store now ("running").
+    """
     path = Path(path).expanduser()
     probe(path)
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return []
-    with closing(_read_only(path)) as con:
-        if "runs" not in _tables(con):  # a store made before runs were recorded
-            return []
-        rows = con.execute("SELECT started, finished, folder, config, n_errors, status FROM runs "
-                           "ORDER BY started").fetchall()
+    try:
+        with closing(_read_only(path)) as con:
+            if "runs" not in _tables(con):  # a store made before runs were recorded
+                return []
+            rows = con.execute("SELECT started, finished, folder, config, n_errors, status FROM runs "
+                               "ORDER BY started").fetchall()
+    except sqlite3.DatabaseError as e:
+        raise describe(path, e) from None
     out = []
     for started, finished, folder, config, n_errors, status in rows:
-        cfg = json.loads(config)
-        out.append(dict(started=started, finished=finished, seconds=finished - started, folder=folder,
+        try:
+            cfg = json.loads(config)
+        except (TypeError, ValueError):
+            cfg = {}
+        if finished is None:
+            status = "running" if _held(path) else "incomplete (never finished: killed or crashed; rerun it to " \
+                                                   "finish the missing work)"
+        out.append(dict(started=started, finished=finished,
+                        seconds=(finished if finished is not None else time.time()) - started, folder=folder,
                         dataset=cfg.get("dataset"), model=cfg.get("model"), config=cfg, n_errors=n_errors,
                         status=status, store=str(path)))
     return out
+
+
+def _held(path: Path) -> bool:
+    """Whether a run holds the store at `path` now (its lock file is locked)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path) + ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False
 
 
 class Store:
@@ -130,28 +225,54 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = None
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"run store {self.path} is not a file; point --cache-dir or --store elsewhere")
+        kind = _inspect(self.path) if self.path.exists() else "empty"
+        if kind == "bench":
+            return
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._create()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path} is not a usable bench run store ({e}); move it away "
-                             "(a new run then starts an empty store) or point --cache-dir elsewhere") from None
+            raise describe(self.path, e) from None
 
     def _create(self) -> None:
-        """Make the tables if missing. Two processes creating one new file at once can meet
-        "database is locked" on the switch to WAL, which SQLite does not wait on: retry for 60 s."""
+        """Make the tables if missing and stamp bench's marker. Two processes creating one new file at once
+        can meet "database is locked" on the switch to WAL, which SQLite does not wait on: retry for 60 s."""
         deadline = time.monotonic() + 60
         while True:
             try:
                 with closing(self._connect()) as con, con:
-                    _refuse_foreign(self.path, _tables(con))
-                    con.executescript(SCHEMA)
+                    if con.execute("PRAGMA application_id").fetchone()[0] not in (0, APPLICATION_ID):
+                        raise StoreError(f"{self.path} is an SQLite database but not a bench run store; it is "
+                                         "left as it is: point --cache-dir or --store elsewhere")
+                    tables = _tables(con)
+                    if tables - set(_columns()):  # somebody else made it between our look and now
+                        raise StoreError(f"{self.path} is an SQLite database but not a bench run store (tables: "
+                                         f"{', '.join(sorted(tables))[:80]}); point --cache-dir or --store elsewhere")
+                    for stmt in _SCHEMA_SQL:
+                        con.execute(stmt)
+                    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    @contextmanager
+    def _db(self, write: bool = False):
+        """A connection (a transaction when `write`); SQLite and decompression errors become one StoreError line."""
+        try:
+            with closing(self._connect()) as con:
+                if write:
+                    with con:
+                        yield con
+                else:
+                    yield con
+        except sqlite3.DatabaseError as e:
+            raise describe(self.path, e) from None
 
     def acquire(self) -> "Store":
         """Hold this store for one run; a second run on the same store is refused, not interleaved."""
@@ -173,18 +294,22 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60)
-        con.execute("PRAGMA journal_mode=WAL")
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def add_entry(self, key: str, task: str, method: str, mode: str, version: str,
                   params: dict, context: dict) -> None:
-        with closing(self._connect()) as con, con:
+        with self._db(write=True) as con:
             con.execute("INSERT OR IGNORE INTO entries VALUES (?,?,?,?,?,?,?,?)",
                         (key, task, method, mode, version, json.dumps(params, sort_keys=True),
                          json.dumps(context, sort_keys=True), time.time()))
 
     def done_indices(self, key: str) -> set[int]:
-        with closing(self._connect()) as con:
+        with self._db() as con:
             rows = con.execute("SELECT test_index FROM records WHERE entry_key=?", (key,))
             return {r[0] for r in rows}
 
@@ -192,7 +317,7 @@ class Store:
         """Insert one batch of records (dicts with test_index, success, reason, queries,
         grad_queries, seconds, explained, contrast, artifact ndarray) in one transaction."""
         now = time.time()
-        with closing(self._connect()) as con, con:
+        with self._db(write=True) as con:
             con.executemany(
                 "INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(key, int(r["test_index"]), int(bool(r["success"])), r.get("reason", ""),
@@ -201,7 +326,7 @@ class Store:
 
     def records(self, key: str, indices: list[int] | None = None) -> list[dict]:
         """Records of an entry (optionally only `indices`), in test-index order."""
-        with closing(self._connect()) as con:
+        with self._db() as con:
             rows = con.execute(
                 "SELECT test_index, success, reason, queries, grad_queries, seconds, explained, "
                 "contrast, artifact FROM records WHERE entry_key=? ORDER BY test_index", (key,)).fetchall()
@@ -209,25 +334,31 @@ class Store:
         out = []
         for t, s, reason, q, gq, sec, expl, con_, blob in rows:
             if wanted is None or t in wanted:
+                try:
+                    artifact = unpack(blob)
+                except ValueError as e:
+                    raise StoreError(f"the run store {self.path} is damaged: the stored result of entry {key} for "
+                                     f"test index {t} cannot be read ({e}); point --cache-dir or --store at a new "
+                                     "path (a new store recomputes it), or delete the store") from None
                 out.append(dict(test_index=t, success=bool(s), reason=reason, queries=q,
                                 grad_queries=gq, seconds=sec, explained=expl, contrast=con_,
-                                artifact=unpack(blob)))
+                                artifact=artifact))
         return out
 
     def scored_indices(self, key: str, metric: str, version: str) -> set[int]:
-        with closing(self._connect()) as con:
+        with self._db() as con:
             rows = con.execute("SELECT test_index FROM scores WHERE entry_key=? AND metric=? AND version=?",
                                (key, metric, version))
             return {r[0] for r in rows}
 
     def add_scores(self, key: str, metric: str, version: str, indices: list[int], values: list[float]) -> None:
-        with closing(self._connect()) as con, con:
+        with self._db(write=True) as con:
             con.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?)",
                             [(key, int(i), metric, version, float(v)) for i, v in zip(indices, values)])
 
     def scores(self, key: str, metric: str, version: str, indices: list[int]) -> np.ndarray:
         """Scores in the order of `indices` (NaN where missing)."""
-        with closing(self._connect()) as con:
+        with self._db() as con:
             rows = dict(con.execute("SELECT test_index, value FROM scores WHERE entry_key=? AND metric=? "
                                     "AND version=?", (key, metric, version)).fetchall())
         values = [rows.get(int(i)) for i in indices]  # NaN is stored as NULL -> None
@@ -235,7 +366,7 @@ class Store:
 
     def set_fit_cost(self, key: str, queries: float, seconds: float, info: dict | None = None) -> None:
         """Record what the method's one-off fit() cost for entry `key` (the last fit counts), and what it loaded."""
-        with closing(self._connect()) as con, con:
+        with self._db(write=True) as con:
             con.execute("DELETE FROM costs WHERE entry_key=? AND metric=?", (key, FIT))
             con.execute("INSERT INTO costs VALUES (?,?,?,?,?,?)", (key, FIT, "1", queries, seconds, time.time()))
             if info is not None:
@@ -243,24 +374,24 @@ class Store:
 
     def fit_info(self, key: str) -> dict | None:
         """What entry `key`'s last fit() trained or loaded (`Method.fit_info`), or None."""
-        with closing(self._connect()) as con:
+        with self._db() as con:
             row = con.execute("SELECT info FROM fit_info WHERE entry_key=?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def fit_cost(self, key: str) -> tuple[float, float] | None:
         """(model queries, seconds) of entry `key`'s last fit(), or None if never recorded."""
-        with closing(self._connect()) as con:
+        with self._db() as con:
             row = con.execute("SELECT n, seconds FROM costs WHERE entry_key=? AND metric=?", (key, FIT)).fetchone()
         return None if row is None else (float(row[0]), float(row[1]))
 
     def add_cost(self, key: str, metric: str, version: str, n: int, seconds: float) -> None:
         """Record that scoring `n` instances with `metric` took `seconds` (audit of metric cost)."""
-        with closing(self._connect()) as con, con:
+        with self._db(write=True) as con:
             con.execute("INSERT INTO costs VALUES (?,?,?,?,?,?)", (key, metric, version, n, seconds, time.time()))
 
     def cost(self, key: str) -> dict[str, tuple[int, float]]:
         """metric -> (instances scored, seconds spent), summed over every time it was computed."""
-        with closing(self._connect()) as con:
+        with self._db() as con:
             rows = con.execute("SELECT metric, SUM(n), SUM(seconds) FROM costs WHERE entry_key=? AND metric != ? "
                                "GROUP BY metric", (key, FIT)).fetchall()
         return {m: (int(n), float(s)) for m, n, s in rows}
@@ -268,10 +399,27 @@ class Store:
     def add_run(self, seconds: float, folder: str | Path, config: dict, n_errors: int, status: str) -> None:
         """Record a run that used this store: it ended now after `seconds`; status "done" or why not."""
         finished = time.time()
-        with closing(self._connect()) as con, con:
+        with self._db(write=True) as con:
             con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?)",
                         (finished - seconds, finished, str(folder), json.dumps(config, sort_keys=True, default=str),
                          int(n_errors), status))
+
+    def start_run(self, folder: str | Path, config: dict, n_errors: int) -> int:
+        """Record that a run started now (finished: NULL until `finish_run`); returns its row id.
+
+        A run killed before it finishes stays in `runs` without a finish time: `bench runs`
+        lists it as incomplete.
+        """
+        with self._db(write=True) as con:
+            cur = con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?)",
+                              (time.time(), None, str(folder), json.dumps(config, sort_keys=True, default=str),
+                               int(n_errors), "running"))
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        """The run `start_run` recorded ended now with `status` ("done" or why not)."""
+        with self._db(write=True) as con:
+            con.execute("UPDATE runs SET finished=?, status=? WHERE rowid=?", (time.time(), status, run_id))
 
     def runs(self) -> list[dict]:
         """Every run recorded here, oldest first (see read_runs)."""
@@ -281,7 +429,7 @@ class Store:
         """(entries, scores, records) as pandas DataFrames, records without their artifacts (bench.load)."""
         import pandas as pd
 
-        with closing(self._connect()) as con:
+        with self._db() as con:
             entries = pd.read_sql_query("SELECT entry_key, task, method, mode, version, params FROM entries", con)
             scores = pd.read_sql_query("SELECT entry_key, test_index, metric, version, value FROM scores", con)
             records = pd.read_sql_query("SELECT entry_key, test_index, success, reason, queries, grad_queries, "

@@ -41,6 +41,9 @@ def validate(cfg: RunConfig, extras: bool = True) -> None:
     (`cfg.study`) has every cell checked the same way; an error names the cell.
     """
     _validate_run(cfg, extras)
+    if extras and not cfg.counterfactuals.solvers and not cfg.attributions.methods:  # (train runs no method)
+        raise ConfigError("counterfactuals.solvers and attributions.methods are both empty: nothing to run; name "
+                          "at least one solver or attribution method (bench list solvers, bench list attributions)")
     if cfg.study is not None:
         from bench.study.grid import cells, study_name
 
@@ -148,13 +151,19 @@ def _call_params(where: str, fn, table: dict, skip: int) -> None:
 
 
 def _files(cfg: RunConfig) -> None:
-    """The data folder exists; the run store, if there is one already, is a bench store (read only)."""
+    """The data folder exists; the run store, if there is one already, is a bench store (read only);
+    the output folder can be made (no file in its way, no name too long)."""
+    from bench.publish import check_out, model_label
     from bench.store import probe
 
-    if cfg.data_dir is not None and not cfg.data_dir.startswith("download"):
+    if cfg.data_dir is not None and cfg.data_dir != "download" and not cfg.data_dir.startswith("download:"):
         if not Path(cfg.data_dir).expanduser().is_dir():
             raise ConfigError(f"data_dir {cfg.data_dir!r} is not a folder (an IDX directory, or 'download')")
+    elif cfg.data_dir is not None and cfg.data_dir.startswith("download:") and not cfg.data_dir[9:].strip():
+        raise ConfigError("data_dir 'download:' names no folder: write 'download' (into <cache-dir>/data) or "
+                          "'download:<folder>'")
     probe(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+    check_out(cfg, model_label(cfg))
 
 
 def _device(name: str) -> None:

@@ -5,6 +5,8 @@ Declared here without importing torch; `load_dataset(name)` imports the loader l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.api.registry import DATASETS
 
 DATASETS.declare("mnist", "bench.data.mnist:load_mnist",
@@ -13,8 +15,14 @@ DATASETS.declare("fashion-mnist", "bench.data.fashion:load_fashion_mnist",
                  "Fashion-MNIST 50k/10k/10k (Debian IDX files, an IDX dir, or download)")
 
 
-def load_dataset(name: str, data_dir: str | None = None):
-    """Load a registered dataset (cached in memory per process). Returns a `Dataset`."""
+def load_dataset(name: str, data_dir: str | None = None, cache_dir: str | None = None):
+    """Load a registered dataset (cached in memory per process). Returns a `Dataset`.
+
+    `data_dir` "download" (exactly) fetches with torchvision into `<cache_dir>/data`
+    (default ~/.cache/bench/data); "download:<root>" into <root>; anything else is an IDX folder.
+    """
     from bench.data.splits import cached_load
 
+    if data_dir == "download":
+        data_dir = f"download:{Path(cache_dir or '~/.cache/bench').expanduser() / 'data'}"
     return cached_load(name, data_dir)

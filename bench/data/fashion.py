@@ -36,9 +36,9 @@ def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
                 f"{DEBIAN_DIR} not found: apt-get install dataset-fashion-mnist, "
                 "or set data_dir to an IDX directory or 'download'")
         data_dir, pinned = str(DEBIAN_DIR), PINNED
-    elif data_dir.startswith("download"):
+    elif data_dir == "download" or data_dir.startswith("download:"):
         root = data_dir.partition(":")[2] or "~/.cache/bench/data"
         data_dir = str(download_with_torchvision("FashionMNIST", root))
-    xtr, ytr, xte, yte = load_idx_dir(data_dir, pinned)
+    xtr, ytr, xte, yte = load_idx_dir(data_dir, pinned, n_classes=len(CLASSES))
     train, val = split_train_val(xtr, ytr)
     return Dataset("fashion-mnist", train, val, to_split(xte, yte), CLASSES, str(data_dir))

@@ -53,9 +53,9 @@ def load_mnist(data_dir: str | None = None) -> Dataset:
         return load_pickle()
     from bench.data.idx import download_with_torchvision, load_idx_dir
 
-    if data_dir.startswith("download"):
+    if data_dir == "download" or data_dir.startswith("download:"):
         root = data_dir.partition(":")[2] or "~/.cache/bench/data"
         data_dir = str(download_with_torchvision("MNIST", root))
-    xtr, ytr, xte, yte = load_idx_dir(data_dir)
+    xtr, ytr, xte, yte = load_idx_dir(data_dir, n_classes=len(CLASSES))
     train, val = split_train_val(xtr, ytr)
     return Dataset("mnist", train, val, to_split(xte, yte), CLASSES, str(data_dir))

@@ -47,6 +47,9 @@ def load_board(folder: Path, root: Path) -> dict:
     Returns:
         A dict: id, title, dataset, model, parts (stem -> csv, prov, md, inst), files, facts.
     """
+    from bench.boardcheck import check_board
+
+    check_board(folder)  # a board whose files do not match its provenance is named, not published
     rel = folder.resolve().relative_to(root.resolve()).as_posix() if folder.resolve() != root.resolve() else folder.name
     parts = {}
     for s in STEMS:
@@ -101,33 +104,37 @@ def build_site(root: str | Path = "leaderboards", out: str | Path | None = None)
     tmp = out.with_name(f".{out.name}.building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    (tmp / MARKER).write_text("written by `python -m bench site`; rebuilt from scratch on every build\n")
-    for name in ("site.css", "site.js"):
-        (tmp / name).write_bytes(resources.files("bench.site").joinpath("static", name).read_bytes())
-    folders = find_boards(root, out)
-    boards, n_errors = [], 0
-    for folder in folders:
-        board = load_board(folder, root)
-        dest = tmp / board["id"]
-        (dest / "files").mkdir(parents=True)
-        for name in board["files"]:
-            shutil.copy2(folder / name, dest / "files" / name)
-        gallery = error_pages(board, dest)
-        n_errors += len(gallery)
-        (dest / "index.html").write_text(board_page(board, gallery))
-        boards.append(board)
-    extras = []
-    for i, path in enumerate(find_extras(root, out, folders)):
-        rel = path.relative_to(root).as_posix()
-        extra = dict(title=rel, file=path.name, href=f"tables/{i}-{path.stem}.html")
-        (tmp / "tables").mkdir(exist_ok=True)
-        shutil.copy2(path, tmp / "tables" / path.name)
-        (tmp / extra["href"]).write_text(extra_page(extra, read_csv_text(path)))
-        extras.append(extra)
-    (tmp / "index.html").write_text(index_page(boards, extras))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    try:
+        (tmp / MARKER).write_text("written by `python -m bench site`; rebuilt from scratch on every build\n")
+        for name in ("site.css", "site.js"):
+            (tmp / name).write_bytes(resources.files("bench.site").joinpath("static", name).read_bytes())
+        folders = find_boards(root, out)
+        boards, n_errors = [], 0
+        for folder in folders:
+            board = load_board(folder, root)
+            dest = tmp / board["id"]
+            (dest / "files").mkdir(parents=True)
+            for name in board["files"]:
+                shutil.copy2(folder / name, dest / "files" / name)
+            gallery = error_pages(board, dest)
+            n_errors += len(gallery)
+            (dest / "index.html").write_text(board_page(board, gallery))
+            boards.append(board)
+        extras = []
+        for i, path in enumerate(find_extras(root, out, folders)):
+            rel = path.relative_to(root).as_posix()
+            extra = dict(title=rel, file=path.name, href=f"tables/{i}-{path.stem}.html")
+            (tmp / "tables").mkdir(exist_ok=True)
+            shutil.copy2(path, tmp / "tables" / path.name)
+            (tmp / extra["href"]).write_text(extra_page(extra, read_csv_text(path)))
+            extras.append(extra)
+        (tmp / "index.html").write_text(index_page(boards, extras))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed build leaves no half-built folder behind
+        raise
     n_files, n_bytes = _size(out)
     return dict(out=str(out), boards=len(boards), boards_with_drilldown=sum(b["drill"] for b in boards),
                 error_pages=n_errors, extra_tables=len(extras), files=n_files, bytes=n_bytes,

@@ -47,7 +47,7 @@ class _Driver:
     def data(self, dataset: str, cfg):
         from bench.data import load_dataset
 
-        return load_dataset(dataset, cfg.data_dir)  # cached per process
+        return load_dataset(dataset, cfg.data_dir, cfg.cache_dir)  # cached per process
 
     def _submitted(self, n: int) -> None:
         self.bar.total = (self.bar.total or 0) + n

@@ -93,7 +93,7 @@ class LocalExecutor:
 def _data(cfg):
     from bench.data import load_dataset
 
-    return load_dataset(cfg.dataset, cfg.data_dir)  # cached per worker process
+    return load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)  # cached per worker process
 
 
 def _ray_train(cfg, threads: int) -> dict:
