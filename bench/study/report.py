@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -56,13 +57,16 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
         best, second = vals.iloc[0], vals.iloc[1]
         a = pd.to_numeric(seeds.loc[seeds["label"] == best["label"], col], errors="coerce").dropna()
         b = pd.to_numeric(seeds.loc[seeds["label"] == second["label"], col], errors="coerce").dropna()
-        p = float(ttest_ind(a, b, equal_var=False).pvalue) if len(a) >= 2 and len(b) >= 2 else np.nan
-        found.append((col, higher, vals, best, second, p))
-    adjusted = holm([f[-1] for f in found])
+        with warnings.catch_warnings():  # near-identical seed values: scipy warns of precision loss, p is still defined
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(ttest_ind(a, b, equal_var=False).pvalue) if len(a) >= 2 and len(b) >= 2 else np.nan
+        why = ("fewer than 2 seeds" if min(len(a), len(b)) < 2 else "the seed values are constant")
+        found.append((col, higher, vals, best, second, p, why))
+    adjusted = holm([f[5] for f in found])
     out = []
-    for (col, higher, vals, best, second, p), q in zip(found, adjusted):
+    for (col, higher, vals, best, second, p, why), q in zip(found, adjusted):
         worst, tied = vals.iloc[-1], (vals[col] == best[col]).sum()
-        test = f"Welch p = {_fmt(p)}, Holm-adjusted {_fmt(q)}" if np.isfinite(p) else "no test (fewer than 2 seeds)"
+        test = f"Welch p = {_fmt(p)}, Holm-adjusted {_fmt(q)}" if np.isfinite(p) else f"no test: {why}"
         verdict = ("tied with" if tied > 1 else "ahead of" if np.isfinite(q) and q < ALPHA
                    else "not shown to differ from")
         out.append(f"- `{col}` {'↑' if higher else '↓'}: best **{best['label']}** {_cell(best, col)}, {verdict} "
@@ -70,7 +74,7 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
                    + (f"; worst {worst['label']} {_fmt(worst[col])}." if len(vals) > 2 else "."))
     return ["## Headline", "", "Per score, the best model across its seeds (mean [95% t interval over the seed means]) "
             "against the runner-up: Welch's t test on the seed values, the headline's "
-            f"{sum(np.isfinite(f[-1]) for f in found)} tests one family, Holm-corrected; \"ahead of\" only when "
+            f"{sum(np.isfinite(f[5]) for f in found)} tests one family, Holm-corrected; \"ahead of\" only when "
             f"the adjusted p < {ALPHA}. The random control is left out. Computed from the tables below.", ""] + out + [""]
 
 

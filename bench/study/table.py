@@ -67,12 +67,16 @@ def seed_row(folder: Path) -> dict:
     return row
 
 
-def across_seeds(rows: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
+PROPORTIONS = {"test_accuracy"}  # besides the boards' proportion metrics: a t interval is clipped to [0, 1]
+
+
+def across_seeds(rows: list[dict], n_boot: int = 0, seed: int = 0, proportions: set = frozenset()) -> dict:
     """A label's row across its seeds: the mean of the seed values and a Student t interval over them.
 
     Each seed's value is a mean over that model's errors, so the spread of the seed values holds
     both the training-seed and the instance-sampling variance; t with n_seeds - 1 degrees of
-    freedom (none below 2 seeds). `n_boot` and `seed` are kept for callers; the t interval needs neither.
+    freedom (none below 2 seeds), clipped to [0, 1] for proportions (`proportions`: the metric
+    names, matched on the column's last part). `n_boot` and `seed` are kept for callers.
     """
     first = rows[0]
     out = {k: first[k] for k in ("dataset", "label", "model", "params")}
@@ -81,17 +85,21 @@ def across_seeds(rows: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
               and not k.endswith(("_lo", "_hi"))]
     for k in values:
         cell = t_interval([r.get(k, np.nan) for r in rows])
-        out.update({k: cell.mean, f"{k}_lo": cell.lo, f"{k}_hi": cell.hi})
+        lo, hi = cell.lo, cell.hi
+        if k.split(".")[-1] in PROPORTIONS | set(proportions) and np.isfinite(lo):
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+        out.update({k: cell.mean, f"{k}_lo": lo, f"{k}_hi": hi})
     return out
 
 
 def build_table(folders: list[Path], n_boot: int, seed: int) -> pd.DataFrame:
     """Seed rows, each label followed by its across-seeds row, in grid order."""
     rows = [seed_row(f) for f in folders]
+    proportions = {name for name, kind in _kinds(folders).items() if kind == "proportion"}
     out = []
     for label in dict.fromkeys(r["label"] for r in rows):
         mine = [r for r in rows if r["label"] == label]
-        out += mine + [across_seeds(mine, n_boot, seed)]
+        out += mine + [across_seeds(mine, n_boot, seed, proportions)]
     df = pd.DataFrame(out)
     lead = ["dataset", "label", "model", "params", "seed", "n_seeds", "ci_method"]
     model_cols = [c for m in MODEL_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi") if c in df.columns]
@@ -126,6 +134,17 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
                        for c in cells], **info)
     paths.append(atomic.write_text(folder / "study.json", json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"))
     return paths
+
+
+def _kinds(folders: list[Path]) -> dict[str, str]:
+    """metric -> kind ("mean" | "proportion" | "timing"), from the cells' board provenance."""
+    out = {}
+    for f in folders:
+        for stem in ("counterfactuals", "attributions"):
+            p = f / f"{stem}.json"
+            if p.exists():
+                out.update({m["name"]: m.get("kind", "mean") for m in json.loads(p.read_text())["metrics"]})
+    return out
 
 
 def _directions(folders: list[Path]) -> dict[str, bool]:
