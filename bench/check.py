@@ -150,8 +150,11 @@ def _unknown_entries(folder: Path) -> list[str]:
             continue
         prov = read_json(path)
         cfg = prov.get("config") or {}
-        pairs = [(registry, e.get("method")) for e in prov.get("entries") or []]
-        pairs += [(metrics, m.get("name")) for m in prov.get("metrics") or []]
+        section = cfg.get(stem) or {}
+        names = section.get("solvers" if stem == "counterfactuals" else "methods") or []
+        pairs = [(registry, e.get("method")) for e in prov.get("entries") or []] + [(registry, n) for n in names]
+        pairs += [(CF_METRICS if m.get("name") in CF_METRICS else metrics, m.get("name"))
+                  for m in prov.get("metrics") or []]  # (attributions list `seconds`, a counterfactual metric)
         pairs += [(DATASETS, cfg.get("dataset")), (MODELS, cfg.get("model"))]
         for reg, name in pairs:
             if isinstance(name, str) and name not in reg and f"{reg.kind} {name}" not in missing:

@@ -143,7 +143,7 @@ def save(path: Path, module: torch.nn.Module, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     atomic.write_with(path, lambda f: torch.save(state, f))
-    atomic.write_text(path.with_suffix(".json"), json.dumps(meta, indent=2))
+    atomic.write_json(path.with_suffix(".json"), meta, sort_keys=False)
 
 
 def lock(path: Path) -> FileLock:

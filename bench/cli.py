@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
 import os
 import sys
@@ -131,8 +130,11 @@ def cmd_list(what: str) -> int:
 
     groups = {"datasets": DATASETS, "models": MODELS, "solvers": SOLVERS, "attributions": ATTRIBUTIONS,
               "cf_metrics": CF_METRICS, "attr_metrics": ATTR_METRICS}
+    if what == "config" or any(what in reg for reg in groups.values()):
+        return _list_params(what, groups)
     if what not in ("all", "presets", *groups):
-        raise ValueError(f"unknown list {what!r} (all | presets | {' | '.join(groups)})")
+        raise ValueError(f"unknown list {what!r} (all | presets | {' | '.join(groups)} | config | an entry's "
+                         "name, e.g. gradient)")
     if what in ("all", "presets"):
         print("presets:\n" + "\n".join(f"  {n}" for n in preset_names()))
     for title, reg in groups.items():
@@ -142,6 +144,52 @@ def cmd_list(what: str) -> int:
                 missing = e.extra and not extra_installed(e.extra)
                 note = f"UNAVAILABLE (needs [{e.extra}]: {install_hint(e.extra)}) " if missing else ""
                 print(f"  {e.name:<22} {note}{e.summary}")
+    return 0
+
+
+def _list_params(what: str, groups: dict) -> int:
+    """`bench list <entry>` / `bench list config`: every parameter with its default and allowed range.
+
+    This imports the entry's module (torch): the group listings stay light.
+    """
+    import dataclasses
+    import inspect
+    import typing
+
+    from bench.api.params import _strip, range_of, ranges
+
+    def show(prefix: str, rows: list[tuple[str, object, object, object]]) -> None:
+        for name, hint, default, rng in rows:
+            kind = getattr(_strip(hint), "__name__", str(_strip(hint))).replace("typing.", "")
+            allowed = f"  allowed {rng}" if rng is not None else ""
+            print(f"  {prefix}{name:<24} {kind:<8} default {default!r}{allowed}")
+
+    def dataclass_rows(cls) -> list:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        return [(n, hints[n], d, r) for n, (d, r) in ranges(cls).items()
+                if not dataclasses.is_dataclass(_strip(hints[n]))]
+
+    if what == "config":
+        from bench.config import AttributionConfig, CounterfactualConfig, RunConfig, StudyConfig, TrainConfig
+
+        print("config (bench config prints a resolved one):")
+        for prefix, cls in (("", RunConfig), ("train.", TrainConfig), ("counterfactuals.", CounterfactualConfig),
+                            ("attributions.", AttributionConfig), ("study.", StudyConfig)):
+            show(prefix, dataclass_rows(cls))
+        return 0
+    for title, reg in groups.items():
+        if what not in reg:
+            continue
+        obj = reg.get(what)
+        print(f"{reg.kind} {what}: {reg.entry(what).summary}")
+        if isinstance(obj, type) and hasattr(obj, "Params"):
+            show("", dataclass_rows(obj.Params))
+        elif callable(obj):
+            skip = 1 if title == "models" else 2
+            sig = list(inspect.signature(obj).parameters.values())[skip:]
+            hints = typing.get_type_hints(obj, include_extras=True)
+            show("", [(p.name, hints.get(p.name, object), p.default, range_of(hints.get(p.name)))
+                      for p in sig if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)])
     return 0
 
 
@@ -184,9 +232,10 @@ def _dispatch(args) -> int:
             print(build_report(args.folder))
             return 0
         if args.command == "site":
+            from bench.atomic import dumps
             from bench.site import build_site
 
-            print(json.dumps(build_site(args.root, args.out)))
+            print(dumps(build_site(args.root, args.out)))
             return 0
         if args.command == "meta":
             return cmd_meta(args.folders, args.out, args.title, args.n_boot, args.annotate)
@@ -303,10 +352,9 @@ def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int
     import time
     from pathlib import Path
 
-    from bench.api.params import ConfigError
+    from bench.api.params import ConfigError, Range
 
-    if n_boot < 1:
-        raise ConfigError(f"--n-boot must be >= 1, got {n_boot}")
+    Range("[1, 100000]").check("--n-boot", n_boot, 200)  # as n_bootstrap: 1e8 resamples would hang
     for f in folders:
         if not Path(f).is_dir():
             raise ConfigError(f"meta: {f}: no such folder (a board or run folder)")
@@ -423,6 +471,8 @@ def _train(cfg, args) -> int:
     device = resolve_device(cfg.device)
     model, meta = load_or_train(cfg, load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir), device,
                                 progress=not args.quiet, force=args.force)
-    print(json.dumps({k: meta[k] for k in ("test_accuracy", "val_accuracy", "train_seconds", "cached",
+    from bench.atomic import dumps
+
+    print(dumps({k: meta[k] for k in ("test_accuracy", "val_accuracy", "train_seconds", "cached",
                                            "checkpoint", "weights_sha256") if k in meta}, indent=2))
     return 0

@@ -42,7 +42,7 @@ def out_dir(cfg, label: str, create: bool = True) -> Path:
         folder = Path(cfg.out or leaderboards_root()) / cfg.dataset / label
         if create:
             folder.mkdir(parents=True, exist_ok=True)
-            _mark_incomplete(folder)
+            mark_incomplete(folder)
         return folder
     base = Path(cfg.out or RUNS) / cfg.dataset / label / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return claim(base) if create else base
@@ -57,12 +57,13 @@ def claim(base: Path) -> Path:
             folder.mkdir()
         except FileExistsError:
             continue
-        _mark_incomplete(folder)
+        mark_incomplete(folder)
         return folder
     raise RuntimeError(f"no free run folder beside {base}")
 
 
-def _mark_incomplete(folder: Path) -> None:
+def mark_incomplete(folder: Path) -> None:
+    """Write the INCOMPLETE marker into `folder` (removed by `mark_complete`)."""
     import os
 
     (folder / INCOMPLETE).write_text(

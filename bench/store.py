@@ -275,7 +275,11 @@ class Store:
             raise describe(self.path, e) from None
 
     def acquire(self) -> "Store":
-        """Hold this store for one run; a second run on the same store is refused, not interleaved."""
+        """Hold this store for one run; a second run on the same store is refused, not interleaved.
+
+        The store's pages are checked (SQLite's quick_check): a damaged store is refused here, in
+        one line, before the run loads any data.
+        """
         from filelock import FileLock, Timeout
 
         lock = FileLock(str(self.path) + ".lock", timeout=0)
@@ -285,6 +289,15 @@ class Store:
             raise StoreError(f"another bench run is using the run store {self.path}; wait for it to "
                              "finish, or give this run its own --cache-dir or --store") from None
         self._lock = lock
+        try:  # a run reads every page it needs: damage anywhere is named now, before any work
+            with closing(self._connect()) as con:
+                problem = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            self.release()
+            raise describe(self.path, e) from None
+        if problem != "ok":
+            self.release()
+            raise describe(self.path, sqlite3.DatabaseError(f"quick_check: {problem}"))
         return self
 
     def release(self) -> None:

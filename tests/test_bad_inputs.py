@@ -80,6 +80,47 @@ CASES = [
     (["run", "--preset", "zoo", "--set", "study.only=[\"vgg-seed0\"]"], "study.only: 'vgg-seed0' names no cell"),
     (["run", "--preset", "zoo", "--set", "study.seeds=[]"], "study.seeds must be a non-empty list of seeds"),
     (["meta", "{tmp}/empty_folder"], "not a board (no counterfactuals_instances.csv"),
+    # issue 27: non-finite and absurd parameters, refused before any data is loaded
+    (["run", "--set", "train.lr=inf"], "train.lr must be a finite number, got inf (allowed (0, 10]"),
+    (["run", "--set", "train.lr=nan"], "train.lr must be a finite number, got nan"),
+    (["run", "--set", "counterfactuals.params.gradient.margin=nan"],
+     "counterfactuals.params.gradient.margin must be a finite number, got nan"),
+    (["run", "--set", "counterfactuals.params.gradient.lambda_l2=inf"],
+     "counterfactuals.params.gradient.lambda_l2 must be a finite number, got inf"),
+    (["run", "--set", "counterfactuals.params.gradient.lr=nan"], "counterfactuals.params.gradient.lr must be a finite"),
+    (["run", "--set", "counterfactuals.params.growing_spheres.first_radius=nan"],
+     "counterfactuals.params.growing_spheres.first_radius must be a finite number"),
+    (["run", "--set", "counterfactuals.params.growing_spheres.step=nan"],
+     "counterfactuals.params.growing_spheres.step must be a finite number"),
+    (["run", "--set", "model_params.std=0.0"], "model_params.std must be > 0, got 0.0 (allowed (0, 100]"),
+    (["run", "--set", "counterfactuals.params.gradient.max_steps=1000000000000"],
+     "counterfactuals.params.gradient.max_steps must be <= 100000, got 1000000000000"),
+    (["run", "--set", "n_bootstrap=1000000000"], "n_bootstrap must be <= 100000, got 1000000000"),
+    (["run", "--set", "attributions.metric_params.q_max_sensitivity.lower_bound=inf"],
+     "attributions.metric_params.q_max_sensitivity.lower_bound must be a finite number"),
+    (["config", "--set", "train.lr=inf"], "train.lr must be a finite number, got inf"),
+    (["run", "--seed", "18446744073709551616"], "seed must be < 4294967296, got 18446744073709551616"),
+    (["config", "--seed", "18446744073709551616"], "seed must be < 4294967296"),
+    (["meta", f"{REPO}/leaderboards/mnist/cnn", "--n-boot", "100000000"], "--n-boot must be <= 100000"),
+    # files and folders
+    (["run", "--data-dir", "{tmp}/downloads_mnist"], "data_dir '{tmp}/downloads_mnist' is not a folder"),
+    (["run", "--out", "{tmp}/notes.txt"], "notes.txt is a file, not a folder; choose another --out"),
+    (["run", "--store", "{tmp}/app.sqlite"], "app.sqlite is an SQLite database but not a bench run store"),
+    (["run", "--store", "{tmp}/old_schema.sqlite"], "not a bench run store of this schema"),
+    (["run", "--preset", "{tmp}/cycle_a.toml"], "extends itself through a cycle"),
+    (["run", "--preset", "{tmp}/latin1.toml"], "is not UTF-8 text (byte 0xe9"),
+    (["run", "--set", "counterfactuals.solvers=[\"gradient\", \"gradient\"]"],
+     "counterfactuals.solvers must be free of repeats ('gradient' appears twice)"),
+    (["run", "--set", "counterfactuals.solvers=[]", "--set", "attributions.methods=[]"],
+     "counterfactuals.solvers and attributions.methods are both empty: nothing to run"),
+    (["run", "--set", "plugins=[\"{tmp}/exits.py\"]"], "called sys.exit(3) while being imported"),
+    # boards someone sent: checked against their provenance, never executed
+    (["check", "--board", "{tmp}/plugin_board"], "the board was made with plugin(s)"),
+    (["check", "--board", "{tmp}/truncated_board"], "counterfactuals.csv has 4 rows but its provenance"),
+    (["check", "--board", "{tmp}/edited_errors"], "errors.csv does not match the manifest sha256"),
+    (["report", "{tmp}/truncated_board"], "counterfactuals.csv has 4 rows but its provenance"),
+    (["meta", "{tmp}/edited_errors"], "errors.csv does not match the manifest sha256"),
+    (["check", "--plugin", "{tmp}/exits.py"], "--plugin names a plugin a board needs: it goes with --board"),
 ]
 
 _DRIVER = r"""
@@ -117,6 +158,36 @@ def _files(tmp: Path) -> None:
     (tmp / "notes.txt").write_text("not a database\n" * 10)
     with sqlite3.connect(tmp / "other.sqlite") as con:
         con.execute("CREATE TABLE customers (id INTEGER)")
+    with sqlite3.connect(tmp / "app.sqlite") as con:  # an application's table that shares a name with bench's
+        con.execute("CREATE TABLE scores (user TEXT, points INTEGER)")
+    with sqlite3.connect(tmp / "old_schema.sqlite") as con:  # bench's table names, an older layout
+        con.execute("CREATE TABLE records (entry_key TEXT, test_index INTEGER, artifact BLOB)")
+    (tmp / "cycle_a.toml").write_text('extends = "cycle_b.toml"\n')
+    (tmp / "cycle_b.toml").write_text('extends = "cycle_a.toml"\nseed = 1\n')
+    (tmp / "latin1.toml").write_bytes("# r\u00e9glages\nseed = 1\n".encode("latin-1"))
+    (tmp / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    boards(tmp)
+
+
+def boards(tmp: Path) -> None:
+    """Copies of the committed ci board: one whose provenance names a plugin (that would leave a file if
+    imported), one cut to 2/3 of its table, one with a changed label in errors.csv."""
+    import shutil
+
+    for name in ("plugin_board", "truncated_board", "edited_errors"):
+        shutil.copytree(REPO / "leaderboards" / "ci", tmp / name)
+    (tmp / "plugin_board" / "evil.py").write_text(
+        "from pathlib import Path\nPath(__file__).with_name('IMPORTED').write_text('code ran')\n")
+    prov = json.loads((tmp / "plugin_board" / "counterfactuals.json").read_text())
+    prov["config"]["plugins"] = ["evil.py", str(tmp / "plugin_board" / "evil.py")]
+    prov["config"]["counterfactuals"]["solvers"].append("evil_solver")
+    (tmp / "plugin_board" / "counterfactuals.json").write_text(json.dumps(prov))
+    lines = (tmp / "truncated_board" / "counterfactuals.csv").read_text().splitlines(keepends=True)
+    (tmp / "truncated_board" / "counterfactuals.csv").write_text("".join(lines[:len(lines) * 2 // 3 + 1]))
+    rows = (tmp / "edited_errors" / "errors.csv").read_text().splitlines(keepends=True)
+    pos, index, true, pred = rows[1].strip().split(",")
+    rows[1] = f"{pos},{index},{(int(true) + 1) % 10},{pred}\n"
+    (tmp / "edited_errors" / "errors.csv").write_text("".join(rows))
 
 
 def _argv(args: list[str], tmp: Path) -> list[str]:
@@ -162,6 +233,9 @@ def test_bad_inputs_write_nothing(outcomes):
     for d in ("cache", "home", "work"):  # no cache, no store, no checkpoint, no runs/ folder
         assert list((tmp / d).iterdir()) == [], d
     assert not outcomes["leaderboards_changed"]
+    assert not (tmp / "plugin_board" / "IMPORTED").exists()  # the board's plugin never ran
+    for name in ("app.sqlite", "old_schema.sqlite", "other.sqlite"):  # foreign databases: no WAL, no journal
+        assert not list(tmp.glob(f"{name}-*")), name
 
 
 def shown(args: list[str]) -> str:

@@ -141,7 +141,7 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     Returns a summary: the study folders (per dataset), the cells, the unit timings, seconds.
     """
     from bench.progress import enabled
-    from bench.publish import refuse_unpublishable
+    from bench.publish import discard_if_empty, mark_complete, mark_incomplete, refuse_unpublishable
     from bench.store import Store
     from bench.study import table
     from bench.study.executors import make_executor
@@ -153,7 +153,10 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     refuse_unpublishable(cfg)
     grid = cells(cfg)
     datasets = list(dict.fromkeys(c.dataset for c in grid))
-    folders = roots(cfg, datasets)
+    folders = roots(cfg, datasets, create=True)
+    for f in folders.values():
+        f.mkdir(parents=True, exist_ok=True)
+        mark_incomplete(f)  # removed when the study table is written
     progress = progress and enabled()
     stores: dict[Path, Store] = {}
     ex = None
@@ -167,6 +170,10 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
         driver.run()
         driver.bar.close()
         info = ex.info()
+    except BaseException:
+        for f in folders.values():
+            discard_if_empty(f)  # refused before any cell wrote: leave no empty study folder
+        raise
     finally:
         for s in stores.values():
             s.release()
@@ -180,5 +187,7 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
                                                                       wall_seconds=round(time.perf_counter() - t0, 2)))
         driver.timings.append(dict(unit=f"table:{dataset}", kind="table", seconds=round(time.perf_counter() - t1, 3),
                                    where="driver"))
+    for f in folders.values():
+        mark_complete(f)
     return dict(folders={d: str(f) for d, f in folders.items()}, cells=[c.key for c in grid], paths=[str(p) for p in written],
                 units=driver.timings, failed=driver.failed, executor=info, seconds=round(time.perf_counter() - t0, 1))
