@@ -63,3 +63,14 @@ def test_common_subset_leaves_out_small_solvers_and_tests_pairs():
     assert list(c.pairs.metric) == ["l2"] and c.pairs.p_holm.iloc[0] < 0.05
     assert bool(c.table.loc[0, "l2_best"]) and "validity" not in c.table  # validity is 1 there by construction
     assert any("a < b" in line for line in c.markdown(metas))
+
+
+def test_no_common_subset_is_said_and_its_table_still_parses(tmp_path):
+    metas = [MetricMeta("validity", True, False, "", "1", "proportion"), MetricMeta("l2", False, True, "", "1")]
+    ok = np.ones(4, bool)
+    rows = [EntryScores(m, "", "1", np.arange(4), ok, {"validity": ok * 1.0, "l2": np.ones(4)}, 4) for m in "ab"]
+    c = compare(rows, metas)
+    assert c.solvers == [] and set(c.left_out) == {"a", "b"}
+    c.table.to_csv(tmp_path / "t.csv", index=False)
+    assert list(pd.read_csv(tmp_path / "t.csv").columns) == ["method", "n"]
+    assert "No comparison on a common subset" in "\n".join(c.markdown(metas))

@@ -87,7 +87,7 @@ def compare(rows: list[EntryScores], metas: list[MetricMeta], n_boot: int = 1000
         chosen.remove(drop)
         common = set.intersection(*(valid[m] for m in chosen))
     if len(chosen) < 2:
-        return Common(chosen, left_out, np.array([], np.int64), pd.DataFrame(), _empty_pairs())
+        return Common(chosen, left_out, np.array([], np.int64), pd.DataFrame(columns=["method", "n"]), _empty_pairs())
     index = np.array(sorted(common), np.int64)
     by_name = {r.method: r for r in rows}
     shown = [m for m in metas if m.name not in SKIPPED and all(m.name in by_name[s].scores for s in chosen)]
