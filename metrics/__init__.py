@@ -20,11 +20,15 @@ for _name, _summary in [
     ("seconds", "wall time per instance (batch time / batch size)"),
 ]:
     CF_METRICS.declare(_name, f"{_CF}:{_name}", _summary)
+CF_METRICS.declare("cost", "metrics.cost:cost",
+                   "queries + r * grad_queries in forward-pass equivalents (r = backward/forward time, measured in the run)")
 
 _PL = "metrics.plausibility"
 for _name, _summary in [
     ("knn_ratio", "mean distance of x_cf to its k nearest target-class training images / same for x"),
     ("im1", "IM1 (Van Looveren & Klaise): AE_target recon error / AE_original recon error at x_cf"),
+    ("im1_class", "IM1 with each class AE's error divided by its own test reconstruction error (comparable across classes)"),
+    ("l2_ae", "L2 from x_cf to the all-class autoencoder's reconstruction of x (decoder floor taken out)"),
     ("im2", "IM2 (Van Looveren & Klaise): ||AE_target(x_cf) - AE_all(x_cf)||^2 / ||x_cf||_1"),
     ("oracle_agreement", "1 if an independently trained second classifier also assigns x_cf to target"),
 ]:

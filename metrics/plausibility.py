@@ -4,11 +4,22 @@
   class over the same for x (in the spirit of CARLA's yNN; lower = closer to real digits).
 - im1, im2: Van Looveren & Klaise 2019 (https://arxiv.org/abs/1907.02584), with small
   convolutional autoencoders trained on the training split (metrics._plausibility_models).
+- im1_class: IM1 with each autoencoder's error divided by that autoencoder's own mean test
+  reconstruction error on its class (the class AEs' test errors range from 2.99 for digit 1 to
+  15.99 for digit 8 on MNIST: raw IM1 favours targets whose AE is easy). Each term then reads
+  "times the error of a typical real digit of that class"; 1 = as plausible as typical digits.
+- l2_ae: L2 from x_cf to the all-class autoencoder's reconstruction of x. A decoder-based solver
+  (alibi_rl) can only output decoded images, so its plain L2 carries the decoder's reconstruction
+  floor; against AE(x) the floor of a comparable decoder is taken out (bench's AE, not the solver's).
 - oracle_agreement: Hvilshoej et al. 2021 (https://arxiv.org/abs/2105.08148), whose point is
   that IM1/IM2 reward tiny adversarial edits; an independent classifier is a second view.
 
 Resources (training images by class, autoencoders, the second classifier) are built once
-per run through `ctx.once`; `plausibility_provenance(ctx)` reports them.
+per run through `ctx.once`; `plausibility_provenance(ctx)` reports them. Each metric's
+provenance hook loads its own resource when the run did not (every score came from the
+store: the published boards' `plausibility` provenance was `{}` for that reason), so a board
+always records the models its scores came from and their quality (per-class reconstruction
+error, the second classifier's test accuracy).
 """
 
 from __future__ import annotations
@@ -120,6 +131,29 @@ def im1_score(x_cf: torch.Tensor, target: torch.Tensor, original: torch.Tensor,
     return _sq(x - recon_by_class(aes, x, target)) / (_sq(x - recon_by_class(aes, x, original)) + eps)
 
 
+def im1_class_score(x_cf: torch.Tensor, target: torch.Tensor, original: torch.Tensor, aes: nn.ModuleDict,
+                    test_error: dict, eps: float = IM_EPS) -> torch.Tensor:
+    """IM1 normalised per class: (||x_cf - AE_t(x_cf)||^2 / e_t) / (||x_cf - AE_o(x_cf)||^2 / e_o + eps).
+
+    Args:
+        test_error: class name ("0".."K-1") -> e_c, AE_c's mean squared reconstruction error on the
+            test images of class c (the autoencoders' `test_recon_sq_l2`).
+    Returns:
+        float64 (N,) on cpu: < 1 when x_cf is, relative to typical digits of each class, better explained
+        by the target-class AE than by the original-class AE.
+    """
+    x = x_cf.to(next(aes.parameters()).device, torch.float32)
+    e = lambda cls: torch.tensor([float(test_error[str(int(c))]) for c in cls.tolist()], dtype=torch.float64)  # noqa: E731
+    num = _sq(x - recon_by_class(aes, x, target)) / e(target)
+    return num / (_sq(x - recon_by_class(aes, x, original)) / e(original) + eps)
+
+
+def l2_ae_score(x: torch.Tensor, x_cf: torch.Tensor, aes: nn.ModuleDict) -> torch.Tensor:
+    """||x_cf - AE_all(x)||_2 (not squared), float64 (N,) on cpu."""
+    ref = recon_by_class(aes, x, "all")
+    return (x_cf.to(ref.device, torch.float32) - ref).double().flatten(1).norm(dim=1).cpu()
+
+
 def im2_score(x_cf: torch.Tensor, target: torch.Tensor, aes: nn.ModuleDict,
               eps: float = IM_EPS) -> torch.Tensor:
     """IM2 = ||AE_target(x_cf) - AE_all(x_cf)||^2 / (||x_cf||_1 + eps).
@@ -151,19 +185,32 @@ def original_class(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     return ctx.oracle.predict(b.x).cpu()
 
 
-def _provenance(ctx: MetricContext) -> dict:
-    """The metrics' provenance hook: what they trained (filed under "plausibility")."""
-    return {"plausibility": plausibility_provenance(ctx)}
+def _provenance_with(build):
+    """A metric's provenance hook: load its own resource (`build(ctx)`) if this run has not, then report
+    every plausibility resource built so far under "plausibility" (the pipeline merges the hooks' dicts
+    one after another, so each hook returns the whole section)."""
+
+    def hook(ctx: MetricContext) -> dict:
+        if ctx.data is not None:
+            build(ctx)
+        return {"plausibility": plausibility_provenance(ctx)}
+
+    return hook
 
 
-@metric(CF_METRICS, "knn_ratio", needs=("train_data",), provenance=_provenance, higher_is_better=False, version="1", valid_only=True,
+_provenance_knn = _provenance_with(train_by_class)
+_provenance_ae = _provenance_with(autoencoders)
+_provenance_clf = _provenance_with(second_classifier)
+
+
+@metric(CF_METRICS, "knn_ratio", needs=("train_data",), provenance=_provenance_knn, higher_is_better=False, version="1", valid_only=True,
         definition=f"mean L2 from x_cf to its {KNN_K} nearest target-class training images / same for x")
 def knn_ratio(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """kNN distance ratio of x_cf over x (k = KNN_K, training split, target class)."""
     return knn_ratio_score(b.x, b.x_cf, b.target, train_by_class(ctx), KNN_K)
 
 
-@metric(CF_METRICS, "im1", needs=("train_data",), provenance=_provenance, higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, "im1", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1", valid_only=True,
         definition=f"||x_cf - AE_target(x_cf)||^2 / (||x_cf - AE_original(x_cf)||^2 + {IM_EPS:g}); "
                    "original = the model's prediction for x")
 def im1(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
@@ -171,14 +218,31 @@ def im1(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     return im1_score(b.x_cf, b.target, original_class(b, ctx), autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "im2", needs=("train_data",), provenance=_provenance, higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, "im1_class", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1",
+        valid_only=True,
+        definition=f"(||x_cf - AE_target(x_cf)||^2 / e_target) / (||x_cf - AE_original(x_cf)||^2 / e_original + {IM_EPS:g}); "
+                   "e_c = AE_c's mean squared reconstruction error on test images of class c")
+def im1_class(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
+    """IM1 with each class autoencoder's error in units of its own test reconstruction error."""
+    aes, meta = autoencoders(ctx)
+    return im1_class_score(b.x_cf, b.target, original_class(b, ctx), aes, meta["test_recon_sq_l2"])
+
+
+@metric(CF_METRICS, "l2_ae", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1",
+        valid_only=True, definition="||x_cf - AE_all(x)||_2: L2 to the all-class autoencoder's reconstruction of x")
+def l2_ae(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
+    """L2 of x_cf from AE_all(x), the distance a decoder-based solver can control (bench's AE as the decoder)."""
+    return l2_ae_score(b.x, b.x_cf, autoencoders(ctx)[0])
+
+
+@metric(CF_METRICS, "im2", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1", valid_only=True,
         definition=f"||AE_target(x_cf) - AE_all(x_cf)||^2 / (||x_cf||_1 + {IM_EPS:g})")
 def im2(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """IM2 of Van Looveren & Klaise 2019 (class and all-class autoencoders)."""
     return im2_score(b.x_cf, b.target, autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "oracle_agreement", needs=("train_data",), provenance=_provenance, higher_is_better=True, version="1", valid_only=True,
+@metric(CF_METRICS, "oracle_agreement", needs=("train_data",), provenance=_provenance_clf, higher_is_better=True, version="1", valid_only=True,
         kind="proportion", definition="1 if an independently trained MLP (other seed) also assigns x_cf to target")
 def oracle_agreement(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """Oracle score of Hvilshoej et al. 2021: the second classifier agrees with the target."""
