@@ -131,3 +131,30 @@ def test_im1_class_and_l2_ae_on_real_digits(mnist, cnn, cache_dir, errors):
         assert out.dtype == torch.float64 and out.shape == (30,) and torch.isfinite(out).all()
         assert fn.valid_only and not fn.higher_is_better and fn.version == "1" and fn.definition
     assert (CF_METRICS.get("im1_class")(b, ctx) < 1).float().mean() > 0.8
+
+
+def test_amortised_lines_price_gradient_queries():
+    """A white-box solver's back-propagations count: with r = 2, gradient at 7 queries + 7 gradient queries
+    costs 21 per error, so a fitted solver at 2 per error after 650,000 fit rows breaks even after
+    ceil(650,000 / 19) = 34,211 errors, not after ceil(650,000 / 5) = 130,000 (queries only)."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.leaderboard import EntryScores
+    from bench.tasks.cost import amortised_columns, amortised_note
+
+    idx = np.arange(4)
+    grad = EntryScores("gradient", "", "1", idx, np.ones(4, bool),
+                       dict(queries=np.full(4, 7.0), grad_queries=np.full(4, 7.0), cost=np.full(4, 21.0),
+                            seconds=np.full(4, 0.02)))
+    rl = EntryScores("alibi_rl", "", "1", idx, np.ones(4, bool),
+                     dict(queries=np.full(4, 2.0), grad_queries=np.zeros(4), cost=np.full(4, 2.0), seconds=np.zeros(4)))
+    entries = [dict(method="gradient", n=4, fit_queries=0.0, fit_seconds=0.0),
+               dict(method="alibi_rl", n=4, fit_queries=650_000.0, fit_seconds=600.0)]
+    df, info = amortised_columns(pd.DataFrame(dict(method=["gradient", "alibi_rl"])), [grad, rl], entries)
+    assert df["amortised_cost"].tolist() == [21.0, 650_000 / 4 + 2.0]
+    lines = amortised_note(info, ratio=2.0)
+    assert "Costs less than gradient after 34,211 errors" in lines[0] and "forward-pass equivalents" in lines[0]
+    assert "r = 2.00 measured in this run" in lines[1]
+    plain = {m: {k: v for k, v in a.items() if k not in ("cost", "amortised_cost")} for m, a in info.items()}
+    assert "Fewer queries than gradient after 130,000 errors" in amortised_note(plain)[0]

@@ -5,6 +5,12 @@
 - amortised cost: a solver that trains once in fit() (alibi_rl) pays `fit_queries` and
   `fit_seconds` for the whole entry; per error that is fit / n + the per-instance cost, and
   the break-even against another solver is the n where the two amortised costs meet.
+
+Both count in one unit when the board has the `cost` metric (metrics/cost.py): forward-pass
+equivalents, queries + r * grad_queries with r the backward/forward time ratio measured in the
+run, so a back-propagation is no longer free beside a forward query. A fit's bill is its
+forward rows (no solver back-propagates through the model in fit()). Without `cost` the lines
+use queries, as before.
 """
 
 from __future__ import annotations
@@ -54,24 +60,32 @@ def model_cost_note(model_cost: dict) -> str:
     return text
 
 
+def _mean(r, key: str) -> float:
+    return float(np.nanmean(r.scores[key])) if key in r.scores else float("nan")
+
+
 def amortised_columns(df, rows: list, entries: list[dict]):
     """Add fit and amortised-cost columns when some entry paid a one-off fit (else df unchanged).
 
     fit_queries / fit_seconds: what fit() cost for the entry; amortised_queries /
-    amortised_seconds: fit / n + the mean per-instance cost over the n errors it ran on.
+    amortised_seconds: fit / n + the mean per-instance cost over the n errors it ran on; with the
+    `cost` metric also amortised_cost: fit_queries / n + the mean cost (forward-pass equivalents).
     """
     fit_q = [float(e.get("fit_queries", 0.0)) for e in entries]
     if not any(q > 0 for q in fit_q):
         return df, {}
     fit_s = [float(e.get("fit_seconds", 0.0)) for e in entries]
+    priced = all("cost" in r.scores for r in rows)
     out = {}
     for i, (r, e) in enumerate(zip(rows, entries)):
-        q = float(np.nanmean(r.scores["queries"])) if "queries" in r.scores else float("nan")
-        s = float(np.nanmean(r.scores["seconds"])) if "seconds" in r.scores else float("nan")
+        q, s = _mean(r, "queries"), _mean(r, "seconds")
         out[e["method"]] = dict(fit_queries=fit_q[i], fit_seconds=fit_s[i], queries=q, seconds=s, n=e["n"],
                                 amortised_queries=fit_q[i] / e["n"] + q, amortised_seconds=fit_s[i] / e["n"] + s)
+        if priced:
+            c = _mean(r, "cost")
+            out[e["method"]].update(cost=c, amortised_cost=fit_q[i] / e["n"] + c)
     df = df.copy()
-    for col in ("fit_queries", "fit_seconds", "amortised_queries", "amortised_seconds"):
+    for col in ("fit_queries", "fit_seconds", "amortised_queries", "amortised_seconds") + ("amortised_cost",) * priced:
         df[col] = [out[e["method"]][col] for e in entries]
     return df, out
 
@@ -82,25 +96,39 @@ def break_even(fit_queries: float, per_instance: float, other_per_instance: floa
     return float(np.ceil(fit_queries / gain)) if gain > 0 else float("inf")
 
 
-def amortised_note(amortised: dict) -> list[str]:
-    """One line per solver with a one-off fit: its bill, its amortised cost, its break-even."""
+def amortised_note(amortised: dict, ratio: float | None = None) -> list[str]:
+    """One line per solver with a one-off fit: its bill, its amortised cost, its break-even.
+
+    With `cost` on the board (each entry carries "cost") the per-error cost and the break-even are
+    in forward-pass equivalents (a gradient query = 1 + `ratio` forwards, `ratio` named when given);
+    otherwise in queries.
+    """
+    priced = bool(amortised) and all("cost" in a for a in amortised.values())
+    key, unit = ("cost", "forward-pass equivalents") if priced else ("queries", "queries")
     lines = []
-    free = {m: a for m, a in amortised.items() if a["fit_queries"] == 0 and np.isfinite(a["queries"])}
+    free = {m: a for m, a in amortised.items() if a["fit_queries"] == 0 and np.isfinite(a[key])}
     for m, a in amortised.items():
         if a["fit_queries"] == 0:
             continue
         text = (f"Amortised cost: {m} paid {a['fit_queries']:,.0f} queries and {a['fit_seconds']:.0f} s once in fit "
-                f"(training), then {a['queries']:,.0f} queries per error: {a['amortised_queries']:,.0f} queries "
+                f"(training), then {a[key]:,.0f} {unit} per error: {a['amortised_' + key]:,.0f} {unit} "
                 f"per error over these {a['n']} errors.")
         for other, b in free.items():
-            n = break_even(a["fit_queries"], a["queries"], b["queries"])
-            text += f" Fewer queries than {other} after {n:,.0f} error{'s' * (n != 1)}." if np.isfinite(n) else \
-                f" Never fewer queries than {other} ({b['queries']:,.0f} per error)."
+            n = break_even(a["fit_queries"], a[key], b[key])
+            less = "Costs less than" if priced else "Fewer queries than"
+            text += f" {less} {other} after {n:,.0f} error{'s' * (n != 1)}." if np.isfinite(n) else \
+                f" {'Never costs less than' if priced else 'Never fewer queries than'} {other} ({b[key]:,.0f} per error)."
         lines.append(text)
+    if lines and priced:
+        r = f" r = {ratio:.2f} measured in this run" if ratio is not None else " r = the measured backward/forward ratio"
+        lines.append(f"Cost unit: forward-pass equivalents, queries + r * grad_queries ({r.strip()}); a fit's bill is "
+                     "its forward rows.")
     if lines:  # the cost columns the table above leaves out, per solver
+        extra = " amortised cost / error |" if priced else ""
         lines += ["", "| method | queries / error | fit queries | fit seconds | amortised queries / error | "
-                  "amortised seconds / error |", "|---|---|---|---|---|---|"]
+                  "amortised seconds / error |" + extra, "|---|---|---|---|---|---|" + "---|" * priced]
         lines += [f"| {m} | {a['queries']:,.1f} | {a['fit_queries']:,.0f} | {a['fit_seconds']:,.1f} | "
-                  f"{a['amortised_queries']:,.1f} | {a['amortised_seconds']:.3f} |" for m, a in amortised.items()]
+                  f"{a['amortised_queries']:,.1f} | {a['amortised_seconds']:.3f} |"
+                  + (f" {a['amortised_cost']:,.1f} |" if priced else "") for m, a in amortised.items()]
         lines.append("")
     return lines
