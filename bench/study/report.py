@@ -67,8 +67,8 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
     for (col, higher, vals, best, second, p, why), q in zip(found, adjusted):
         worst, tied = vals.iloc[-1], (vals[col] == best[col]).sum()
         test = f"Welch p = {_fmt(p)}, Holm-adjusted {_fmt(q)}" if np.isfinite(p) else f"no test: {why}"
-        verdict = ("tied with" if tied > 1 else "ahead of" if np.isfinite(q) and q < ALPHA
-                   else "not shown to differ from")
+        verdict = (f"tied with {tied - 1} other{'s' * (tied > 2)}, e.g." if tied > 1
+                   else "ahead of" if np.isfinite(q) and q < ALPHA else "not shown to differ from")
         out.append(f"- `{col}` {'↑' if higher else '↓'}: best **{best['label']}** {_cell(best, col)}, {verdict} "
                    f"the runner-up {second['label']} {_cell(second, col)} ({test})"
                    + (f"; worst {worst['label']} {_fmt(worst[col])}." if len(vals) > 2 else "."))
