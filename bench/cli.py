@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("bench")
     try:
         return _dispatch(args)
-    finally:  # in-process callers (tests, notebooks) get the logger back as it was
+    finally:  # in-process callers (tests, notebooks) get the logger and the environment back as they were
+        if os.environ.pop("_BENCH_SET_MPLCONFIGDIR", None) is not None:
+            os.environ.pop("MPLCONFIGDIR", None)
         log.handlers[:] = [h for h in log.handlers if not isinstance(h, _StderrHandler)]
         log.propagate = True
         log.setLevel(logging.NOTSET)
@@ -257,6 +259,9 @@ def _dispatch(args) -> int:
             cfg = cfg if args.seed is None else replace(cfg, seed=args.seed)
         from bench.validate import validate
 
+        if "MPLCONFIGDIR" not in os.environ and args.command != "config":  # matplotlib's font cache: in --cache-dir
+            os.environ["MPLCONFIGDIR"] = os.environ["_BENCH_SET_MPLCONFIGDIR"] = str(
+                Path(cfg.cache_dir).expanduser() / "matplotlib")  # (set before validate imports the methods)
         validate(cfg, extras=args.command != "train")  # every name, value, file and device: exit 2 before any work
         if args.command == "config":
             from bench.config import to_toml

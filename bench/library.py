@@ -13,7 +13,6 @@ stored per-instance records (queries, seconds, success, labels) are `r.records`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 

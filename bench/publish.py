@@ -77,13 +77,21 @@ def mark_complete(folder: Path) -> None:
     (Path(folder) / INCOMPLETE).unlink(missing_ok=True)
 
 
-def discard_if_empty(folder: Path) -> None:
-    """Remove a run folder that holds nothing but its marker (a run refused before writing anything)."""
+def discard_if_empty(folder: Path, keep: Path | None = None) -> None:
+    """Remove a run folder that holds nothing but its marker (a run refused before writing anything), and
+    the parents left empty by it, up to `keep` (the user's --out, kept) or the default runs/ root (removed)."""
     folder = Path(folder)
     try:
-        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {INCOMPLETE}:
-            (folder / INCOMPLETE).unlink(missing_ok=True)
-            folder.rmdir()
+        if not (folder.is_dir() and {p.name for p in folder.iterdir()} <= {INCOMPLETE}):
+            return
+        (folder / INCOMPLETE).unlink(missing_ok=True)
+        folder.rmdir()
+        for parent in folder.parents:
+            if (keep is not None and parent.resolve() == Path(keep).expanduser().resolve()) or any(parent.iterdir()):
+                break
+            parent.rmdir()
+            if keep is None and parent.name == RUNS:
+                break
     except OSError:
         pass
 

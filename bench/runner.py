@@ -65,7 +65,7 @@ def prepare(cfg: RunConfig, progress: bool = True) -> RunContext:
     except BaseException:
         store.release()
         if folder is not None and not cfg.publish:
-            discard_if_empty(folder)  # refused before any table: leave no empty run folder behind
+            discard_if_empty(folder, cfg.out)  # refused before any table: leave no empty run folder behind
         raise
     key_parts = dict(dataset=cfg.dataset, model=cfg.model, weights=meta["weights_sha256"],
                      manifest=errors.manifest_hash, seed=cfg.seed)

@@ -70,6 +70,8 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
         if need not in NEEDS:
             raise ConfigError(f"unknown key attributions.subset_by_need.{need} (a metric need: {', '.join(NEEDS)})")
     DATASETS.get(cfg.dataset)
+    if "n_classes" in cfg.model_params:
+        raise ConfigError("model_params.n_classes is set by the dataset (its number of classes); leave it out")
     _call_params("model_params", MODELS.get(cfg.model), cfg.model_params, skip=1)
     for registry, section in ((SOLVERS, "counterfactuals"), (ATTRIBUTIONS, "attributions")):
         task = getattr(cfg, section)

@@ -133,7 +133,8 @@ def insertion_curves(oracle, x, attr, explained, step: int = STEP, canvas: Subst
         definition="RISE deletion AUC: p(explained) as most-important pixels go to zeros, "
                    "28 px/step, (sum - first/2 - last/2)/(n-1)")
 def deletion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[1, 784]")] = STEP,
-                 substrate: Substrate = "zeros", max_rows: Annotated[int, Range("[1, 2**20]")] = MAX_ROWS) -> torch.Tensor:
+                 substrate: Annotated[Substrate, Range("[0, 1]")] = "zeros",
+                 max_rows: Annotated[int, Range("[1, 2**20]")] = MAX_ROWS) -> torch.Tensor:
     """Deletion AUC (Petsiuk et al. 2018, https://arxiv.org/abs/1806.07421): a quick drop is good.
 
     Args:
@@ -150,7 +151,8 @@ def deletion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[
         definition="RISE insertion AUC: p(explained) as most-important pixels are revealed on a "
                    "blurred canvas (k11, sigma 5), 28 px/step, (sum - first/2 - last/2)/(n-1)")
 def insertion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[1, 784]")] = STEP,
-                  canvas: Substrate = "blur", max_rows: Annotated[int, Range("[1, 2**20]")] = MAX_ROWS) -> torch.Tensor:
+                  canvas: Annotated[Substrate, Range("[0, 1]")] = "blur",
+                  max_rows: Annotated[int, Range("[1, 2**20]")] = MAX_ROWS) -> torch.Tensor:
     """Insertion AUC (Petsiuk et al. 2018, https://arxiv.org/abs/1806.07421): a quick rise is good.
 
     Args:
