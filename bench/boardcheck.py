@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -130,19 +131,22 @@ def _instances(folder: Path, stem: str, prov: dict, manifest: set[int] | None) -
 
 
 def _npz_shapes(path: Path) -> dict[str, tuple]:
-    """name -> shape of every array in an .npz (headers only: nothing is decompressed beyond them)."""
+    """name -> shape of every array in an .npz; every member is CRC-checked first (a damaged stream is named)."""
     import numpy as np
 
     shapes = {}
     try:
         with zipfile.ZipFile(path) as z:
+            bad = z.testzip()  # every member decompressed and CRC-checked (a 3 MB board: 0.06 s)
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad} fails its CRC check")
             for name in z.namelist():
                 with z.open(name) as f:
                     version = np.lib.format.read_magic(f)
                     shape = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
                              else np.lib.format.read_array_header_2_0(f))[0]
                 shapes[name[:-4] if name.endswith(".npy") else name] = shape
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError) as e:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, zlib.error) as e:
         raise BoardError(f"{path}: not a readable .npz archive ({type(e).__name__}: {str(e)[:80]}); "
                          f"{RESTORE}") from None
     return shapes

@@ -401,8 +401,8 @@ def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path, monkeypat
     assert all((Path(f) / "INCOMPLETE").exists() for f in folders)
 
 
-@pytest.mark.parametrize("damage", ["cut_table", "label", "test_index", "instances", "npz", "json", "empty_csv",
-                                    "no_errors_csv", "incomplete"])
+@pytest.mark.parametrize("damage", ["cut_table", "label", "test_index", "instances", "npz", "npz_stream", "json",
+                                    "empty_csv", "no_errors_csv", "incomplete"])
 def test_a_damaged_board_is_named_by_every_reader(tmp_path, damage, capsys):
     import shutil
 
@@ -413,6 +413,7 @@ def test_a_damaged_board_is_named_by_every_reader(tmp_path, damage, capsys):
     shutil.copytree(CI_BOARD, board)
     edit = {"cut_table": "counterfactuals.csv", "label": "errors.csv", "test_index": "errors.csv",
             "instances": "attributions_instances.csv", "npz": "counterfactuals_artifacts.npz",
+            "npz_stream": "attributions_artifacts.npz",
             "json": "attributions.json", "empty_csv": "attributions.csv", "no_errors_csv": "errors.csv",
             "incomplete": "INCOMPLETE"}[damage]
     f = board / edit
@@ -426,6 +427,15 @@ def test_a_damaged_board_is_named_by_every_reader(tmp_path, damage, capsys):
         f.write_text("".join(rows))
     elif damage == "npz":
         f.write_bytes(f.read_bytes()[:1000])
+    elif damage == "npz_stream":  # headers intact, bytes flipped inside the first array's deflate stream
+        import zipfile
+
+        data = bytearray(f.read_bytes())
+        with zipfile.ZipFile(f) as z:
+            info = z.infolist()[0]
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
+        data[start:start + 64] = bytes(b ^ 0xFF for b in data[start:start + 64])
+        f.write_bytes(bytes(data))
     elif damage == "json":
         f.write_text(f.read_text()[:-200])
     elif damage == "empty_csv":

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import zipfile
+import zlib
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from bench.boardcheck import BoardError, check_board
 from bench.site.errors import STEMS, error_pages
 from bench.site.pages import board_page, extra_page, index_page
 from bench.site.tables import read_csv_text
@@ -47,8 +50,6 @@ def load_board(folder: Path, root: Path) -> dict:
     Returns:
         A dict: id, title, dataset, model, parts (stem -> csv, prov, md, inst), files, facts.
     """
-    from bench.boardcheck import check_board
-
     check_board(folder)  # a board whose files do not match its provenance is named, not published
     rel = folder.resolve().relative_to(root.resolve()).as_posix() if folder.resolve() != root.resolve() else folder.name
     parts = {}
@@ -57,8 +58,13 @@ def load_board(folder: Path, root: Path) -> dict:
             continue
         prov, md, inst = folder / f"{s}.json", folder / f"{s}.md", None
         if (folder / f"{s}_instances.csv").exists() and (folder / f"{s}_artifacts.npz").exists():
-            with np.load(folder / f"{s}_artifacts.npz", allow_pickle=False) as z:
-                inst = (read_csv_text(folder / f"{s}_instances.csv"), {k: z[k] for k in z.files})
+            npz = folder / f"{s}_artifacts.npz"
+            try:
+                with np.load(npz, allow_pickle=False) as z:
+                    inst = (read_csv_text(folder / f"{s}_instances.csv"), {k: z[k] for k in z.files})
+            except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+                raise BoardError(f"{npz}: an array cannot be read ({type(e).__name__}: {str(e)[:80]}); restore the "
+                                 "board's files from where they came from") from None
         parts[s] = dict(csv=read_csv_text(folder / f"{s}.csv"), inst=inst,
                         prov=json.loads(prov.read_text()) if prov.exists() else None,
                         md=md.read_text() if md.exists() else None)
