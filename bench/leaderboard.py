@@ -101,16 +101,15 @@ def best_vs_next(entries, m: MetricMeta, df: pd.DataFrame):
     """(row of the best entry among those with n >= MIN_BEST_N, paired p-value against the runner-up).
 
     The test runs on the instances both rows share (valid ones for valid_only metrics); p is
-    NaN when they share fewer than 2, and (None, None) when fewer than two rows qualify.
+    NaN when they share fewer than 2, and (None, None) when fewer than two rows qualify (a
+    lone row is not "best" of anything).
     """
     means = df[m.name].to_numpy(dtype=float)
     n = df[f"{m.name}_n"].to_numpy(dtype=float)
     order = [i for i in np.argsort(-means if m.higher_is_better else means, kind="stable")
              if np.isfinite(means[i]) and n[i] >= MIN_BEST_N]
-    if not order:
-        return None, None
     if len(order) < 2:
-        return order[0], float("nan")
+        return None, None
     (a_v, a_i), (b_v, b_i) = (values(entries[order[0]], m), values(entries[order[1]], m))
     common, ia, ib = np.intersect1d(a_i, b_i, return_indices=True)
     if len(common) < 2:
@@ -182,7 +181,7 @@ def legend(df: pd.DataFrame, shown: list[MetricMeta]) -> list[str]:
     return [f"Cells: mean [95% interval]; the interval by the kind of the column: "
             + "; ".join(f"**{u}**: {METHODS[u]}" for u in used) + ". (n=k) where a cell aggregates k instances "
             "and not the row's n. ↑ higher is better, ↓ lower is better.",
-            f"Best marks: the best row of a column among rows with n ≥ {MIN_BEST_N} is **bold**; it is tested "
+            f"Best marks: the best row of a column among rows with n ≥ {MIN_BEST_N} (when at least two qualify) is **bold**; it is tested "
             "against the runner-up with a paired sign-flip test on the instances both share; the table's "
             f"{n_tests} such tests are one family, Holm-corrected. ≈ marks a best value whose adjusted p ≥ "
             f"{ALPHA} (or that shares fewer than 2 instances with the runner-up): not shown to be better."]

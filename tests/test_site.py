@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import _fmt
+from bench.leaderboard import _fmt, interval_digits
 from bench.site import build_site
 from tests.conftest import skip_or_fail
 
@@ -21,6 +21,15 @@ ARTIFACTS = ROOT / ".artifacts" / "site"
 APT = "apt-get install -y chromium chromium-driver"
 ATTR_METHODS = '["saliency","input_x_gradient","ig","gradcam","random"]'
 
+
+
+def _interval(r, name: str) -> str:
+    """The interval text a board page shows for a CSV cell (its kind decides; bench.stats)."""
+    lo, hi, kind = r[name + "_lo"], r[name + "_hi"], r.get(name + "_ci", "")
+    if not lo:
+        return "(batch time)" if kind == "timing" else "(no CI)"
+    d = interval_digits(float(lo), float(hi))
+    return f"[{_fmt(float(lo))}," if d is None else f"[{float(lo):.{d}g},"
 
 def test_site_from_committed_boards(tmp_path):
     """Every committed board gets a page whose numbers are the CSV's; boards without instance files say so."""
@@ -260,7 +269,7 @@ def test_site_in_a_real_browser(browser, tiny_site, tmp_path):
                     continue
                 assert td.get_attribute("data-value") == r[name]
                 assert td.find_element(By.CLASS_NAME, "v").text == _fmt(float(r[name]) if r[name] else np.nan)
-                assert f"[{_fmt(float(r[name + '_lo']) if r[name + '_lo'] else np.nan)}," in td.text
+                assert _interval(r, name) in td.text
     # column tooltips carry the metric definition
     tip = d.find_element(By.CSS_SELECTOR, '#counterfactuals-table th[data-name="l2"] button').get_attribute("data-tip")
     assert "sqrt(sum((x_cf - x)^2))" in tip and "lower is better" in tip

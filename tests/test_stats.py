@@ -85,3 +85,12 @@ def test_best_marks_need_n_10_and_are_holm_corrected():
     assert df.loc[1, "s_p_next_holm"] == df.loc[1, "s_p_next"] < 0.05  # a family of one test
     md = leaderboard.to_markdown(df, meta, "T", [])
     assert "| small | 5/30 (subset) | 9.36" in md and "Holm" in md and "| a | 30/30 | **0.851 [" in md
+
+
+def test_a_lone_qualifying_row_is_not_best():
+    meta = [leaderboard.MetricMeta("s", True, False, "score", "1")]
+    idx = np.arange(12)
+    rows = [leaderboard.EntryScores("few", "", "1", idx[:5], np.ones(5, bool), {"s": np.full(5, 9.0)}, 12),
+            leaderboard.EntryScores("one", "", "1", idx, np.ones(12, bool), {"s": np.linspace(0, 1, 12)}, 12)]
+    df = leaderboard.aggregate(rows, meta, n_boot=100)
+    assert not df["s_best"].any() and df["s_p_next"].isna().all()
