@@ -6,7 +6,7 @@ drives the model through an estimator's `predict(x_numpy)`. Here that estimator 
 bench oracle (`oracle.probs`, owner = the instance), so queries are counted by bench, never by
 ART. The ledger also enforces the per-instance budget (a call that would overrun it is not
 evaluated: `BudgetSpent` stops the attack) and keeps the closest rows the model put in the
-target class, so the solver returns the best counterfactual the attack had found when its
+target class (by MIN_MARGIN), so the solver returns the best counterfactual the attack had found when its
 budget ran out (attacks are anytime: a run with budget B is the first B queries of a longer one).
 
 Start points. A targeted decision-based attack starts from a point already in the target
@@ -26,6 +26,12 @@ import numpy as np
 import torch
 
 RESERVE = 2  # rows kept back per instance for the final re-check of the returned counterfactual
+# A row counts as a counterfactual only when its target log-probability (= logit) beats every other
+# class by this much. Decision-based attacks end on the boundary (HopSkipJump's binary search to
+# within 3.6e-4 of the distance): there a row valid in one batch may not be in another, since the
+# frozen forward's logits move with the batch composition (< 1e-4, typically 1e-7). ART still
+# decides by argmax; only what the solver may return is held to the margin.
+MIN_MARGIN = 1e-3
 START_CHUNKS = (1, 2, 4, 8)  # candidate start points queried per call, nearest first (15 in all)
 
 
@@ -59,7 +65,11 @@ class Ledger:
             raise BudgetSpent
         out = self.oracle.probs(x, owner=self.owner.expand(rows))
         self.used += rows
-        hit = (out.argmax(1) == self.target).nonzero().squeeze(1)
+        logp = out.clamp_min(1e-45).log()
+        others = logp.clone()
+        others[:, self.target] = -float("inf")
+        margin = logp[:, self.target] - others.max(1).values
+        hit = ((out.argmax(1) == self.target) & (margin >= MIN_MARGIN)).nonzero().squeeze(1)
         if len(hit):
             d = (x[hit] - self.x).flatten(1).norm(dim=1)
             before = self.best[0][0] if self.best else float("inf")

@@ -32,8 +32,17 @@ from bench.api import ConfigError
 from bench.api.methods import CounterfactualSolver
 from bench.api.results import CFResult
 from solvers import SOLVERS
-from solvers._art_common import RESERVE, BudgetSpent, Ledger, by_class, classifier, numpy_seeded, recheck, \
-    row_seed, start_point
+from solvers._art_common import (
+    RESERVE,
+    BudgetSpent,
+    Ledger,
+    by_class,
+    classifier,
+    numpy_seeded,
+    recheck,
+    row_seed,
+    start_point,
+)
 
 MAX_BUDGET = 10**8  # the largest max_queries accepted (a run over it would not end on this hardware)
 
