@@ -136,26 +136,25 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
     return paths
 
 
-def _kinds(folders: list[Path]) -> dict[str, str]:
-    """metric -> kind ("mean" | "proportion" | "timing"), from the cells' board provenance."""
+def _metric_field(folders: list[Path], field: str, default=None) -> dict:
+    """metric -> one field of its provenance record (kind, higher_is_better, ...), from the cells' boards."""
     out = {}
     for f in folders:
         for stem in ("counterfactuals", "attributions"):
             p = f / f"{stem}.json"
             if p.exists():
-                out.update({m["name"]: m.get("kind", "mean") for m in json.loads(p.read_text())["metrics"]})
+                out.update({m["name"]: m.get(field, default) for m in json.loads(p.read_text())["metrics"]})
     return out
+
+
+def _kinds(folders: list[Path]) -> dict[str, str]:
+    """metric -> kind ("mean" | "proportion" | "timing")."""
+    return _metric_field(folders, "kind", "mean")
 
 
 def _directions(folders: list[Path]) -> dict[str, bool]:
-    """metric -> higher_is_better, from the cells' board provenance."""
-    out = {}
-    for f in folders:
-        for stem in ("counterfactuals", "attributions"):
-            p = f / f"{stem}.json"
-            if p.exists():
-                out.update({m["name"]: bool(m["higher_is_better"]) for m in json.loads(p.read_text())["metrics"]})
-    return out
+    """metric -> higher_is_better."""
+    return {k: bool(v) for k, v in _metric_field(folders, "higher_is_better", True).items()}
 
 
 def _meta(cells: list, folder: Path, title: str, n_boot: int) -> tuple[list[Path], list[str]]:
