@@ -45,3 +45,13 @@ def test_traces_give_every_budget_up_to_the_cap():
     assert got.source.tolist() == ["trace"] * 3
     assert got.validity.tolist() == [0.5, 1.0, 1.0]
     assert got.median_l2.tolist() == [5.0, 3.0, pytest.approx(0.45)]
+
+
+def test_plausibility_note_names_the_models_quality():
+    from bench.tasks.quality import plausibility_note
+
+    prov = dict(autoencoders=dict(test_recon_sq_l2={"0": 9.33, "1": 2.99, "8": 15.99, "all": 9.47}),
+                second_classifier=dict(test_accuracy=0.9842))
+    (line,) = plausibility_note(prov)
+    assert "from 2.99 (class 1) to 15.99 (class 8)" in line and "9.47" in line and "0.9842" in line
+    assert plausibility_note({}) == []
