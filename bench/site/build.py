@@ -8,7 +8,9 @@ page per error under <id>/errors/<test_index>.html (images inline as small PNGs)
 from __future__ import annotations
 
 import json
+import posixpath
 import shutil
+import subprocess
 import time
 import zipfile
 import zlib
@@ -18,8 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.boardcheck import BoardError, check_board
+from bench.site import html
+from bench.site.caveats import split_flags
+from bench.site.compare import compare_page
 from bench.site.errors import STEMS, error_pages
-from bench.site.pages import board_page, extra_page, index_page
+from bench.site.howto import howto_page
+from bench.site.index import SEEDS_NOTE, index_page
+from bench.site.pages import board_page
+from bench.site.study import folder_kind, meta_page, study_page, tables_page
 from bench.site.tables import read_csv_text
 
 MARKER = ".bench-site"  # marks a folder this command wrote, so a rebuild may replace it
@@ -40,6 +48,11 @@ def find_boards(root: Path, out: Path) -> list[Path]:
     return sorted(f for f in found if not _in_a_site(f / "x", root, out))
 
 
+def _rel(folder: Path, root: Path) -> str:
+    """A board's title: its path below the root (its folder name when it is the root)."""
+    return folder.resolve().relative_to(root.resolve()).as_posix() if folder.resolve() != root.resolve() else folder.name
+
+
 def load_board(folder: Path, root: Path) -> dict:
     """Everything the pages need from one board folder.
 
@@ -51,7 +64,7 @@ def load_board(folder: Path, root: Path) -> dict:
         A dict: id, title, dataset, model, parts (stem -> csv, prov, md, inst), files, facts.
     """
     check_board(folder)  # a board whose files do not match its provenance is named, not published
-    rel = folder.resolve().relative_to(root.resolve()).as_posix() if folder.resolve() != root.resolve() else folder.name
+    rel = _rel(folder, root)
     parts = {}
     for s in STEMS:
         if not (folder / f"{s}.csv").exists():
@@ -65,13 +78,16 @@ def load_board(folder: Path, root: Path) -> dict:
             except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
                 raise BoardError(f"{npz}: an array cannot be read ({type(e).__name__}: {str(e)[:80]}); restore the "
                                  "board's files from where they came from") from None
-        parts[s] = dict(csv=read_csv_text(folder / f"{s}.csv"), inst=inst,
-                        prov=json.loads(prov.read_text()) if prov.exists() else None,
-                        md=md.read_text() if md.exists() else None)
+        text, flags, source = split_flags(md.read_text() if md.exists() else None)
+        parts[s] = dict(csv=read_csv_text(folder / f"{s}.csv"), inst=inst, flags=flags, flags_source=source,
+                        flags_found=bool(text is not None and md.exists() and text != md.read_text()),
+                        prov=json.loads(prov.read_text()) if prov.exists() else None, md=text)
     first = next((p["prov"] for p in parts.values() if p["prov"]), {}) or {}
     pieces = rel.split("/")
     limited = (first.get("errors") or {}).get("limited")
-    return dict(folder=folder, id=rel.replace("/", "-"), title=rel, parts=parts,
+    source = next((p["flags_source"] for p in parts.values() if p["flags_source"]), "")
+    flags_id = posixpath.normpath(posixpath.join(rel, posixpath.dirname(source))).replace("/", "-") if source else ""
+    return dict(folder=folder, flags_id=flags_id, id=rel.replace("/", "-"), title=rel, parts=parts,
                 dataset=pieces[0] if len(pieces) >= 2 else "", model=pieces[1] if len(pieces) >= 2 else "",
                 files=sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in (".csv", ".json", ".md", ".png")),
                 n_errors=(first.get("errors") or {}).get("n", ""), accuracy=(first.get("model") or {}).get("test_accuracy", ""),
@@ -83,6 +99,54 @@ def find_extras(root: Path, out: Path, boards: list[Path]) -> list[Path]:
     """CSV tables under `root` that belong to no board (a model zoo, a meta-evaluation), if any exist."""
     skip = {b.resolve() for b in boards}
     return sorted(p for p in root.rglob("*.csv") if p.parent.resolve() not in skip and not _in_a_site(p, root, out))
+
+
+def _stamp(root: Path) -> dict:
+    """Build date (UTC), bench's version and the git commit of the boards' checkout, for every page's footer."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("bench-xai")
+    except PackageNotFoundError:
+        v = "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), version=v, commit=commit)
+
+
+def _extra_pages(root: Path, out: Path, tmp: Path, folders: list[Path], boards: list[dict]) -> list[dict]:
+    """One page per folder of non-board tables (a study, a meta-evaluation, other CSVs) at <folder id>/index.html."""
+    groups: dict[Path, list[Path]] = {}
+    for path in find_extras(root, out, folders):
+        groups.setdefault(path.parent, []).append(path)
+    board_ids = {b["title"]: b["id"] for b in boards}
+    extras = []
+    for folder, csvs in sorted(groups.items()):
+        rel = folder.resolve().relative_to(root.resolve()).as_posix() if folder.resolve() != root.resolve() else ""
+        fid = rel.replace("/", "-") or "tables"
+        while fid in board_ids.values():
+            fid += "-tables"
+        dest = tmp / fid
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in folder.iterdir():
+            if f.is_file() and f.suffix in (".csv", ".json", ".md", ".png"):
+                shutil.copy2(f, dest / f.name)
+        kind = folder_kind(folder)
+        if kind == "study":
+            text = study_page(folder, rel, board_ids, 1)
+        elif kind == "meta":
+            seeds = [b for b in boards if b["title"].startswith(f"{rel}/")]
+            anchors = ", ".join('<a href="../{id}/index.html">{title}</a>'.format(**b) for b in seeds)
+            links = f"<p>Seed boards: {anchors}: {SEEDS_NOTE}.</p>" if seeds else ""
+            text = meta_page(folder, rel, 1, links)
+        else:
+            text = tables_page(folder, rel, 1, csvs)
+        (dest / "index.html").write_text(text)
+        extras.append(dict(title=rel or "tables", kind=kind, id=fid, href=f"{fid}/index.html"))
+    return extras
 
 
 def _size(folder: Path) -> tuple[int, int]:
@@ -114,26 +178,27 @@ def build_site(root: str | Path = "leaderboards", out: str | Path | None = None)
         (tmp / MARKER).write_text("written by `python -m bench site`; rebuilt from scratch on every build\n")
         for name in ("site.css", "site.js"):
             (tmp / name).write_bytes(resources.files("bench.site").joinpath("static", name).read_bytes())
+        html.STAMP.update(_stamp(root))
         folders = find_boards(root, out)
+        extras = _extra_pages(root, out, tmp, folders, [dict(title=t, id=t.replace("/", "-"))
+                                                        for t in (_rel(f, root) for f in folders)])
+        extra_ids = {e["id"] for e in extras}
         boards, n_errors = [], 0
         for folder in folders:
             board = load_board(folder, root)
+            boards.append(board)
             dest = tmp / board["id"]
             (dest / "files").mkdir(parents=True)
             for name in board["files"]:
                 shutil.copy2(folder / name, dest / "files" / name)
+            board["flags_href"] = f"../{board['flags_id']}/index.html" if board["flags_id"] in extra_ids else ""
+            board["compare"] = compare_page(board, dest)
             gallery = error_pages(board, dest)
             n_errors += len(gallery)
             (dest / "index.html").write_text(board_page(board, gallery))
-            boards.append(board)
-        extras = []
-        for i, path in enumerate(find_extras(root, out, folders)):
-            rel = path.relative_to(root).as_posix()
-            extra = dict(title=rel, file=path.name, href=f"tables/{i}-{path.stem}.html")
-            (tmp / "tables").mkdir(exist_ok=True)
-            shutil.copy2(path, tmp / "tables" / path.name)
-            (tmp / extra["href"]).write_text(extra_page(extra, read_csv_text(path)))
-            extras.append(extra)
+            for p in board["parts"].values():
+                p["inst"] = None  # the arrays are written out: free them before the next board
+        (tmp / "add-a-method.html").write_text(howto_page())
         (tmp / "index.html").write_text(index_page(boards, extras))
         if out.exists():
             shutil.rmtree(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.site.html import esc, fmt, metric_label, metric_tip, page, sortable_table
+from bench.site.html import esc, fmt, metric_label, metric_tip, page, short_reason, sortable_table
 from bench.site.images import grey_uri, signed_uri
 
 STEMS = ("counterfactuals", "attributions")
@@ -72,8 +72,9 @@ def _score_cell(row, m: dict, cls: str) -> tuple:
 
 
 def _failed_card(f: dict) -> str:
-    return (f'<div class="card failed"><h4>{esc(f["method"])}</h4><p class="status failed">'
-            f'failed ({esc(f["reason"])})</p><p>the method crashed in this run and is left out of the table.</p></div>')
+    return (f'<div class="card failed"><h4>{esc(f["method"])}</h4><div class="status failed">'
+            f'failed ({short_reason(f["reason"])})</div><p>the method crashed in this run and is left out of the table.'
+            "</p></div>")
 
 
 def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
@@ -97,8 +98,8 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
     cards += [_failed_card(f) for f in failed] + ([_notrun_card(notrun)] if notrun else [])
     for f in failed:
         rows.append(({"data-method": f["method"], "data-mode": ""}, [(f["method"], esc(f["method"]), "")]
-                     + ([("", "", "")] if with_mode else []) + [("failed", f'<span class="status failed">failed '
-                                                                  f'({esc(f["reason"])})</span>', "")]
+                     + ([("", "", "")] if with_mode else []) + [("failed", f'<div class="status failed">failed '
+                                                                  f'({short_reason(f["reason"])})</div>', "")]
                      + [("", "–", "num")] * len(metrics)))
     cols = ([dict(label="method", name="method", numeric=False)] + ([dict(label="mode", name="mode", numeric=False)]
             if with_mode else []) + [dict(label="status", name="status", numeric=False)]
@@ -166,4 +167,6 @@ def _summary(parts: dict, t: int) -> str:
     if "counterfactuals" not in parts:
         return ""
     ran = [by_t[str(t)][1] for _, _, by_t in parts["counterfactuals"]["groups"] if str(t) in by_t]
-    return f"{sum(_status('counterfactuals', r)[0] == 'ok' for r in ran)}/{len(ran)} flipped"
+    if not ran:  # only attribution methods ran on this error
+        return ""
+    return f"{sum(_status('counterfactuals', r)[0] == 'ok' for r in ran)} of {len(ran)} solvers flipped it"

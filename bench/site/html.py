@@ -9,6 +9,8 @@ from html import escape
 from bench.leaderboard import _fmt
 
 SITE_NAME = "bench leaderboards"
+# what every page's footer says about its build (set once per build by `build.build_site`)
+STAMP = {"date": "", "version": "", "commit": ""}
 
 
 def esc(value) -> str:
@@ -52,12 +54,16 @@ def page(title: str, body: str, depth: int, crumbs: list[tuple[str, str]] = (), 
     """
     up = "../" * depth
     nav = " / ".join(f'<a href="{esc(h)}">{esc(t)}</a>' for t, h in crumbs)
+    nav += f' <a class="nav-add" href="{up}add-a-method.html">how to add a method or model</a>'
+    foot = (f'<footer class="stamp">Built {esc(STAMP["date"])} by <code>python -m bench site</code>, bench '
+            f'{esc(STAMP["version"])}, commit <code>{esc(STAMP["commit"])}</code>. Plain files: no server, no network.'
+            "</footer>")
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{esc(title)} · {SITE_NAME}</title>\n<link rel=\"icon\" href=\"data:,\">\n"
             f'<link rel="stylesheet" href="{up}site.css">\n<script defer src="{up}site.js"></script>\n{head}'
             f'</head>\n<body>\n<nav class="crumbs">{nav}</nav>\n<main>\n<h1>{esc(title)}</h1>\n{body}\n</main>\n'
-            f"</body>\n</html>\n")
+            f"{foot}\n</body>\n</html>\n")
 
 
 def sortable_table(columns: list[dict], rows: list[tuple[dict, list[tuple]]], table_id: str, caption: str = "") -> str:
@@ -78,7 +84,8 @@ def sortable_table(columns: list[dict], rows: list[tuple[dict, list[tuple]]], ta
     for c in columns:
         tip = (f' data-tip="{esc(c["tip"])}"' if c.get("tip") else
                f' data-tip-ref="{esc(c["tip_ref"])}"' if c.get("tip_ref") else "")
-        head.append(f'<th scope="col" data-type="{"num" if c["numeric"] else "str"}" data-name="{esc(c["name"])}">'
+        cls = f' class="{c["cls"]}"' if c.get("cls") else ""
+        head.append(f'<th scope="col"{cls} data-type="{"num" if c["numeric"] else "str"}" data-name="{esc(c["name"])}">'
                     f'<button type="button" class="sort" data-label="{esc(c["name"])}" '
                     f'data-first="{c.get("first", "ascending")}"{tip}>{c["label"]}</button></th>')
     body = []
@@ -103,3 +110,15 @@ def metric_tip(m: dict, extra: str = "") -> str:
 def metric_label(m: dict) -> str:
     """Header HTML of a metric column: name and direction arrow."""
     return f'{esc(m["name"])} <span class="dir" aria-hidden="true">{"↑" if m.get("higher_is_better") else "↓"}</span>'
+
+
+def short_reason(text: str, limit: int = 110) -> str:
+    """A failure reason as one readable line (its first sentence, at most `limit` characters) and the full
+    text on demand (a <details>), HTML."""
+    text = " ".join(str(text).split())
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    short = first if len(first) <= limit else first[:limit].rsplit(" ", 1)[0] + " …"
+    if short == text:
+        return esc(text)
+    return (f'<span class="reason">{esc(short)}</span> <details class="full-reason"><summary>full text</summary>'
+            f"{esc(text)}</details>")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
-from bench.site.html import esc, inline_md, page
-from bench.site.tables import board_table, generic_table
+from bench.site.caveats import caveat_lines, headline
+from bench.site.figures import figure
+from bench.site.html import esc, inline_md, page, short_reason
+from bench.site.tables import board_table
 
 TITLES = {"counterfactuals": "Counterfactuals", "attributions": "Attributions"}
 
@@ -25,7 +28,11 @@ def _notes(md: str | None) -> str:
         if table:
             out.append(_md_table(table))
             table = []
-        if ln.startswith("## "):
+        failed = re.match(r"\*\*Failed and left out:\*\* ([^:]+): (.*)$", ln)
+        if failed:
+            out.append(f'<div class="failure"><strong>Failed and left out:</strong> {esc(failed.group(1))}: '
+                       f"{short_reason(failed.group(2))}</div>")
+        elif ln.startswith("## "):
             out.append(f"<h3>{inline_md(ln[3:])}</h3>")
         elif ln:
             out.append(f"<p>{inline_md(ln)}</p>")
@@ -50,8 +57,8 @@ def _downloads(board: dict, stem: str) -> str:
     return f'<p class="downloads">Download: {" ".join(links)}</p>'
 
 
-def _definitions(metrics: list[dict]) -> str:
-    items = "".join(f"<dt>{esc(m['name'])} {'↑' if m.get('higher_is_better') else '↓'} <span class=\"muted\">"
+def _definitions(metrics: list[dict], stem: str = "") -> str:
+    items = "".join(f"<dt id=\"def-{esc(stem)}-{esc(m['name'])}\">{esc(m['name'])} {'↑' if m.get('higher_is_better') else '↓'} <span class=\"muted\">"
                     f"v{esc(m.get('version', '?'))}</span></dt><dd>{esc(m.get('definition', ''))}"
                     f"{' — valid counterfactuals only' if m.get('valid_only') else ''}</dd>" for m in metrics)
     return f'<dl class="defs">{items}</dl>'
@@ -100,8 +107,20 @@ def _gallery(items: list[dict], n_errors=None) -> str:
             f'<div class="gallery">{links}</div>')
 
 
+def _flags_note(p: dict, flags_href: str) -> str:
+    """The meta-evaluation flags of one table, as a list under it (the header marks carry the same reasons)."""
+    if not p.get("flags_found"):
+        return ""
+    where = f' (<a href="{esc(flags_href)}">the meta-evaluation</a>)' if flags_href else ""
+    if not p["flags"]:
+        return f'<p class="muted">The meta-evaluation{where} flags none of these metrics.</p>'
+    items = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in p["flags"].items())
+    return (f'<div class="flags"><p><strong>⚑ Flagged by the meta-evaluation</strong>{where}: do not rank methods '
+            f"by these metrics alone; their columns are marked ⚑ and never shaded best.</p><ul>{items}</ul></div>")
+
+
 def board_page(board: dict, gallery: list[dict]) -> str:
-    """The HTML page of one board.
+    """The HTML page of one board: headline, caveats, tables, notes, figures, definitions, errors, provenance.
 
     Args:
         board: a board dict of `build.load_board`.
@@ -111,65 +130,37 @@ def board_page(board: dict, gallery: list[dict]) -> str:
         The page's HTML.
     """
     parts, body = board["parts"], []
-    if any(p["csv"]["not_for_publication"].eq("True").any() for p in parts.values()):
+    if any(p["csv"]["not_for_publication"].eq("True").any() for p in parts.values() if "not_for_publication" in p["csv"]):
         body.append('<p class="banner">NOT FOR PUBLICATION: --limit cut the error set.</p>')
-    toc = [f'<a href="#{s}">{TITLES[s]}</a>' for s in parts] + ['<a href="#errors">Errors</a>',
-                                                                 '<a href="#provenance">Provenance</a>']
-    body.append(f'<p>{" · ".join(toc)}</p>')
-    body.append("<p class=\"muted\">Cells: mean, 95% interval [lo, hi] by the column's kind (Wilson for "
+    caveats = caveat_lines(board)
+    if caveats:
+        body.append('<div class="banner caveats" role="note" id="caveats"><strong>Read with care.</strong><ul>'
+                    + "".join(f"<li>{c}</li>" for c in caveats) + "</ul></div>")
+    metas = {s: (p["prov"] or {}).get("metrics", []) for s, p in parts.items()}
+    body.append(headline(board, metas))
+    toc = [f'<a href="#{s}">{TITLES[s]}</a>' for s in parts]
+    if board.get("compare"):
+        toc.append('<a href="compare.html">Compare two methods</a>')
+    toc += ['<a href="#errors">Errors</a>', '<a href="#provenance">Provenance</a>']
+    body.append(f'<p class="toc">{" · ".join(toc)}</p>')
+    body.append("<p class=\"muted legend\">Cells: mean, 95% interval [lo, hi] by the column's kind (Wilson for "
                 "proportions, BCa bootstrap for means; none for a constant sample, n &lt; 2 or a batch timing) and "
                 "a bar (line = interval, dot = mean, one scale per column); n=k where a cell has fewer instances "
-                "than its row. ↑ higher is better, ↓ lower is better. Shaded = best in its column among rows with "
-                "n ≥ 10; ≈ = not significantly better than the runner-up (paired sign-flip test on shared "
-                "instances, Holm-corrected over the table, adjusted p ≥ 0.05). Click a column header (or focus it "
-                "and press Enter) to sort; hover or focus it for the metric's definition.</p>")
+                "than its row. ↑ higher is better, ↓ lower is better. Shaded = best in its column (the CSV's "
+                "<code>&lt;metric&gt;_best</code>) among rows with n ≥ 10 that ran on as many errors as the "
+                "table's fullest row; ⚑ flagged columns and the control row are never shaded; ≈ = not "
+                "significantly better than the runner-up (paired sign-flip test on shared instances, "
+                "Holm-corrected over the table, adjusted p ≥ 0.05). Click a column header (or focus it and press "
+                "Enter) to sort (the sort is kept in the address); hover or focus it for the metric's definition."
+                "</p>")
     for stem, p in parts.items():
-        metrics = (p["prov"] or {}).get("metrics", [])
-        body += [f'<h2 id="{stem}">{TITLES[stem]}</h2>', _downloads(board, stem), board_table(p["csv"], metrics, f"{stem}-table"),
-                 _notes(p["md"])]
-        body += [f'<figure><img src="files/{esc(f)}" alt="{esc(f)}" loading="lazy"><figcaption>{esc(f)}</figcaption>'
-                 f"</figure>" for f in board["files"] if f.startswith(stem) and f.endswith(".png")]
-        body += [f"<h3>Metric definitions</h3>{_definitions(metrics)}"]
+        body += [f'<h2 id="{stem}">{TITLES[stem]}</h2>', _downloads(board, stem),
+                 board_table(p["csv"], metas[stem], f"{stem}-table", p.get("flags")),
+                 _flags_note(p, board.get("flags_href", "")), _notes(p["md"])]
+        body += [figure(f"files/{f}", f) for f in board["files"] if f.startswith(stem) and f.endswith(".png")]
+        body += [f"<h3>Metric definitions</h3>{_definitions(metas[stem], stem)}"]
     body += ['<h2 id="errors">Errors</h2>', _gallery(gallery, board.get("n_errors")), '<h2 id="provenance">Provenance</h2>']
     for stem, p in parts.items():
         if p["prov"]:
             body += [f"<h3>{TITLES[stem]}</h3>", _provenance(p["prov"])]
     return page(board["title"], "\n".join(body), 1, [("index", "../index.html")])
-
-
-def index_page(boards: list[dict], extras: list[dict]) -> str:
-    """The site's front page: the dataset x model matrix, every board's facts, other tables."""
-    grid = [b for b in boards if b["dataset"] and b["model"]]
-    datasets, models = sorted({b["dataset"] for b in grid}), sorted({b["model"] for b in grid})
-    cell: dict = {}
-    for b in grid:  # a published board is <dataset>/<model>; a run folder adds its time below
-        cell.setdefault((b["dataset"], b["model"]), []).append(f'<a href="{b["id"]}/index.html">{esc(b["title"])}</a>')
-    head = "".join(f"<th scope=\"col\">{esc(m)}</th>" for m in models)
-    rows = "".join(f"<tr><th scope=\"row\">{esc(d)}</th>" + "".join(
-        f"<td>{'<br>'.join(cell[d, m])}</td>" if (d, m) in cell else "<td>–</td>" for m in models) + "</tr>"
-        for d in datasets)
-    body = ["<p>Counterfactual and attribution leaderboards on the errors (misclassified test images) of image "
-            "classifiers. Every number carries a 95% bootstrap CI, its n and a provenance record.</p>",
-            f'<h2>Boards (dataset × model)</h2><table class="matrix"><thead><tr><th></th>{head}</tr></thead>'
-            f"<tbody>{rows}</tbody></table>", "<h2>All boards</h2>"]
-    facts = "".join(
-        f'<tr><td><a href="{b["id"]}/index.html">{esc(b["title"])}</a></td><td>{esc(b["dataset"])}</td>'
-        f'<td>{esc(b["model"])}</td><td class="num">{esc(b["n_errors"])}</td><td class="num">{esc(b["accuracy"])}</td>'
-        f'<td>{esc(", ".join(TITLES[s].lower() for s in b["parts"]))}</td><td>{"yes" if b["drill"] else "no"}</td>'
-        f'<td>{esc(b["created"])}</td><td>{esc(b["note"])}</td></tr>' for b in boards)
-    body.append("<div class=\"scroll\"><table><thead><tr><th>board</th><th>dataset</th><th>model</th><th>errors</th>"
-                "<th>test accuracy</th><th>tables</th><th>per-error drill-down</th><th>created</th><th>note</th>"
-                f"</tr></thead><tbody>{facts}</tbody></table></div>")
-    if extras:
-        body.append("<h2>Other tables (zoo, meta-evaluation)</h2><ul>" + "".join(
-            f'<li><a href="{e["href"]}">{esc(e["title"])}</a></li>' for e in extras) + "</ul>")
-    body.append('<p class="muted">Built by <code>python -m bench site</code>; plain files, no server or network '
-                "needed. Column definitions: each board's Metric definitions, and leaderboards/README.md.</p>")
-    return page("bench leaderboards", "\n".join(body), 0)
-
-
-def extra_page(extra: dict, df) -> str:
-    """A page for a table that is not a board (zoo, meta-evaluation): sortable, with its download link."""
-    body = (f'<p class="downloads">Download: <a href="{esc(extra["file"])}" download>{esc(extra["file"])}</a></p>'
-            + generic_table(df, "table"))
-    return page(extra["title"], body, 1, [("index", "../index.html")])

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from bench.leaderboard import ALPHA, interval_digits
+from bench.site.caveats import CONTROLS, MIN_N, is_control, shade_best, small_rows
 from bench.site.html import esc, fmt, metric_label, metric_tip, num, sortable_table
 
 BAR_W, BAR_H = 72, 9
@@ -38,12 +39,14 @@ def _span(df: pd.DataFrame, name: str) -> tuple[float, float]:
     return (min(vals), max(vals)) if vals else (math.nan, math.nan)
 
 
-def _metric_cell(r: pd.Series, name: str, span: tuple[float, float]) -> tuple:
-    """(data-value, HTML, class) of one cell: mean and bar, then [lo, hi], n when it differs, NaN count."""
+def _metric_cell(r: pd.Series, name: str, span: tuple[float, float], best: bool) -> tuple:
+    """(data-value, HTML, class) of one cell: mean and bar, then [lo, hi], n when it differs, NaN count.
+
+    `best`: shade it (`caveats.shade_best`: the CSV's mark, n >= 10, not a smaller subset, not flagged).
+    """
     mean, lo, hi = r[name], r.get(f"{name}_lo", ""), r.get(f"{name}_hi", "")
     p_next = num(r.get(f"{name}_p_next", ""))
     p_adj = num(r.get(f"{name}_p_next_holm", r.get(f"{name}_p_next", "")))
-    best = r.get(f"{name}_best", "") == "True" if f"{name}_best" in r else math.isfinite(p_next)
     mark = '<span class="approx">≈ </span>' if best and not p_adj < ALPHA else ""
     extra = ""
     n_cell, n_row = r.get(f"{name}_n", ""), r.get("n", "")
@@ -65,22 +68,25 @@ def _metric_cell(r: pd.Series, name: str, span: tuple[float, float]) -> tuple:
     html = (f'{mark}<span class="v">{fmt(mean)}</span>{_bar(num(lo), num(mean), num(hi), span)}'
             f'<span class="ci">{interval}{extra}</span>')
     if best:
-        html = (f'<span title="best in this column among rows with n ≥ 10; paired test against the runner-up: '
+        html = (f'<span title="best in this column among rows with n ≥ {MIN_N}; paired test against the runner-up: '
                 f'p = {fmt(p_next)}, Holm-adjusted over the table = {fmt(p_adj)}">{html}</span>')
     return mean, html, "num best" if best else "num"
 
 
-def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str) -> str:
+def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str, flagged: dict | None = None) -> str:
     """One leaderboard (counterfactuals or attributions) as a sortable HTML table.
 
     Args:
         df: the leaderboard CSV, every cell as text (`read_csv_text`).
         metrics: the provenance's metric dicts (name, higher_is_better, valid_only, definition, version).
         table_id: the table's id.
+        flagged: {metric: reason} the meta-evaluation flags (marked in the header, never shaded best).
 
     Returns:
         The table's HTML.
     """
+    flagged = flagged or {}
+    small = small_rows(df)
     shown = [m for m in metrics if m["name"] in df]
     with_mode = "mode" in df and bool((df["mode"].str.len() > 0).any())
     cols = [dict(label="method", name="method", numeric=False, tip="registry name of the solver or method; "
@@ -93,11 +99,19 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str) -> str:
     for m in shown:
         span = _span(df, m["name"])
         extra = f" Bars: 95% CI (line) and mean (dot) on one scale per column, {fmt(span[0])} to {fmt(span[1])}."
-        cols.append(dict(label=metric_label(m), name=m["name"], numeric=True, tip=metric_tip(m, extra),
-                         first="descending" if m.get("higher_is_better") else "ascending"))
+        label = metric_label(m)
+        if m["name"] in flagged:
+            extra = (f" FLAGGED by the meta-evaluation: {flagged[m['name']]}; do not rank methods by it alone "
+                     f"(no best shading).{extra}")
+            label += ' <span class="flagmark">⚑ flagged</span>'
+        cols.append(dict(label=label, name=m["name"], numeric=True, tip=metric_tip(m, extra),
+                         first="descending" if m.get("higher_is_better") else "ascending",
+                         cls="flagged" if m["name"] in flagged else ""))
     rows = []
     for _, r in df.iterrows():
         flags = f' <span class="method-v">v{esc(r.get("version", ""))}</span>'
+        if is_control(r["method"]):
+            flags += f'<span class="control-tag" title="{esc(CONTROLS[r["method"]])}">control</span>'
         if r.get("beats_random", "") == "False":
             p = r.get("vs_random_p_holm", r.get("vs_random_p", ""))
             flags += (f'<span class="flag">not better than random on deletion_auc '
@@ -107,8 +121,14 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str) -> str:
             cells.append((r["mode"], esc(r["mode"]), ""))
         subset = ' <span class="flag">(subset)</span>' if r.get("subset") == "True" else ""
         cells.append((r["n"], f"{esc(r['n'])}/{esc(r.get('n_errors', ''))}{subset}", "num"))
-        cells += [_metric_cell(r, m["name"], _span(df, m["name"])) for m in shown]
-        rows.append(({"data-method": r["method"], "data-mode": r.get("mode", "")}, cells))
+        cells += [_metric_cell(r, m["name"], _span(df, m["name"]), shade_best(r, m["name"], small, flagged))
+                  for m in shown]
+        attrs = {"data-method": r["method"], "data-mode": r.get("mode", "")}
+        if is_control(r["method"]):
+            attrs["class"] = "control"
+        if f"{r['method']}|{r.get('mode', '')}" in small:
+            attrs["data-small"] = "true"
+        rows.append((attrs, cells))
     return sortable_table(cols, rows, table_id)
 
 

@@ -1,0 +1,196 @@
+"""The site's front page: a cross-board summary, boards by dataset, model and study, search, developer boards."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from bench.leaderboard import ALPHA
+from bench.site.caveats import HEADLINE, below_floor, floor_of, is_control, shade_best, small_rows
+from bench.site.html import esc, fmt, num, page
+
+SEEDS_NOTE = ("the same MNIST cnn retrained with training seeds 1 and 2 and run like the published board (seed 0): "
+              "the meta-evaluation reads all three to say which metrics rank methods stably across seeds")
+
+
+def board_kind(board: dict) -> str:
+    """'dev' (bench check's regression baselines), 'zoo' (a study cell), 'seed' (a meta-evaluation seed board)
+    or 'main' (a published dataset x model board)."""
+    pieces = board["title"].split("/")
+    if pieces[0] == "ci":
+        return "dev"
+    if len(pieces) >= 3 and pieces[1] == "zoo":
+        return "zoo"
+    if "meta" in pieces[:-1]:
+        return "seed"
+    return "main"
+
+
+def _wins(boards: list[dict]) -> dict:
+    """Per (task, method): boards run on, headline wins (significant / not after Holm), boards where it is
+    not better than the random control, and on how many boards a flagged metric is in its table."""
+    out: dict = {}
+    for b in boards:
+        for stem, p in b["parts"].items():
+            df, flagged = p["csv"], p.get("flags", {})
+            small = small_rows(df)
+            for _, r in df.iterrows():
+                if is_control(r["method"]):
+                    continue
+                s = out.setdefault((stem, r["method"]), dict(boards=set(), sig=[], ns=[], not_random=set()))
+                s["boards"].add(b["title"])
+                if r.get("beats_random") == "False":
+                    s["not_random"].add(b["title"])
+                for name in HEADLINE.get(stem, ()):
+                    if name in df and shade_best(r, name, small, flagged):
+                        p_adj = num(r.get(f"{name}_p_next_holm", ""))
+                        (s["sig"] if p_adj < ALPHA else s["ns"]).append(f"{b['title']} {name}")
+    return out
+
+
+def _summary(boards: list[dict]) -> str:
+    public = [b for b in boards if board_kind(b) != "dev"]
+    if not public:
+        return ""
+    low = [b for b in public if below_floor(b)]
+    flagged: dict = {}
+    for b in public:
+        for p in b["parts"].values():
+            for k in p.get("flags", {}):
+                flagged.setdefault(k, set()).add(b["title"])
+    wins = _wins(public)
+    lines = [f"{len(public)} public boards ({sum(board_kind(b) == 'main' for b in public)} published dataset × model "
+             f"boards, {sum(board_kind(b) == 'zoo' for b in public)} model-zoo cells, "
+             f"{sum(board_kind(b) == 'seed' for b in public)} seed boards of the meta-evaluation)."]
+    if low:
+        lines.append(f"{len(low)} boards come from models below their dataset's accuracy floor ("
+                     + ", ".join(f"{esc(d)} {f:g}" for d, f in sorted({(b['dataset'], floor_of(b['dataset']))
+                                                                          for b in low})) + "); their pages say so.")
+    if flagged:
+        top = sorted(flagged.items(), key=lambda kv: -len(kv[1]))
+        lines.append("Metrics the meta-evaluation flags (do not rank by them alone): "
+                     + ", ".join(f"<code>{esc(k)}</code> on {len(v)} boards" for k, v in top) + ".")
+    for stem in HEADLINE:
+        top = sorted(((len(v["sig"]), len(v["ns"]), m) for (st, m), v in wins.items() if st == stem and v["sig"] + v["ns"]),
+                     reverse=True)[:4]
+        if top:
+            lines.append(f"{esc(stem.capitalize())}: most often best on a headline metric: " + ", ".join(
+                f"<strong>{esc(m)}</strong> ({a + b}× on {len(wins[stem, m]['boards'])} boards, {a} with a lead that "
+                "holds after Holm correction)" for a, b, m in top) + ".")
+    rows = []
+    for (stem, method), s in sorted(wins.items(), key=lambda kv: (kv[0][0], -len(kv[1]["sig"]), -len(kv[1]["ns"]),
+                                                                 kv[0][1])):
+        tip = esc("; ".join(s["sig"] + [x + " (not significant)" for x in s["ns"]]))
+        rows.append(f'<tr data-method="{esc(method)}"><td>{esc(stem)}</td><td><strong>{esc(method)}</strong></td>'
+                    f'<td class="num">{len(s["boards"])}</td><td class="num" title="{tip}">{len(s["sig"])}</td>'
+                    f'<td class="num" title="{tip}">{len(s["ns"])}</td><td class="num">{len(s["not_random"])}</td></tr>')
+    metrics = {k: ", ".join(v) for k, v in HEADLINE.items()}
+    table = ('<div class="scroll"><table class="summary"><thead><tr><th>task</th><th>method</th><th>boards</th>'
+             '<th title="best on a headline metric, lead significant after Holm correction">best, significant</th>'
+             '<th title="best on a headline metric, lead not shown after Holm correction">best, not significant</th>'
+             '<th title="boards where it is not better than the random control on deletion_auc">not better than '
+             f'random</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return (f'<section class="headline" id="summary"><h2>Across boards</h2><ul>{"".join(f"<li>{x}</li>" for x in lines)}'
+            f"</ul><p>How often each method is best on a headline metric (counterfactuals: {esc(metrics.get('counterfactuals'))}; "
+            f"attributions: {esc(metrics.get('attributions'))}) across the public boards, counting only cells shaded "
+            f"best (n ≥ 10, no smaller subset, no flagged column); hover a count for the boards.</p>"
+            f"<details><summary>Per method: wins, and boards where it is not better than random</summary>{table}</details>"
+            "</section>")
+
+
+def _board_row(b: dict) -> str:
+    acc = num(b["accuracy"])
+    floor = floor_of(b["dataset"])
+    warn = ' <span class="flag">below floor</span>' if below_floor(b) else ""
+    return (f'<tr><td><a href="{b["id"]}/index.html">{esc(b["title"])}</a></td><td>{esc(b["dataset"])}</td>'
+            f'<td>{esc(b["model"])}</td><td class="num">{esc(b["n_errors"])}</td>'
+            f'<td class="num">{fmt(acc) if math.isfinite(acc) else "–"}{warn}'
+            f'{f" <span class=muted>(floor {floor:g})</span>" if floor else ""}</td>'
+            f'<td>{esc(", ".join(b["parts"]))}</td><td>{esc(b["created"][:10])}</td><td>{esc(b["note"])}</td></tr>')
+
+
+def _boards_table(boards: list[dict]) -> str:
+    return ('<div class="scroll"><table><thead><tr><th>board</th><th>dataset</th><th>model</th><th>errors</th>'
+            '<th>test accuracy</th><th>tables</th><th>created</th><th>note</th></tr></thead><tbody>'
+            + "".join(_board_row(b) for b in boards) + "</tbody></table></div>")
+
+
+def _search(boards: list[dict], extras: list[dict]) -> str:
+    """A search box over boards, methods, metrics and study pages (the entries are in the page: no network)."""
+    entries = [dict(label=b["title"], kind="board", href=f"{b['id']}/index.html") for b in boards
+               if board_kind(b) != "dev"]
+    entries += [dict(label=e["title"], kind=e["kind"], href=e["href"]) for e in extras]
+    seen = set()
+    for b in boards:
+        if board_kind(b) == "dev":
+            continue
+        for stem, p in b["parts"].items():
+            for m in (p["prov"] or {}).get("metrics", []):
+                if ("metric", m["name"]) not in seen:
+                    seen.add(("metric", m["name"]))
+                    entries.append(dict(label=m["name"], kind="metric", detail=m.get("definition", ""),
+                                        href=f"{b['id']}/index.html#def-{stem}-{m['name']}"))
+            for method in p["csv"]["method"]:
+                if ("method", method) not in seen:
+                    seen.add(("method", method))
+                    entries.append(dict(label=method, kind=f"method ({stem})",
+                                        href=f"{b['id']}/index.html#{stem}"))
+    data = json.dumps(entries, ensure_ascii=False).replace("</", "<\\/")
+    return ('<div class="search"><label for="search">Search methods, metrics and boards</label> '
+            '<input id="search" type="search" placeholder="e.g. lime, l2, zoo" autocomplete="off">'
+            '<ul id="search-results" aria-live="polite"></ul></div>'
+            f'<script id="search-data" type="application/json">{data}</script>')
+
+
+def index_page(boards: list[dict], extras: list[dict]) -> str:
+    """The front page: what bench is, the cross-board summary, search, boards by dataset and model, the
+    study and meta-evaluation pages, and (for developers) the regression baselines."""
+    by_kind: dict = {}
+    for b in boards:
+        by_kind.setdefault(board_kind(b), []).append(b)
+    body = ["<p>Counterfactual and attribution methods, ranked on the errors (misclassified test images) of image "
+            "classifiers. Every number carries its interval (by its kind), its n and a provenance record; every board "
+            "opens with its finding and the caveats that limit it.</p>", _summary(boards), _search(boards, extras)]
+    main = by_kind.get("main", [])
+    if main:
+        datasets = sorted({b["dataset"] or "other" for b in main})
+        body.append("<h2>Boards by dataset and model</h2>")
+        for d in datasets:
+            group = [b for b in main if (b["dataset"] or "other") == d]
+            floor = floor_of(d)
+            body.append(f"<h3>{esc(d)}</h3>" + (f'<p class="muted">Accuracy floor {floor:g}.</p>' if floor else "")
+                        + '<ul class="cards-list">' + "".join(
+                            f'<li><a href="{b["id"]}/index.html">{esc(b["model"] or b["title"])}</a> '
+                            f'<span class="muted">{esc(b["title"])}, {esc(b["n_errors"])} errors, test accuracy '
+                            f'{fmt(b["accuracy"])}</span>{" <span class=flag>below floor</span>" if below_floor(b) else ""}'
+                            "</li>" for b in group) + "</ul>")
+    studies = [e for e in extras if e["kind"] == "study"]
+    metas = [e for e in extras if e["kind"] == "meta"]
+    if studies or by_kind.get("zoo"):
+        body.append("<h2>Studies</h2><ul>" + "".join(
+            f'<li><a href="{e["href"]}">{esc(e["title"])}</a>: a backbone × attention grid of models, each trained '
+            f"with several seeds, with the headline scores and test accuracy of every cell</li>" for e in studies)
+            + "</ul>")
+        if by_kind.get("zoo"):
+            body.append(f"<details><summary>Every study cell board ({len(by_kind['zoo'])})</summary>"
+                        f"{_boards_table(by_kind['zoo'])}</details>")
+    if metas or by_kind.get("seed"):
+        body.append("<h2>Meta-evaluation: which metrics to trust</h2><ul>" + "".join(
+            f'<li><a href="{e["href"]}">{esc(e["title"])}</a></li>' for e in metas if "zoo" not in e["title"]) + "</ul>")
+        zoo_meta = [e for e in metas if "zoo" in e["title"]]
+        if zoo_meta:
+            body.append(f"<details><summary>Per study model ({len(zoo_meta)})</summary><ul>" + "".join(
+                f'<li><a href="{e["href"]}">{esc(e["title"])}</a></li>' for e in zoo_meta) + "</ul></details>")
+        if by_kind.get("seed"):
+            body.append(f"<p>Seed boards ({esc(SEEDS_NOTE)}):</p>{_boards_table(by_kind['seed'])}")
+    other = [e for e in extras if e["kind"] == "tables"]
+    if other:
+        body.append("<h2>Other tables</h2><ul>" + "".join(
+            f'<li><a href="{e["href"]}">{esc(e["title"])}</a></li>' for e in other) + "</ul>")
+    if by_kind.get("dev"):
+        body.append("<h2>For developers</h2><p>Regression baselines of <code>bench check</code>: small runs that test "
+                    "bench itself, not leaderboards (do not cite them).</p>" + _boards_table(by_kind["dev"]))
+    body.append('<p class="muted">Column definitions: each board\'s Metric definitions, and leaderboards/README.md. '
+                'To put your own method or model on a board: <a href="add-a-method.html">how to add a method or a '
+                "model</a>.</p>")
+    return page("bench leaderboards", "\n".join(body), 0)
