@@ -266,3 +266,14 @@ def test_zoo_grid_and_score_selector(browser, committed_site):
     shown = [g for g in browser.find_elements(By.CSS_SELECTOR, ".grid-score") if g.is_displayed()]
     assert [g.get_attribute("data-score") for g in shown] == ["ig.deletion_auc"]
     assert "accuracy" in shown[0].text
+
+
+@pytest.mark.slow
+def test_sticky_header_stays_while_rows_scroll(browser, committed_site):
+    """A long table scrolls inside its box, and its header row stays at the box's top (not scrolled away)."""
+    _open(browser, committed_site / "mnist-cnn" / "index.html")
+    top = browser.execute_script(
+        "var t = document.getElementById('attributions-table'), box = t.parentNode;"
+        "box.scrollIntoView(); box.scrollTop = 400;"
+        "return [box.scrollTop, t.tHead.rows[0].cells[3].getBoundingClientRect().top - box.getBoundingClientRect().top];")
+    assert top[0] > 100 and abs(top[1]) <= 2, top

@@ -82,14 +82,21 @@ def metric_finding(df: pd.DataFrame, m: dict, flagged: dict) -> str:
     if name in flagged:
         return f"<code>{esc(name)}</code> {arrow} is flagged by the meta-evaluation ({esc(flagged[name])}): not ranked here."
     small = small_rows(df)
-    best = [r for _, r in df.iterrows() if shade_best(r, name, small, flagged)]
+    marked = [r for _, r in df.iterrows() if r.get(f"{name}_best", "") == "True"]
+    best = [r for r in marked if shade_best(r, name, small, flagged)]
+    if marked and not best:
+        r = marked[0]
+        return (f"<code>{esc(name)}</code> {arrow}: the board's best, {_row_name(r)} {_interval(r, name)}, ran on "
+                f"{esc(r['n'])} errors, fewer than the table's fullest rows (or is a control): not ranked here.")
     if not best:
-        return (f"<code>{esc(name)}</code> {arrow}: no row is marked best (a best mark needs two comparable rows "
-                f"scored on ≥ {MIN_N} errors).")
+        return (f"<code>{esc(name)}</code> {arrow}: no row is marked best (a best mark needs two rows scored on "
+                f"≥ {MIN_N} errors).")
     r = best[0]
     p = num(r.get(f"{name}_p_next_holm", r.get(f"{name}_p_next", "")))
-    rivals = df[[not is_control(x) and f"{x}|{y}" not in small and num(v) == num(v)
-                 for x, y, v in zip(df["method"], df.get("mode", [""] * len(df)), df[name])]]
+    # the runner-up the board's test used (bench.leaderboard.best_vs_next): the next row in the column's order
+    # among those with a finite mean scored on >= MIN_N instances
+    rivals = df[[num(x[name]) == num(x[name]) and num(x.get(f"{name}_n", "") or x["n"]) >= MIN_N
+                 for _, x in df.iterrows()]]
     rivals = rivals.assign(_v=pd.to_numeric(rivals[name], errors="coerce"))
     rivals = rivals.sort_values("_v", ascending=not m.get("higher_is_better"), kind="stable")
     runner = next((x for _, x in rivals.iterrows() if (x["method"], x.get("mode", "")) != (r["method"], r.get("mode", ""))),
