@@ -63,5 +63,11 @@ ATTR_METRICS.declare("q_complexity", "metrics.quantus_metrics:q_complexity",
                      "Quantus Complexity: entropy of the |attr| distribution (Bhatt et al. 2020)")
 ATTR_METRICS.declare("q_random_logit", "metrics.quantus_metrics:q_random_logit",
                      "Quantus RandomLogit (Sixt et al. 2020): 2-D SSIM with the map for a random other class")
+ATTR_METRICS.declare("road_morf", "metrics.road:road_morf",
+                     "ROAD MoRF (Rong et al. 2022): most relevant 10..90% imputed from neighbours, p(explained)/p0 (lower better)")
+ATTR_METRICS.declare("road_lerf", "metrics.road:road_lerf",
+                     "ROAD LeRF: least relevant 10..90% imputed from neighbours, p(explained)/p0 (higher better)")
+ATTR_METRICS.declare("road_srg", "metrics.road:road_srg",
+                     "ROAD LeRF - MoRF: both orders in one score (higher better)")
 ATTR_METRICS.declare("q_mprt", "metrics.quantus_metrics:q_mprt",
                      "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers")
