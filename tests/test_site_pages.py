@@ -277,3 +277,22 @@ def test_sticky_header_stays_while_rows_scroll(browser, committed_site):
         "box.scrollIntoView(); box.scrollTop = 400;"
         "return [box.scrollTop, t.tHead.rows[0].cells[3].getBoundingClientRect().top - box.getBoundingClientRect().top];")
     assert top[0] > 100 and abs(top[1]) <= 2, top
+
+
+@pytest.mark.slow
+def test_search_finds_methods_metrics_and_boards(browser, committed_site):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, committed_site / "index.html")
+    box = browser.find_element(By.ID, "search")
+    for query, kind in (("kernel_shap", "method"), ("insertion_auc", "metric"), ("zoo", "board")):
+        box.clear()
+        box.send_keys(query)
+        found = browser.find_elements(By.CSS_SELECTOR, "#search-results li")
+        assert any(query in li.text and kind in li.text for li in found), (query, [li.text for li in found][:5])
+    dev = browser.execute_script("return document.getElementById('search-data').textContent")
+    assert '"ci"' not in dev  # the regression baselines are not searchable as a public board
+    link = browser.find_element(By.CSS_SELECTOR, "#search-results li a")
+    href = link.get_attribute("href")
+    link.click()
+    assert browser.current_url == href

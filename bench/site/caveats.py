@@ -156,6 +156,14 @@ def headline(board: dict, metas: dict) -> str:
                 if n.min() != n.max() else f"{len(df)} rows on {int(n.max())} of {esc(board.get('n_errors', ''))} errors")
         flags = (f" Flagged by the meta-evaluation: {', '.join(f'<code>{esc(k)}</code>' for k in flagged)}."
                  if flagged else "")
+        common = board["folder"] / f"{stem}_common.csv" if board.get("folder") else None
+        if common is not None and common.exists() and small_rows(df):
+            cdf = pd.read_csv(common, dtype=str, keep_default_na=False)
+            found.append(f"Rows ran on different subsets, so their means are not comparable: the common valid subset "
+                         f"compares {', '.join(f'<strong>{esc(x)}</strong>' for x in cdf['method'])} on the same "
+                         f"{esc(cdf['n'].iloc[0])} errors (below the table)." if len(cdf) else
+                         "Rows ran on different subsets, so their means are not comparable, and no two solvers share "
+                         f"≥ {MIN_N} valid counterfactuals for a common-subset comparison.")
         sub = "".join(f"<li>{x}</li>" for x in found)
         items.append(f'<li><a href="#{stem}">{stem.capitalize()}</a> ({size}).{flags}<ul>{sub}</ul></li>')
     return (f'<section class="headline" id="headline"><p>Model test accuracy <strong>{acc}</strong>{where}.</p>'

@@ -4,6 +4,7 @@ source with `ast`: the page follows the contract's own docstrings and defaults, 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from bench.site.html import esc, page
@@ -50,7 +51,8 @@ def _piece(module: str, name: str) -> str:
 def howto_page() -> str:
     """The page's HTML (at the site's root)."""
     contract = ast.get_docstring(ast.parse((API / "__init__.py").read_text())) or ""
-    example = API.parents[1] / "solvers" / "attr_random.py"
+    readme = API.parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(# (\w+\.py)\n.*?)```", readme.read_text(), flags=re.S) if readme.exists() else []
     body = ["<p>A new method, metric or model is one Python file that imports <code>bench.api</code> and nothing else "
             "of bench. Run it on a board's preset by naming the file as a plugin, then publish the board; its page "
             "here is built from the board's files. This page is generated from the contract's source, so it says "
@@ -74,7 +76,7 @@ def howto_page() -> str:
             "<code>bench.datasets</code> instead.</li></ol>",
             f'<h2>The contract</h2><pre class="doc">{esc(contract)}</pre>']
     body += [_piece(m, n) for m, n in PIECES]
-    if example.exists():
-        body.append(f"<h2>A whole method in one file</h2><p>The random-attribution control, "
-                    f"<code>solvers/{example.name}</code>, as it ships:</p><pre>{esc(example.read_text())}</pre>")
+    for code, name in blocks[:1]:  # the README's plugin example, a whole solver in one file
+        body.append(f"<h2>A whole method in one file</h2><p>The README's example plugin, <code>{esc(name)}</code>: "
+                    f"save it, then run it with <code>--set 'plugins=[\"{esc(name)}\"]'</code>.</p><pre>{esc(code)}</pre>")
     return page("How to add a method or a model", "\n".join(body), 0, [("index", "index.html")])
