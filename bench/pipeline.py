@@ -202,7 +202,11 @@ def run_task(ctx: RunContext, task, progress: bool = True) -> list[Path]:
     metas = [metric_meta(f) for f in metric_fns] + task.extra_metas()
     df = leaderboard.aggregate(rows, metas, ctx.cfg.n_bootstrap, ctx.cfg.seed, ctx.errors.limited)
     extra = task.finish(ctx, df, rows, done)
-    notes = (leaderboard_notes(ctx, task.stem, extra.figures, extra.notes)
+    metric_prov = {}
+    for f in metric_fns:  # what metrics built for themselves (trained models), by their own hook
+        if f.provenance is not None:
+            metric_prov.update(f.provenance(ctx.metric_ctx))
+    notes = (leaderboard_notes(ctx, task.stem, extra.figures, extra.notes + task.provenance_notes(metric_prov))
              + [f"\n**Failed and left out:** {f['method']}: {f['reason']}" for f in failed])
     title = f"{task.title}: {ctx.cfg.dataset} / {ctx.out_dir.name}"
     md = leaderboard.to_markdown(extra.df, metas, title, notes + extra.stat_notes)
@@ -211,9 +215,7 @@ def run_task(ctx: RunContext, task, progress: bool = True) -> list[Path]:
         d["kind"] = m.kind
     prov.update(extra.provenance, failed=failed, title=title, notes=notes, statistics=leaderboard.statistics_record(
         ctx.cfg.n_bootstrap, ctx.cfg.seed))
-    for f in metric_fns:  # what metrics built for themselves (trained models), by their own hook
-        if f.provenance is not None:
-            prov.update(f.provenance(ctx.metric_ctx))
+    prov.update(metric_prov)
     instances = write_instances(ctx.store, done, ctx.errors, ctx.out_dir, task.stem, metas)
     tables = [leaderboard.write_table(df, ctx.out_dir / f"{stem}.csv") for stem, df in extra.tables.items()]
     return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.stem) + extra.figures + instances + tables

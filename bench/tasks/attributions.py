@@ -96,6 +96,10 @@ class AttributionTask:
         return {}
 
     @staticmethod
+    def provenance_notes(metric_prov: dict) -> list[str]:
+        return []
+
+    @staticmethod
     def statistics(df, rows: list, metas: list, n_boot: int, seed: int) -> Statistics:
         """What the board adds from the per-instance scores alone: each row against the random control."""
         sanity = sanity_against_control(rows)

@@ -69,6 +69,13 @@ class CounterfactualTask:
         return dict(solved_now=ctx.solved_now.get(entry.name, 0), in_background=entry.name in ctx.background)
 
     @staticmethod
+    def provenance_notes(metric_prov: dict) -> list[str]:
+        """Lines from what the metrics recorded: the plausibility models' own quality."""
+        from bench.tasks.quality import plausibility_note
+
+        return plausibility_note(metric_prov.get("plausibility") or {})
+
+    @staticmethod
     def statistics(df, rows: list, metas: list, n_boot: int, seed: int) -> Statistics:
         """What the board adds from the per-instance scores alone: the common valid subset and its paired tests."""
         common = compare(rows, metas, n_boot, seed)
@@ -80,13 +87,17 @@ class CounterfactualTask:
     def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
         from bench.report import counterfactual_figures
         from bench.scoring import metric_meta
+        from bench.tasks.budget import equal_budget_table
         from bench.tasks.cost import amortised_columns, amortised_note, model_cost_note, model_cost_ratios
 
         df, amortised = amortised_columns(df, rows, entries)
         figures = counterfactual_figures(ctx, entries, ctx.out_dir)
         model_cost = model_cost_ratios(ctx, rows, entries)
         notes = [model_cost_note(model_cost), *amortised_note(amortised)]
+        budget, budget_lines = equal_budget_table(rows, entries)
+        notes += budget_lines
         stats = self.statistics(df, rows, [metric_meta(f) for f in self.metric_fns()], ctx.cfg.n_bootstrap,
                                 ctx.cfg.seed)
+        tables = dict(stats.tables, **({"counterfactuals_equal_budget": budget} if len(budget) else {}))
         return Finished(stats.df, notes, dict(model_cost=model_cost, amortised=amortised, **stats.provenance),
-                        figures, stats.notes, stats.tables)
+                        figures, stats.notes, tables)
