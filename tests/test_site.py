@@ -99,7 +99,10 @@ def test_site_refuses_to_overwrite_a_foreign_folder(tmp_path):
 
 
 def test_site_imports_no_torch(tmp_path):
-    code = (f"import sys; from bench.cli import main; main(['site', '--root', {str(ROOT / 'leaderboards')!r}, "
+    """`bench site` on a real board (mnist/cnn, its per-instance files and error manifest) imports no torch."""
+    shutil.copytree(ROOT / "leaderboards" / "mnist" / "cnn", tmp_path / "lb" / "mnist" / "cnn",
+                    ignore=shutil.ignore_patterns("meta"))
+    code = (f"import sys; from bench.cli import main; main(['site', '--root', {str(tmp_path / 'lb')!r}, "
             f"'--out', {str(tmp_path / 's')!r}]); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().endswith("False"), out.stderr[-500:]

@@ -1,8 +1,11 @@
 """`python -m bench site`: a static site from every leaderboard folder (plain files, no server).
 
-Layout of the output folder: index.html, site.css, site.js; per board <id>/index.html, its
-files (CSV, JSON, Markdown, figures, per-instance CSV) under <id>/files/, and one drill-down
-page per error under <id>/errors/<test_index>.html (images inline as small PNGs).
+Layout of the output folder (stable names: a board's id is its path below the root with '/' -> '-'):
+index.html, add-a-method.html, site.css, site.js; per board <id>/index.html (headline, caveats, tables),
+<id>/compare.html (two methods on shared errors), its files (CSV, JSON, Markdown, figures, per-instance CSV)
+under <id>/files/, and one drill-down page per error under <id>/errors/<test_index>.html (images inline as
+small PNGs); per folder of other tables (a study, a meta-evaluation) <folder id>/index.html beside its files.
+The default output, <root>/site, is git-ignored: the site is built (CI does), never committed.
 """
 
 from __future__ import annotations
@@ -162,7 +165,8 @@ def build_site(root: str | Path = "leaderboards", out: str | Path | None = None)
         out: output folder (default <root>/site); replaced when it holds an earlier build.
 
     Returns:
-        A summary: out, boards, boards with drill-down, error pages, files, bytes, seconds.
+        A summary: out, boards, boards with drill-down, error pages, extra_tables (pages of non-board
+        folders: studies, meta-evaluations, other CSVs), files, bytes, seconds.
     """
     t0 = time.perf_counter()
     root = Path(root)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.site.caveats import below_floor, floor_of
 from bench.site.html import esc, fmt, metric_label, metric_tip, page, short_reason, sortable_table
 from bench.site.images import grey_uri, signed_uri
 
@@ -140,6 +141,10 @@ def error_pages(board: dict, out: Path) -> list[dict]:
     (out / "errors").mkdir(parents=True, exist_ok=True)
     tips = {f"{s}/{m['name']}": metric_tip(m) for s, p in parts.items() for m in (p["prov"] or {}).get("metrics", [])}
     (out / "tips.js").write_text("window.BENCH_TIPS = " + json.dumps(tips, ensure_ascii=False, indent=0) + ";\n")
+    floor = floor_of(board.get("dataset", ""))
+    caveat = (f'<p class="banner caveats">The model\'s test accuracy is {fmt(board["accuracy"])}, below the '
+              f'{esc(board["dataset"])} floor of {floor:g}: see <a href="../index.html#caveats">the board\'s caveats</a>.'
+              "</p>" if below_floor(board) else "")
     items = []
     for k, t in enumerate(idx):
         x = arrays["errors"][keep[k]].astype(np.float32)
@@ -150,7 +155,7 @@ def error_pages(board: dict, out: Path) -> list[dict]:
                 f'predicted {pred[k]}"><div><p>Test image <strong>#{t}</strong> (error {k + 1} of {len(idx)}{of_all})</p>'
                 f'<p>true class <strong id="true">{true[k]}</strong>, predicted <strong id="pred">{pred[k]}</strong>'
                 f'</p><p class="pager">{pager}</p></div></div>')
-        body = hero + "".join(_section(s, p, t, x) for s, p in parts.items())
+        body = caveat + hero + "".join(_section(s, p, t, x) for s, p in parts.items())
         crumbs = [("index", "../../index.html"), (board["title"], "../index.html")]
         title = f"{board['title']}: error #{t} (true {true[k]}, predicted {pred[k]})"
         faint = grey_uri(1 - 0.6 * x)  # grey ink on white, once per page, under every heatmap
