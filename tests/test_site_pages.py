@@ -183,9 +183,13 @@ def test_below_floor_banner_and_headline(browser, committed_site):
     banner = browser.find_element(By.ID, "caveats").text
     assert "0.265" in banner and f"below the mnist floor of {ACCURACY_FLOORS['mnist']:g}" in banner
     assert "every row ran on a subset" in banner  # 10 and 20 of its 7,350 errors
+    crumbs = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "nav.crumbs a")]
+    assert any(h.endswith("/mnist-zoo/index.html") for h in crumbs)  # a cell links back to its study
     error_page = sorted((committed_site / "mnist-zoo-efficientnet_b0-cbam-seed2" / "errors").glob("*.html"))[0]
     _open(browser, error_page)  # the per-error numbers carry the caveat too
     assert "below the mnist floor" in browser.find_element(By.CSS_SELECTOR, ".banner.caveats").text
+    _open(browser, committed_site / "mnist-cnn-meta-seed1" / "index.html")
+    assert "seed board of the meta-evaluation" in browser.find_element(By.TAG_NAME, "main").text
     _open(browser, committed_site / "mnist-cnn" / "index.html")  # the default preset's board
     assert "floor" not in " ".join(e.text for e in browser.find_elements(By.ID, "caveats"))
     head = browser.find_element(By.ID, "headline").text

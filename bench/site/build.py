@@ -196,6 +196,8 @@ def build_site(root: str | Path = "leaderboards", out: str | Path | None = None)
             for name in board["files"]:
                 shutil.copy2(folder / name, dest / "files" / name)
             board["flags_href"] = f"../{board['flags_id']}/index.html" if board["flags_id"] in extra_ids else ""
+            parent = posixpath.dirname(board["title"]).replace("/", "-")
+            board["parent"] = (posixpath.dirname(board["title"]), f"../{parent}/index.html") if parent in extra_ids else None
             board["compare"] = compare_page(board, dest)
             gallery = error_pages(board, dest)
             n_errors += len(gallery)

@@ -8,6 +8,7 @@ import re
 from bench.site.caveats import caveat_lines, headline
 from bench.site.figures import figure
 from bench.site.html import esc, inline_md, page, short_reason
+from bench.site.index import SEEDS_NOTE, board_kind
 from bench.site.tables import board_table
 
 TITLES = {"counterfactuals": "Counterfactuals", "attributions": "Attributions"}
@@ -136,6 +137,12 @@ def board_page(board: dict, gallery: list[dict]) -> str:
     if caveats:
         body.append('<div class="banner caveats" role="note" id="caveats"><strong>Read with care.</strong><ul>'
                     + "".join(f"<li>{c}</li>" for c in caveats) + "</ul></div>")
+    if board_kind(board) == "seed":
+        body.append(f'<p class="muted">A seed board of the meta-evaluation: {esc(SEEDS_NOTE)}. Read it beside the '
+                    "published board (seed 0): where the two disagree, the ranking depends on the training seed.</p>")
+    elif board_kind(board) == "zoo":
+        body.append('<p class="muted">A cell of the model-zoo study: one trained model (backbone, attention block, '
+                    "seed) whose own errors the study's methods explain; the study page compares the cells.</p>")
     metas = {s: (p["prov"] or {}).get("metrics", []) for s, p in parts.items()}
     body.append(headline(board, metas))
     toc = [f'<a href="#{s}">{TITLES[s]}</a>' for s in parts]
@@ -163,4 +170,5 @@ def board_page(board: dict, gallery: list[dict]) -> str:
     for stem, p in parts.items():
         if p["prov"]:
             body += [f"<h3>{TITLES[stem]}</h3>", _provenance(p["prov"])]
-    return page(board["title"], "\n".join(body), 1, [("index", "../index.html")])
+    crumbs = [("index", "../index.html")] + ([board["parent"]] if board.get("parent") else [])
+    return page(board["title"], "\n".join(body), 1, crumbs)
