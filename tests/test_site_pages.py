@@ -303,3 +303,17 @@ def test_search_finds_methods_metrics_and_boards(browser, committed_site):
     href = link.get_attribute("href")
     link.click()
     assert browser.current_url == href
+
+
+@pytest.mark.slow
+def test_meta_evaluation_defines_every_column(browser, committed_site):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, committed_site / "mnist-cnn-meta" / "index.html")
+    names = [th.get_attribute("data-name") for th in browser.find_elements(
+        By.CSS_SELECTOR, "#meta-attributions thead th, #meta-counterfactuals thead th")]
+    assert "separated_share" in names and "seed_tau" in names
+    undefined = [n for n in set(names) if not browser.find_elements(By.ID, f"col-{n}")]
+    assert not undefined, f"columns without a definition: {undefined}"
+    assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect")  # the separation chart
+    assert "Unnamed" not in browser.find_element(By.TAG_NAME, "main").get_attribute("textContent")

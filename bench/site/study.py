@@ -200,7 +200,13 @@ def meta_page(folder: Path, rel: str, depth: int, seed_links: str = "") -> str:
     if (folder / "meta_counterfactuals.csv").exists():
         body.append('<h2 id="counterfactuals">Counterfactual metrics</h2>'
                     + generic_table(read_csv_text(folder / "meta_counterfactuals.csv"), "meta-counterfactuals"))
+    rule = next((ln for ln in sections.get("Flagged metrics", []) if ln.strip() and not ln.startswith("- ")), "")
+    own = {"metric": "the metric whose trustworthiness the row reports (one row per metric of the boards)",
+           "methods_per_board": "how many solvers each board ran, board by board (the published board first, then "
+                                "the seed boards), e.g. 6/3/3; bootstrap_tau is the mean over the boards with enough methods (≥ 5)",
+           "flag": "why the metric is flagged (empty: not flagged). " + rule.rstrip(":")}
     body.append(f'<h2 id="definitions">What each column means</h2>{_definitions(intro)}<dl class="defs">'
+                + "".join(f'<dt id="col-{k}"><code>{k}</code></dt><dd>{inline_md(v)}</dd>' for k, v in own.items())
                 + "".join(f"<dt><code>{esc(k)}</code> <span class=\"muted\">(meta_separation.csv)</span></dt>"
                           f"<dd>{esc(v)}</dd>" for k, v in SEPARATION_COLUMNS.items()) + "</dl>")
     if (folder / "meta_agreement.csv").exists():
