@@ -177,8 +177,6 @@ def _artifacts(folder: Path, stem: str, prov: dict, n_errors: int | None) -> Non
 
 def _manifest(folder: Path, prov: dict, prov_path: Path) -> set[int] | None:
     """Check errors.csv against the recorded manifest hash; returns its test indices (None without one)."""
-    from bench.errors import manifest_hash
-
     errors, model = prov.get("errors") or {}, prov.get("model") or {}
     recorded, weights = errors.get("manifest_sha256"), model.get("weights_sha256")
     path = folder / "errors.csv"
@@ -206,6 +204,16 @@ def _manifest(folder: Path, prov: dict, prov_path: Path) -> set[int] | None:
             raise BoardError(f"{path} does not match the manifest sha256 of {prov_path.name} ({got[:12]} vs "
                              f"{recorded[:12]}): the error set was edited; {RESTORE}")
     return {int(t) for t in df["test_index"]}
+
+
+def manifest_hash(index, true, pred, weights_sha256: str) -> str:
+    """bench.errors.manifest_hash without torch (`bench site` and `bench list` stay light): the sha256 of the
+    manifest rows and the weights hash. Every committed board's errors.csv hashes to its recorded value."""
+    import hashlib
+
+    blob = json.dumps(dict(rows=list(zip(index.tolist(), true.tolist(), pred.tolist())), weights=weights_sha256),
+                      separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def check_board(folder: str | Path, full: bool = False) -> list[str]:

@@ -442,11 +442,16 @@ class Store:
         """(entries, scores, records) as pandas DataFrames, records without their artifacts (bench.load)."""
         import pandas as pd
 
-        with self._db() as con:
-            entries = pd.read_sql_query("SELECT entry_key, task, method, mode, version, params FROM entries", con)
-            scores = pd.read_sql_query("SELECT entry_key, test_index, metric, version, value FROM scores", con)
-            records = pd.read_sql_query("SELECT entry_key, test_index, success, reason, queries, grad_queries, "
-                                        "seconds, explained, contrast FROM records", con)
+        try:
+            with self._db() as con:
+                entries = pd.read_sql_query("SELECT entry_key, task, method, mode, version, params FROM entries", con)
+                scores = pd.read_sql_query("SELECT entry_key, test_index, metric, version, value FROM scores", con)
+                records = pd.read_sql_query("SELECT entry_key, test_index, success, reason, queries, grad_queries, "
+                                            "seconds, explained, contrast FROM records", con)
+        except pd.errors.DatabaseError as e:  # pandas wraps SQLite's error in its own type
+            cause = e.__cause__ if isinstance(e.__cause__, sqlite3.DatabaseError) else sqlite3.DatabaseError(
+                str(e).rpartition(": ")[2])
+            raise describe(self.path, cause) from None
         records["success"] = records["success"].astype(bool)
         return entries, scores, records
 

@@ -333,6 +333,11 @@ def test_damaged_store_pages_are_one_line_naming_the_store(tmp_path, capsys):
         Store(path).acquire()
     with pytest.raises(StoreError, match="is damaged"):
         Store(path).records("key")
+    import bench
+
+    with pytest.raises(StoreError, match="is damaged"):
+        bench.load(path)
+    assert main(["runs", "--store", str(path)]) == 2 and "is damaged" in _one_line(capsys)
     code = main(["run", "--preset", "tiny", "--store", str(path), "--cache-dir", str(tmp_path / "cache"),
                  "--out", str(tmp_path / "out"), "--quiet"])
     assert code == 2 and str(path) in _one_line(capsys)
@@ -456,7 +461,11 @@ def test_a_damaged_board_is_named_by_every_reader(tmp_path, damage, capsys):
 
 
 def test_every_committed_board_passes_its_own_check():
-    from bench.boardcheck import check_board
+    from bench import errors
+    from bench.boardcheck import check_board, manifest_hash
+
+    rows = [torch.tensor([3, 17, 9]), torch.tensor([1, 2, 3]), torch.tensor([7, 7, 0])]
+    assert manifest_hash(*[r.numpy() for r in rows], "w") == errors.manifest_hash(*rows, "w")  # torch-free copy
 
     folders = sorted({p.parent for s in ("counterfactuals", "attributions") for p in (REPO / "leaderboards").rglob(f"{s}.csv")
                       if "site" not in p.relative_to(REPO / "leaderboards").parts})
