@@ -245,7 +245,8 @@ def test_compare_view_shows_paired_differences(browser, committed_site):
 @pytest.mark.slow
 def test_phone_width_has_no_horizontal_page_scroll(browser, committed_site):
     pages = ["index.html", "mnist-cnn/index.html", "mnist-zoo/index.html", "mnist-cnn-meta/index.html",
-             "mnist-zoo-efficientnet_b0-cbam-seed2/index.html"]
+             "mnist-zoo-efficientnet_b0-cbam-seed2/index.html", "mnist-cnn/compare.html", "add-a-method.html"]
+    pages.append(sorted((committed_site / "mnist-cnn" / "errors").glob("*.html"))[0].relative_to(committed_site))
     browser.set_window_size(390, 844)
     try:
         for p in pages:
