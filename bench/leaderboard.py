@@ -14,7 +14,6 @@ leaderboard or destroys the previous one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,7 +177,7 @@ def legend(df: pd.DataFrame, shown: list[MetricMeta]) -> list[str]:
     used = sorted({str(v) for m in shown for v in df.get(f"{m.name}_ci", pd.Series(dtype=str)).dropna()
                    if str(v) in METHODS})
     n_tests = int(sum(df[f"{m.name}_p_next"].notna().sum() for m in shown if f"{m.name}_p_next" in df))
-    return [f"Cells: mean [95% interval]; the interval by the kind of the column: "
+    return ["Cells: mean [95% interval]; the interval by the kind of the column: "
             + "; ".join(f"**{u}**: {METHODS[u]}" for u in used) + ". (n=k) where a cell aggregates k instances "
             "and not the row's n. ↑ higher is better, ↓ lower is better.",
             f"Best marks: the best row of a column among rows with n ≥ {MIN_BEST_N} (when at least two qualify) is **bold**; it is tested "
@@ -231,7 +230,7 @@ def write(df: pd.DataFrame, markdown: str, provenance: dict, out_dir: Path, stem
     paths = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
     atomic.write_text(paths[0], df.to_csv(index=False, float_format="%.6g"))
     atomic.write_text(paths[1], markdown)
-    atomic.write_text(paths[2], json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+    atomic.write_json(paths[2], provenance)  # strict JSON: NaN/inf as null, counted
     return paths
 
 

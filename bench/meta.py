@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from bench.stats import bh, holm, kendall_tau, paired_pvalue
 
 CONTROL = "random"

@@ -13,7 +13,6 @@ import torch
 
 from bench.api.metrics import AttrBatch, MetricContext
 from metrics import ATTR_METRICS
-from solvers import ATTRIBUTIONS
 from metrics.contour_patch import contour_masks, contour_patch
 from metrics.deletion_insertion import (
     auc,
@@ -24,6 +23,7 @@ from metrics.deletion_insertion import (
     make_substrate,
 )
 from metrics.quantus_metrics import mprt_layers, pixel_flipping_curves, q_complexity, q_pixel_flipping
+from solvers import ATTRIBUTIONS
 
 
 def saliency_fn(oracle):

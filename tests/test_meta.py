@@ -113,7 +113,7 @@ def test_separation_shares_are_corrected_within_each_metric(board):
     from scipy.stats import false_discovery_control
 
     sep = meta.corrected(meta.separation(board))
-    for metric, g in sep.groupby("metric"):
+    for _, g in sep.groupby("metric"):
         assert g["p_bh"].to_numpy() == pytest.approx(false_discovery_control(g["p"].to_numpy(), method="bh"))
         order = np.argsort(g["p"].to_numpy(), kind="stable")
         holm = np.maximum.accumulate((len(g) - np.arange(len(g))) * g["p"].to_numpy()[order]).clip(max=1)

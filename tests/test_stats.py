@@ -6,7 +6,17 @@ import pytest
 from scipy import stats as st
 
 from bench import leaderboard
-from bench.stats import bh, cell, holm, kendall_tau, mean_ci, paired_pvalue, proportion_ci, t_interval, timing_cell
+from bench.stats import (
+    bh,
+    cell,
+    holm,
+    kendall_tau,
+    mean_ci,
+    paired_pvalue,
+    proportion_ci,
+    t_interval,
+    timing_cell,
+)
 
 
 def test_a_5_of_5_proportion_gets_the_wilson_interval_not_a_zero_width_one():

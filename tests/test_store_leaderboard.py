@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from bench import leaderboard
 from bench.stats import mean_ci, paired_pvalue

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-
 from scipy.stats import ttest_ind
 
 from bench.leaderboard import fmt as _fmt

@@ -132,7 +132,7 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
                 libraries=provenance.library_versions(), headlines=[list(h[:2]) + [list(h[2])] for h in HEADLINES],
                 cells=[dict(key=c.key, folder=c.name, **json.loads((folder / c.name / "cell.json").read_text()))
                        for c in cells], **info)
-    paths.append(atomic.write_text(folder / "study.json", json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"))
+    paths.append(atomic.write_json(folder / "study.json", prov))
     return paths
 
 

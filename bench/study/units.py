@@ -259,4 +259,4 @@ def _cell_summary(ctx: RunContext, cell: Cell, used: list[dict]) -> Path:
                    weights_sha256=meta["weights_sha256"], manifest_sha256=ctx.errors.manifest_hash,
                    checkpoint=dict(relpath=meta.get("relpath"), source=meta.get("source")),
                    solved_now=dict(ctx.solved_now), checkpoints=len(used))
-    return atomic.write_text(folder / "cell.json", json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    return atomic.write_json(folder / "cell.json", summary)
