@@ -115,6 +115,10 @@ def _stamp(root: Path) -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=root,
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+        if commit != "unknown" and dirty:
+            commit += " (with uncommitted changes to the boards)"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), version=v, commit=commit)
