@@ -200,6 +200,9 @@ def test_below_floor_banner_and_headline(browser, committed_site):
     assert f"best {best['method']} ({best['mode']}) {_fmt(float(best['deletion_auc']))}" in line
     p = float(best["deletion_auc_p_next_holm"])
     assert ("holds after Holm" in line) == (p < 0.05) and f"adjusted p = {_fmt(p)}" in line
+    _open(browser, committed_site / "index.html")  # the index says the same in one line per board
+    item = browser.find_element(By.XPATH, '//ul[@class="cards-list"]/li[a[@href="mnist-cnn/index.html"]]')
+    assert f"deletion_auc: {best['method']}" in item.text
 
 
 @pytest.mark.slow

@@ -98,6 +98,27 @@ def _summary(boards: list[dict]) -> str:
             "</section>")
 
 
+def short_finding(b: dict) -> str:
+    """One line per board for the index: who is best on each headline metric, and whether the lead holds."""
+    out = []
+    for stem, p in b["parts"].items():
+        df, flagged = p["csv"], p.get("flags", {})
+        small = small_rows(df)
+        for name in HEADLINE.get(stem, ()):
+            if name not in df:
+                continue
+            if name in flagged:
+                out.append(f"{esc(name)}: flagged")
+                continue
+            best = [r for _, r in df.iterrows() if shade_best(r, name, small, flagged)]
+            if best:
+                r = best[0]
+                holds = num(r.get(f"{name}_p_next_holm", "")) < ALPHA
+                out.append(f"{esc(name)}: <strong>{esc(r['method'])}</strong>"
+                           + (" (lead holds)" if holds else " (lead not significant)"))
+    return "; ".join(out)
+
+
 def _board_row(b: dict) -> str:
     acc = num(b["accuracy"])
     floor = floor_of(b["dataset"])
@@ -163,7 +184,7 @@ def index_page(boards: list[dict], extras: list[dict]) -> str:
                             f'<li><a href="{b["id"]}/index.html">{esc(b["model"] or b["title"])}</a> '
                             f'<span class="muted">{esc(b["title"])}, {esc(b["n_errors"])} errors, test accuracy '
                             f'{fmt(b["accuracy"])}</span>{" <span class=flag>below floor</span>" if below_floor(b) else ""}'
-                            "</li>" for b in group) + "</ul>")
+                            f'<br><span class="finding">{short_finding(b)}</span></li>' for b in group) + "</ul>")
     studies = [e for e in extras if e["kind"] == "study"]
     metas = [e for e in extras if e["kind"] == "meta"]
     if studies or by_kind.get("zoo"):
