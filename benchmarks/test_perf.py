@@ -185,3 +185,21 @@ def test_default_pipeline_cost_per_error(benchmark, tmp_path, cache_dir):
 
     summary = benchmark.pedantic(once, rounds=1, iterations=1)
     benchmark.extra_info.update(n=n, seconds_per_error=round(summary["seconds"] / n, 2))
+
+
+# -- ROAD (noisy linear imputation, both orders) vs deletion AUC, same maps --------------------
+@pytest.mark.benchmark(group="road")
+def test_deletion_curves_of_one_method(benchmark, oracle, errors):
+    from metrics.deletion_insertion import deletion_curves
+
+    attr = ATTRIBUTIONS.get("saliency")(oracle)(errors.x, errors.pred, None).attr
+    benchmark.pedantic(deletion_curves, args=(oracle, errors.x, attr, errors.pred), rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="road")
+def test_road_curves_both_orders_of_one_method(benchmark, oracle, errors):
+    from metrics.road import road_curves
+
+    attr = ATTRIBUTIONS.get("saliency")(oracle)(errors.x, errors.pred, None).attr
+    benchmark.pedantic(lambda: (road_curves(oracle, errors.x, attr, errors.pred, "morf"),
+                                road_curves(oracle, errors.x, attr, errors.pred, "lerf")), rounds=3, warmup_rounds=1)
