@@ -21,14 +21,14 @@ before any target-class row, gives success=False with the reason.
 from __future__ import annotations
 
 import abc
-import math
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 
-from bench.api import ConfigError
+from bench.api import ConfigError, Range
 from bench.api.methods import CounterfactualSolver
 from bench.api.results import CFResult
 from solvers import SOLVERS
@@ -44,19 +44,9 @@ from solvers._art_common import (
     start_point,
 )
 
-MAX_BUDGET = 10**8  # the largest max_queries accepted (a run over it would not end on this hardware)
+BUDGET = Range("[3, 10**8]")  # max_queries: RESERVE + 1 rows at least; 10^8 would not end on this hardware
+SEED = Range("[0, 2**32)")
 
-
-def _check(params, ints: dict[str, tuple[int, int]], floats: dict[str, tuple[float, float]]) -> None:
-    """Finite values inside [lo, hi] (ints) or (lo, hi] (floats), else a one-line ConfigError."""
-    for key, (lo, hi) in ints.items():
-        v = getattr(params, key)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ConfigError(f"{key} must be an integer in [{lo}, {hi}], got {v!r}")
-    for key, (lo, hi) in floats.items():
-        v = getattr(params, key)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and lo < v <= hi):
-            raise ConfigError(f"{key} must be a finite number in ({lo}, {hi}], got {v!r}")
 
 
 class ArtAttack(CounterfactualSolver):
@@ -126,16 +116,14 @@ class HopSkipJumpParams:
     seed: seed of numpy's draws during the attack (per instance, keyed by the image).
     """
 
-    max_queries: int = 10_000
-    max_iter: int = 10_000
-    init_eval: int = 100
-    max_eval: int = 10_000
-    batch_rows: int = 1024
-    seed: int = 0
+    max_queries: Annotated[int, BUDGET] = 10_000
+    max_iter: Annotated[int, Range("[1, 10**7]")] = 10_000
+    init_eval: Annotated[int, Range("[1, 10**6]")] = 100
+    max_eval: Annotated[int, Range("[1, 10**7]")] = 10_000
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = 1024
+    seed: Annotated[int, SEED] = 0
 
     def __post_init__(self) -> None:
-        _check(self, dict(max_queries=(RESERVE + 1, MAX_BUDGET), max_iter=(1, 10**7), init_eval=(1, 10**6),
-                          max_eval=(1, 10**7), batch_rows=(1, 2**20), seed=(0, 2**32 - 1)), {})
         if self.init_eval > self.max_eval:
             raise ConfigError(f"init_eval ({self.init_eval}) must be <= max_eval ({self.max_eval})")
 
@@ -168,20 +156,15 @@ class BoundaryParams:
     seed: seed of numpy's draws during the attack (per instance, keyed by the image).
     """
 
-    max_queries: int = 10_000
-    max_iter: int = 1_000_000
-    delta: float = 0.01
-    epsilon: float = 0.01
-    step_adapt: float = 0.667
-    num_trial: int = 25
-    sample_size: int = 20
-    batch_rows: int = 1024
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self, dict(max_queries=(RESERVE + 1, MAX_BUDGET), max_iter=(1, 10**8), num_trial=(1, 10**4),
-                          sample_size=(1, 10**4), batch_rows=(1, 2**20), seed=(0, 2**32 - 1)),
-               dict(delta=(0.0, 10.0), epsilon=(0.0, 1.0), step_adapt=(0.0, 0.999)))
+    max_queries: Annotated[int, BUDGET] = 10_000
+    max_iter: Annotated[int, Range("[1, 10**8]")] = 1_000_000
+    delta: Annotated[float, Range("(0, 10]")] = 0.01
+    epsilon: Annotated[float, Range("(0, 1]")] = 0.01
+    step_adapt: Annotated[float, Range("(0, 1)")] = 0.667
+    num_trial: Annotated[int, Range("[1, 10**4]")] = 25
+    sample_size: Annotated[int, Range("[1, 10**4]")] = 20
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = 1024
+    seed: Annotated[int, SEED] = 0
 
 
 @SOLVERS.register("boundary_attack")
@@ -213,17 +196,13 @@ class SignOptParams:
     seed: seed of numpy's draws during the attack (per instance, keyed by the image).
     """
 
-    max_queries: int = 10_000
-    max_iter: int = 100_000
-    k: int = 200
-    epsilon: float = 0.001
-    alpha: float = 0.2
-    beta: float = 0.001
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self, dict(max_queries=(RESERVE + 1, MAX_BUDGET), max_iter=(1, 10**8), k=(1, 10**5),
-                          seed=(0, 2**32 - 1)), dict(epsilon=(0.0, 1.0), alpha=(0.0, 100.0), beta=(0.0, 1.0)))
+    max_queries: Annotated[int, BUDGET] = 10_000
+    max_iter: Annotated[int, Range("[1, 10**8]")] = 100_000
+    k: Annotated[int, Range("[1, 10**5]")] = 200
+    epsilon: Annotated[float, Range("(0, 1]")] = 0.001
+    alpha: Annotated[float, Range("(0, 100]")] = 0.2
+    beta: Annotated[float, Range("(0, 1]")] = 0.001
+    seed: Annotated[int, SEED] = 0
 
 
 @SOLVERS.register("sign_opt")

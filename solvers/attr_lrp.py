@@ -28,12 +28,12 @@ canonize in the timm backbones (residual sums and attention products are left to
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
-from bench.api import ConfigError
+from bench.api import Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, instance_chunks
 
@@ -47,15 +47,9 @@ class LrpParams:
     batch_rows: rows per model pass.
     """
 
-    epsilon: float = 1e-6
+    epsilon: Annotated[float, Range("(0, 1000]")] = 1e-6
     canonize: bool = True
-    batch_rows: int = BATCH_ROWS
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.epsilon, (int, float)) and math.isfinite(self.epsilon) and 0 < self.epsilon <= 1e3):
-            raise ConfigError(f"epsilon must be a finite number in (0, 1000], got {self.epsilon!r}")
-        if isinstance(self.batch_rows, bool) or not 1 <= self.batch_rows <= 2**20:
-            raise ConfigError(f"batch_rows must be an integer in [1, 1048576], got {self.batch_rows!r}")
+    batch_rows: Annotated[int, Range("[1, 2**20]")] = BATCH_ROWS
 
 
 def seed_relevance(logits: torch.Tensor, target: torch.Tensor, contrast: torch.Tensor | None) -> torch.Tensor:
