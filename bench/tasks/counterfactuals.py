@@ -93,7 +93,8 @@ class CounterfactualTask:
         df, amortised = amortised_columns(df, rows, entries)
         figures = counterfactual_figures(ctx, entries, ctx.out_dir)
         model_cost = model_cost_ratios(ctx, rows, entries)
-        notes = [model_cost_note(model_cost), *amortised_note(amortised)]
+        ratio = (ctx.metric_ctx.memo.get("cost/backward_over_forward") or {}).get("ratio")
+        notes = [model_cost_note(model_cost), *amortised_note(amortised, ratio=ratio)]
         budget, budget_lines = equal_budget_table(rows, entries)
         notes += budget_lines
         stats = self.statistics(df, rows, [metric_meta(f) for f in self.metric_fns()], ctx.cfg.n_bootstrap,
