@@ -321,3 +321,39 @@ def test_meta_evaluation_defines_every_column(browser, committed_site):
     assert not undefined, f"columns without a definition: {undefined}"
     assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect")  # the separation chart
     assert "Unnamed" not in browser.find_element(By.TAG_NAME, "main").get_attribute("textContent")
+
+
+def _family_wins(site_row) -> list[tuple[str, str]]:
+    from selenium.webdriver.common.by import By
+
+    return [(li.get_attribute("data-board"), li.get_attribute("data-metric"))
+            for li in site_row.find_elements(By.CSS_SELECTOR, "li[data-board]")]
+
+
+@pytest.mark.slow
+def test_index_family_summary_names_the_deletion_auc_winner(browser, committed_site):
+    """The index's per-family summary puts mnist/cnn's deletion_auc win under the family of the method the
+    CSV marks best, says whether its lead holds after Holm, and no other family claims that cell."""
+    from selenium.webdriver.common.by import By
+
+    from bench.site.families import family_of
+
+    attr = pd.read_csv(ROOT / "leaderboards" / "mnist" / "cnn" / "attributions.csv", dtype=str, keep_default_na=False)
+    best = attr[attr["deletion_auc_best"] == "True"].iloc[0]
+    family = family_of("attributions", best["method"])
+    holds = float(best["deletion_auc_p_next_holm"]) < 0.05
+    _open(browser, committed_site / "index.html")
+    rows = browser.find_elements(By.CSS_SELECTOR, '#family-summary tr[data-task="attributions"]')
+    by_family = {r.get_attribute("data-family"): r for r in rows}
+    assert family in by_family, (family, list(by_family))
+    row = by_family[family]
+    assert ("mnist/cnn", "deletion_auc") in _family_wins(row)
+    li = row.find_element(By.CSS_SELECTOR, 'li[data-board="mnist/cnn"][data-metric="deletion_auc"]')
+    text = li.get_attribute("textContent")
+    assert best["method"] in text and ("lead holds after Holm" in text) == holds, text
+    others = [f for f, r in by_family.items() if f != family and ("mnist/cnn", "deletion_auc") in _family_wins(r)]
+    assert not others, others
+    cells = row.find_elements(By.TAG_NAME, "td")
+    assert int(cells[3].text) >= 1  # the boards it ran on
+    assert family in browser.find_element(By.ID, "summary").text  # named in the summary's sentences too
+

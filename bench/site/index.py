@@ -7,6 +7,7 @@ import math
 
 from bench.leaderboard import ALPHA
 from bench.site.caveats import HEADLINE, below_floor, floor_of, is_control, shade_best, small_rows
+from bench.site.families import CONTROL, FAMILIES, OTHER, family_of
 from bench.site.html import esc, fmt, num, page
 
 SEEDS_NOTE = ("the same MNIST cnn retrained with training seeds 1 and 2 and run like the published board (seed 0): "
@@ -48,6 +49,99 @@ def _wins(boards: list[dict]) -> dict:
     return out
 
 
+def _family_facts(boards: list[dict]) -> dict:
+    """Per (task, family of `families.FAMILIES`): the members that ran, the boards they ran on, their wins on a
+    headline metric (board, metric, method, lead holds after Holm), best marks the site does not count (a subset
+    row or n < 10), and where they are flagged (a best mark on a metric the board's meta-evaluation flags; a
+    member not better than the random control)."""
+    out: dict = {}
+    for b in boards:
+        for stem, p in b["parts"].items():
+            df, flagged = p["csv"], p.get("flags", {})
+            small = small_rows(df)
+            for _, r in df.iterrows():
+                method = r["method"]
+                f = out.setdefault((stem, family_of(stem, method)), dict(
+                    members=set(), boards=set(), wins=[], uncounted=[], flagged=[], not_random=[]))
+                f["members"].add(method)
+                f["boards"].add(b["title"])
+                if is_control(method):
+                    continue
+                row = method + (f" ({r['mode']})" if r.get("mode") else "")
+                if r.get("beats_random") == "False":
+                    f["not_random"].append((b["title"], row, fmt(r.get("vs_random_p_holm", r.get("vs_random_p", "")))))
+                for name in HEADLINE.get(stem, ()):
+                    if name not in df or r.get(f"{name}_best", "") != "True" or name in flagged:
+                        continue
+                    if shade_best(r, name, small, flagged):
+                        holds = num(r.get(f"{name}_p_next_holm", "")) < ALPHA
+                        f["wins"].append((b["title"], name, row, holds))
+                    else:
+                        f["uncounted"].append((b["title"], name, row, r.get("n", "")))
+                for name in flagged:
+                    if r.get(f"{name}_best", "") == "True":
+                        f["flagged"].append((b["title"], name, row, flagged[name]))
+    return out
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
+def _where(items: list[str], label: str) -> str:
+    return (f'<details><summary>{esc(label)}</summary><ul class="where">{"".join(items)}</ul></details>'
+            if items else "")
+
+
+def _family_summary(boards: list[dict]) -> tuple[list[str], str]:
+    """Sentences (one per task) and a table: per method family, where it wins, where it is flagged, on how many
+    boards it ran."""
+    facts = _family_facts(boards)
+    lines, rows = [], []
+    for stem in FAMILIES:
+        order = [*FAMILIES[stem], OTHER]
+        fams = [(fam, facts[stem, fam]) for fam in order if (stem, fam) in facts]
+        if not fams:
+            continue
+        ranked = sorted((x for x in fams if x[1]["wins"]), key=lambda x: (-sum(w[3] for w in x[1]["wins"]),
+                                                                           -len(x[1]["wins"]), order.index(x[0])))
+        if ranked:
+            lines.append(f"{esc(stem.capitalize())} by method family: " + "; ".join(
+                f"<strong>{esc(fam)}</strong> best on {_n(len(f['wins']), 'headline cell')} ({_n(sum(w[3] for w in f['wins']), 'lead')} "
+                f"holding after Holm; ran on {_n(len(f['boards']), 'board')})" for fam, f in ranked) + ".")
+        for fam, f in fams:
+            wins = [f'<li data-board="{esc(t)}" data-metric="{esc(m)}" data-method="{esc(row)}">{esc(t)} '
+                    f'<code>{esc(m)}</code>: {esc(row)}, {"lead holds after Holm" if holds else "lead not significant"}'
+                    "</li>" for t, m, row, holds in f["wins"]]
+            wins += [f'<li class="muted" data-uncounted="true">{esc(t)} <code>{esc(m)}</code>: {esc(row)} is marked best '
+                     f"on a subset (n={esc(n)}): not counted</li>" for t, m, row, n in f["uncounted"]]
+            flags = [f'<li>{esc(t)} <code>{esc(m)}</code>: {esc(row)} is marked best on a metric the meta-evaluation '
+                     f"flags ({esc(why)})</li>" for t, m, row, why in f["flagged"]]
+            flags += [f"<li>{esc(t)}: {esc(row)} is not better than the random control on deletion_auc (Holm-adjusted "
+                      f"p={esc(p)})</li>" for t, row, p in f["not_random"]]
+            n_hold = sum(w[3] for w in f["wins"])
+            if fam == CONTROL:
+                won = '<span class="muted">a control: never ranked</span>'
+            else:
+                held = f' ({n_hold} {"holds" if n_hold == 1 else "hold"} after Holm)' if f["wins"] else ""
+                uncounted = f", {len(f['uncounted'])} on subsets, not counted" if f["uncounted"] else ""
+                won = (f'<span class="num">{len(f["wins"])}</span>{held}'
+                       + _where(wins, f"where ({len(f['wins'])}{uncounted})"))
+            flag_text = (f"{_n(len(f['flagged']), 'best mark')} on flagged metrics, {_n(len(f['not_random']), 'row')} not "
+                         "better than random" + _where(flags, "where") if flags else '<span class="muted">none</span>')
+            rows.append(f'<tr data-task="{esc(stem)}" data-family="{esc(fam)}"><td>{esc(stem)}</td>'
+                        f"<td><strong>{esc(fam)}</strong></td><td>{esc(', '.join(sorted(f['members'])))}</td>"
+                        f'<td class="num">{len(f["boards"])}</td><td class="wins">{won}</td>'
+                        f'<td class="flags-cell">{flag_text}</td></tr>')
+    table = ('<div class="scroll"><table class="summary" id="family-summary"><thead><tr><th>task</th><th>family</th>'
+             '<th>members that ran</th><th title="public boards where a member ran">boards</th>'
+             f'<th title="cells shaded best on a headline metric ({esc(", ".join(n for v in HEADLINE.values() for n in v))})'
+             '; lead tested against the runner-up, Holm-corrected over the table">wins on a headline metric</th>'
+             '<th title="a best mark on a metric the meta-evaluation flags; a member not better than the random '
+             f'control">flagged</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>') if rows else ""
+    return lines, table
+
+
 def _summary(boards: list[dict]) -> str:
     public = [b for b in boards if board_kind(b) != "dev"]
     if not public:
@@ -59,6 +153,7 @@ def _summary(boards: list[dict]) -> str:
             for k in p.get("flags", {}):
                 flagged.setdefault(k, set()).add(b["title"])
     wins = _wins(public)
+    family_lines, family_table = _family_summary(public)
     lines = [f"{len(public)} public boards ({sum(board_kind(b) == 'main' for b in public)} published dataset × model "
              f"boards, {sum(board_kind(b) == 'zoo' for b in public)} model-zoo cells, "
              f"{sum(board_kind(b) == 'seed' for b in public)} seed boards of the meta-evaluation)."]
@@ -77,6 +172,7 @@ def _summary(boards: list[dict]) -> str:
             lines.append(f"{esc(stem.capitalize())}: most often best on a headline metric: " + ", ".join(
                 f"<strong>{esc(m)}</strong> ({a + b}× on {len(wins[stem, m]['boards'])} boards, {a} with a lead that "
                 "holds after Holm correction)" for a, b, m in top) + ".")
+    lines += family_lines
     rows = []
     for (stem, method), s in sorted(wins.items(), key=lambda kv: (kv[0][0], -len(kv[1]["sig"]), -len(kv[1]["ns"]),
                                                                  kv[0][1])):
@@ -94,6 +190,10 @@ def _summary(boards: list[dict]) -> str:
             f"</ul><p>How often each method is best on a headline metric (counterfactuals: {esc(metrics.get('counterfactuals'))}; "
             f"attributions: {esc(metrics.get('attributions'))}) across the public boards, counting only cells shaded "
             f"best (n ≥ 10, no smaller subset, no flagged column); hover a count for the boards.</p>"
+            '<h3 id="families">By method family</h3><p>Families as grouped in <code>bench/site/families.py</code> '
+            "(a method it does not name is under “other”): where a member is best on a headline metric and whether "
+            "the lead holds after Holm correction, where a member is flagged, and on how many public boards the family "
+            f"ran.</p>{family_table}"
             f"<details><summary>Per method: wins, and boards where it is not better than random</summary>{table}</details>"
             "</section>")
 
