@@ -357,3 +357,43 @@ def test_index_family_summary_names_the_deletion_auc_winner(browser, committed_s
     assert int(cells[3].text) >= 1  # the boards it ran on
     assert family in browser.find_element(By.ID, "summary").text  # named in the summary's sentences too
 
+
+def _shown(d, table_id: str) -> list[str]:
+    return d.execute_script(
+        "return Array.prototype.filter.call(document.getElementById(arguments[0]).tBodies[0].rows,"
+        "function (r) { return !r.hidden; }).map(function (r) { return r.getAttribute('data-method'); });", table_id)
+
+
+@pytest.mark.slow
+def test_filter_state_lives_in_the_url(browser, committed_site):
+    """A board table's family and text filters go into the address; a reload restores both and the rows."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from bench.site.families import family_of
+
+    attr = pd.read_csv(ROOT / "leaderboards" / "mnist" / "cnn" / "attributions.csv", dtype=str, keep_default_na=False)
+    _open(browser, committed_site / "mnist-cnn" / "index.html")
+    assert len(_shown(browser, "attributions-table")) == len(attr)
+    family = family_of("attributions", "ig_blur")
+    Select(browser.find_element(By.ID, "attributions-table-family")).select_by_value(family)
+    box = browser.find_element(By.ID, "attributions-table-q")
+    box.send_keys("blur")
+    url = browser.current_url
+    assert "attributions-table.q=blur" in url and "attributions-table.family=" in url
+    expected = [m for m in attr["method"] if family_of("attributions", m) == family and "blur" in m]
+    assert expected and _shown(browser, "attributions-table") == expected
+    browser.get("about:blank")
+    browser.get(url)  # a fresh load of the linked address
+    assert browser.find_element(By.ID, "attributions-table-q").get_attribute("value") == "blur"
+    assert Select(browser.find_element(By.ID, "attributions-table-family")).first_selected_option.get_attribute(
+        "value") == family
+    assert _shown(browser, "attributions-table") == expected
+    status = browser.find_element(By.CSS_SELECTOR, '.table-filter[data-for="attributions-table"] .filter-status')
+    assert f"Showing {len(expected)} of {len(attr)} rows" in status.text
+    box = browser.find_element(By.ID, "attributions-table-q")
+    box.clear()
+    box.send_keys(" ")  # an input event with an empty filter: its key leaves the address
+    Select(browser.find_element(By.ID, "attributions-table-family")).select_by_value("")
+    assert "attributions-table.q" not in browser.current_url and "attributions-table.family" not in browser.current_url
+    assert len(_shown(browser, "attributions-table")) == len(attr)

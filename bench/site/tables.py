@@ -8,6 +8,7 @@ import pandas as pd
 
 from bench.leaderboard import ALPHA, interval_digits
 from bench.site.caveats import CONTROLS, MIN_N, is_control, shade_best, small_rows
+from bench.site.families import families_in, family_of
 from bench.site.html import esc, fmt, metric_label, metric_tip, num, sortable_table
 
 BAR_W, BAR_H = 72, 9
@@ -86,6 +87,7 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str, flagged: d
         The table's HTML.
     """
     flagged = flagged or {}
+    stem = table_id.removesuffix("-table")
     small = small_rows(df)
     shown = [m for m in metrics if m["name"] in df]
     with_mode = "mode" in df and bool((df["mode"].str.len() > 0).any())
@@ -123,13 +125,33 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str, flagged: d
         cells.append((r["n"], f"{esc(r['n'])}/{esc(r.get('n_errors', ''))}{subset}", "num"))
         cells += [_metric_cell(r, m["name"], _span(df, m["name"]), shade_best(r, m["name"], small, flagged))
                   for m in shown]
-        attrs = {"data-method": r["method"], "data-mode": r.get("mode", "")}
+        attrs = {"data-method": r["method"], "data-mode": r.get("mode", ""), "data-family": family_of(stem, r["method"])}
         if is_control(r["method"]):
             attrs["class"] = "control"
         if f"{r['method']}|{r.get('mode', '')}" in small:
             attrs["data-small"] = "true"
         rows.append((attrs, cells))
-    return sortable_table(cols, rows, table_id)
+    return filter_bar(table_id, families_in(stem, df["method"])) + sortable_table(cols, rows, table_id)
+
+
+def filter_bar(table_id: str, families: list[str]) -> str:
+    """A text filter (method or mode contains it) and a method-family filter above a board table; site.js applies
+    them and keeps them in the address (`<table id>.q=...`, `<table id>.family=...`) like the sort.
+
+    Args:
+        table_id: the table's id.
+        families: the families of its rows (`families.families_in`), offered in the selector.
+
+    Returns:
+        The filter bar's HTML.
+    """
+    t = esc(table_id)
+    options = '<option value="">all families</option>' + "".join(
+        f'<option value="{esc(f)}">{esc(f)}</option>' for f in families)
+    return (f'<div class="table-filter" data-for="{t}"><label for="{t}-q">Filter rows</label> '
+            f'<input type="search" id="{t}-q" class="filter-q" placeholder="method, e.g. ig" autocomplete="off"> '
+            f'<label for="{t}-family">family</label> <select id="{t}-family" class="filter-family">{options}</select> '
+            f'<span class="filter-status muted" aria-live="polite"></span></div>')
 
 
 def generic_table(df: pd.DataFrame, table_id: str) -> str:

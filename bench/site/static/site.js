@@ -6,7 +6,8 @@
   "use strict";
   var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
-  // the address's state: #key=value&key=value (a table id -> "column.direction"; score; cmp)
+  // the address's state: #key=value&key=value (a table id -> "column.direction"; "<table id>.q" and
+// "<table id>.family" -> a board table's filters; score; cmp)
   function state() {
     var out = {};
     location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
@@ -17,9 +18,9 @@
   }
   function save(key, value) {
     var s = state(), parts = [];
-    s[key] = value;
+    if (value) s[key] = value; else delete s[key]; // an empty value (a cleared filter) leaves the address
     Object.keys(s).forEach(function (k) { parts.push(encodeURIComponent(k) + "=" + encodeURIComponent(s[k])); });
-    history.replaceState(null, "", "#" + parts.join("&"));
+    history.replaceState(null, "", parts.length ? "#" + parts.join("&") : location.pathname + location.search);
   }
 
   function key(cell, numeric) {
@@ -67,6 +68,34 @@
           if (th.getAttribute("data-name") === name) sortBy(table, th, th.querySelector("button.sort"), dir);
         });
       }
+    });
+  }
+
+  // a board table's filter bar (div.table-filter[data-for=table id]): rows whose method or mode contains the
+  // text and whose data-family is the chosen family stay; the others are hidden (sorting keeps that)
+  function filters() {
+    var saved = state();
+    each(document.querySelectorAll("div.table-filter"), function (bar) {
+      var id = bar.getAttribute("data-for"), table = document.getElementById(id);
+      if (!table) return;
+      var q = bar.querySelector("input.filter-q"), fam = bar.querySelector("select.filter-family"),
+          status = bar.querySelector(".filter-status");
+      function apply() {
+        var text = q.value.trim().toLowerCase(), f = fam.value, shown = 0, rows = table.tBodies[0].rows;
+        each(rows, function (r) {
+          var name = ((r.getAttribute("data-method") || "") + " " + (r.getAttribute("data-mode") || "")).toLowerCase();
+          var keep = (!text || name.indexOf(text) >= 0) && (!f || r.getAttribute("data-family") === f);
+          r.hidden = !keep;
+          if (keep) shown += 1;
+        });
+        status.textContent = text || f ? "Showing " + shown + " of " + rows.length + " rows." : "";
+      }
+      if (saved[id + ".q"]) q.value = saved[id + ".q"];
+      var want = saved[id + ".family"];
+      if (want && fam.querySelector('option[value="' + want.replace(/"/g, '\\"') + '"]')) fam.value = want;
+      apply();
+      q.addEventListener("input", function () { apply(); save(id + ".q", q.value.trim()); });
+      fam.addEventListener("change", function () { apply(); save(id + ".family", fam.value); });
     });
   }
 
@@ -178,6 +207,7 @@
       if (tip) button.setAttribute("data-tip", tip);
     });
     tables();
+    filters();
     search();
     scores();
     compare();
