@@ -31,6 +31,25 @@ def _interval(r, name: str) -> str:
     d = interval_digits(float(lo), float(hi))
     return f"[{_fmt(float(lo))}," if d is None else f"[{float(lo):.{d}g},"
 
+def test_method_families_cover_the_registered_names():
+    """bench/site/families.py groups every listed method; a prefix pattern (ig_*, lrp_*, alibi_*) takes new
+    variants; an unknown name is "other"; families_in keeps the table's order with "other" last."""
+    from bench.site.families import FAMILIES, OTHER, families_in, family_of
+
+    expect = {"attributions": {"smoothgrad": "gradient", "ig": "integrated gradients", "ig_multi_median":
+                               "integrated gradients", "gradient_shap": "DeepLift / SHAP", "counterfactual_cam": "CAM",
+                               "kernel_shap": "perturbation", "lrp_epsilon": "LRP", "random": "control",
+                               "my_new_method": OTHER},
+              "counterfactuals": {"gradient": "white-box gradient", "growing_spheres": "black-box search",
+                                  "alibi_proto_numgrad": "alibi", "sign_opt": "decision-based attacks",
+                                  "saliency": OTHER}}
+    for stem, names in expect.items():
+        assert {m: family_of(stem, m) for m in names} == names
+    assert families_in("attributions", ["zz", "random", "lime", "saliency"]) == ["gradient", "perturbation",
+                                                                                "control", OTHER]
+    assert OTHER not in FAMILIES["attributions"] and family_of("unknown_task", "lime") == OTHER
+
+
 def test_rebuild_in_place_with_a_zoo_table(tmp_path):
     """A table that belongs to no board (a model zoo) gets its page; a rebuild replaces the site, never reads it."""
     shutil.copytree(ROOT / "leaderboards" / "mnist" / "cnn", tmp_path / "mnist" / "cnn",

@@ -1,6 +1,7 @@
 """The site a reader sees (issue 26), in real Chromium over the site built from the committed boards: no
 markup as text, figures open full size, flagged columns, subset rows and controls not shaded best, the
-below-floor banner, the headline's best method, URL sort state, the compare view, a 390 px phone, the zoo grid.
+below-floor banner, the headline's best method, the index's family summary, URL sort and filter state,
+the compare view, a 390 px phone, the zoo grid.
 
 CI builds the site with `python -m bench site` and runs this file on that build (BENCH_SITE=<folder>);
 without BENCH_SITE the site is built once for the module."""
