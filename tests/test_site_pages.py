@@ -398,3 +398,10 @@ def test_filter_state_lives_in_the_url(browser, committed_site):
     Select(browser.find_element(By.ID, "attributions-table-family")).select_by_value("")
     assert "attributions-table.q" not in browser.current_url and "attributions-table.family" not in browser.current_url
     assert len(_shown(browser, "attributions-table")) == len(attr)
+    # a linked address with a sort and a filter: the family's rows, in the sorted order
+    browser.get("about:blank")  # (a new hash on the same page would not reload it)
+    browser.get((committed_site / "mnist-cnn" / "index.html").as_uri()
+                + f"#attributions-table=deletion_auc.ascending&attributions-table.family={family}")
+    ours = attr[[family_of("attributions", m) == family for m in attr["method"]]]
+    ours = ours.assign(v=pd.to_numeric(ours["deletion_auc"], errors="coerce")).sort_values("v", kind="stable")
+    assert _shown(browser, "attributions-table") == list(ours["method"])
