@@ -7,6 +7,12 @@ from the errors, best of `REPEATS` after a warm-up). Every gradient query also d
 pass, which `queries` counts already, so it adds only the backward part. The ratio and its
 timings are recorded in the board's provenance under "cost". Scores resumed from the store keep
 the ratio of the run that computed them; the provenance says whether this run measured it.
+
+Why a measured ratio and not a constant: reverse-mode differentiation costs a small constant
+multiple of the forward pass (the "cheap gradient principle", Griewank & Walther, Evaluating
+Derivatives, 2nd ed. 2008, https://doi.org/10.1137/1.9780898717761), but the constant depends on
+the model and the kernels; decision-based attacks are compared in forward queries alone (Chen et
+al. 2020, HopSkipJumpAttack, https://arxiv.org/abs/1904.02144).
 """
 
 from __future__ import annotations
