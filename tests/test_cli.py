@@ -183,11 +183,11 @@ def test_ci_and_tox_install_what_the_readme_test_command_installs():
     readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()
     [run_spec] = re.findall(r'pip install -e "([^"]+)" && python -m bench run', readme)
     [test_spec] = re.findall(r'pip install -e "([^"]+)" && python -m pytest', readme)
-    assert re.findall(r'^pip install -q -e "([^"]+)"$', ci, re.M) == [test_spec] == ['.[alibi,ray,test]']
-    assert run_spec == ".[alibi]"
+    assert re.findall(r'^pip install -q -e "([^"]+)"$', ci, re.M) == [test_spec] == ['.[alibi,ray,test,art]']
+    assert run_spec == ".[alibi,art]"
     tox = configparser.ConfigParser()
     tox.read(root / "tox.ini")
-    assert [e.strip() for e in tox["testenv"]["extras"].split(",")] == ["alibi", "ray", "test"]
+    assert [e.strip() for e in tox["testenv"]["extras"].split(",")] == ["alibi", "ray", "test", "art"]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert not any(d.startswith("alibi") for d in project["dependencies"])
     assert project["optional-dependencies"]["alibi"] == ["alibi[tensorflow]==0.9.6"]

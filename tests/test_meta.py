@@ -52,7 +52,7 @@ def test_agreement_leaves_the_random_control_out(board):
 
 def test_stability_is_perfect_across_identical_boards_and_high_under_bootstrap(board):
     same = meta.seed_stability([board, board], "attribution")
-    assert (same.dropna() == 1.0).all() and len(same.dropna()) >= 10
+    assert np.allclose(same.dropna(), 1.0, atol=1e-12) and len(same.dropna()) >= 10  # tau-b of one ranking with itself
     boot = meta.bootstrap_stability(board, "counterfactual", n_boot=50)
     assert boot["validity"] == pytest.approx(1.0) or boot["validity"] > 0.8
     assert ((boot.dropna() > -1) & (boot.dropna() <= 1)).all()
