@@ -31,22 +31,28 @@ def _wins(boards: list[dict]) -> dict:
     """Per (task, method): boards run on, headline wins (significant / not after Holm), boards where it is
     not better than the random control, and on how many boards a flagged metric is in its table."""
     out: dict = {}
+    for b, stem, df, flagged, small, r in _board_rows(boards):
+        if is_control(r["method"]):
+            continue
+        s = out.setdefault((stem, r["method"]), dict(boards=set(), sig=[], ns=[], not_random=set()))
+        s["boards"].add(b["title"])
+        if r.get("beats_random") == "False":
+            s["not_random"].add(b["title"])
+        for name in HEADLINE.get(stem, ()):
+            if name in df and shade_best(r, name, small, flagged):
+                p_adj = num(r.get(f"{name}_p_next_holm", ""))
+                (s["sig"] if p_adj < ALPHA else s["ns"]).append(f"{b['title']} {name}")
+    return out
+
+
+def _board_rows(boards: list[dict]):
+    """(board, stem, table, flagged metrics, small rows, row) for every row of every board table."""
     for b in boards:
         for stem, p in b["parts"].items():
             df, flagged = p["csv"], p.get("flags", {})
             small = small_rows(df)
             for _, r in df.iterrows():
-                if is_control(r["method"]):
-                    continue
-                s = out.setdefault((stem, r["method"]), dict(boards=set(), sig=[], ns=[], not_random=set()))
-                s["boards"].add(b["title"])
-                if r.get("beats_random") == "False":
-                    s["not_random"].add(b["title"])
-                for name in HEADLINE.get(stem, ()):
-                    if name in df and shade_best(r, name, small, flagged):
-                        p_adj = num(r.get(f"{name}_p_next_holm", ""))
-                        (s["sig"] if p_adj < ALPHA else s["ns"]).append(f"{b['title']} {name}")
-    return out
+                yield b, stem, df, flagged, small, r
 
 
 def _family_facts(boards: list[dict]) -> dict:
@@ -55,32 +61,28 @@ def _family_facts(boards: list[dict]) -> dict:
     row or n < 10), and where they are flagged (a best mark on a metric the board's meta-evaluation flags; a
     member not better than the random control)."""
     out: dict = {}
-    for b in boards:
-        for stem, p in b["parts"].items():
-            df, flagged = p["csv"], p.get("flags", {})
-            small = small_rows(df)
-            for _, r in df.iterrows():
-                method = r["method"]
-                f = out.setdefault((stem, family_of(stem, method)), dict(
-                    members=set(), boards=set(), wins=[], uncounted=[], flagged=[], not_random=[]))
-                f["members"].add(method)
-                f["boards"].add(b["title"])
-                if is_control(method):
-                    continue
-                row = method + (f" ({r['mode']})" if r.get("mode") else "")
-                if r.get("beats_random") == "False":
-                    f["not_random"].append((b["title"], row, fmt(r.get("vs_random_p_holm", r.get("vs_random_p", "")))))
-                for name in HEADLINE.get(stem, ()):
-                    if name not in df or r.get(f"{name}_best", "") != "True" or name in flagged:
-                        continue
-                    if shade_best(r, name, small, flagged):
-                        holds = num(r.get(f"{name}_p_next_holm", "")) < ALPHA
-                        f["wins"].append((b["title"], name, row, holds))
-                    else:
-                        f["uncounted"].append((b["title"], name, row, r.get("n", "")))
-                for name in flagged:
-                    if r.get(f"{name}_best", "") == "True":
-                        f["flagged"].append((b["title"], name, row, flagged[name]))
+    for b, stem, df, flagged, small, r in _board_rows(boards):
+        method = r["method"]
+        f = out.setdefault((stem, family_of(stem, method)), dict(
+            members=set(), boards=set(), wins=[], uncounted=[], flagged=[], not_random=[]))
+        f["members"].add(method)
+        f["boards"].add(b["title"])
+        if is_control(method):
+            continue
+        row = method + (f" ({r['mode']})" if r.get("mode") else "")
+        if r.get("beats_random") == "False":
+            f["not_random"].append((b["title"], row, fmt(r.get("vs_random_p_holm", r.get("vs_random_p", "")))))
+        for name in HEADLINE.get(stem, ()):
+            if name not in df or r.get(f"{name}_best", "") != "True" or name in flagged:
+                continue
+            if shade_best(r, name, small, flagged):
+                holds = num(r.get(f"{name}_p_next_holm", "")) < ALPHA
+                f["wins"].append((b["title"], name, row, holds))
+            else:
+                f["uncounted"].append((b["title"], name, row, r.get("n", "")))
+        for name in flagged:
+            if r.get(f"{name}_best", "") == "True":
+                f["flagged"].append((b["title"], name, row, flagged[name]))
     return out
 
 
