@@ -207,7 +207,7 @@ def _manifest(folder: Path, prov: dict, prov_path: Path) -> set[int] | None:
 
 
 def manifest_hash(index, true, pred, weights_sha256: str) -> str:
-    """bench.errors.manifest_hash without torch (`bench site` and `bench list` stay light): the sha256 of the
+    """bench.error_set.manifest_hash without torch (`bench site` and `bench list` stay light): the sha256 of the
     manifest rows and the weights hash. Every committed board's errors.csv hashes to its recorded value."""
     import hashlib
 

@@ -104,7 +104,7 @@ def board_config(folder: str | Path, cli_cfg, plugins: tuple[str, ...] | list[st
     the `plugins` the user names (`--plugin FILE`) are; a board whose entries are not known
     without its plugins (built-in or an installed entry point) is refused, naming them.
     """
-    from bench.api.params import ConfigError
+    from bench.contract.params import ConfigError
     from bench.boardcheck import BoardError, read_json
     from bench.config import RunConfig, build
 

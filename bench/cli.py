@@ -176,7 +176,7 @@ def _dispatch(args) -> int:
             _executor_args(args)
         cfg = _config(args)
         if args.command == "run" and args.executor != "local" and cfg.study is None:
-            from bench.api.params import ConfigError
+            from bench.contract.params import ConfigError
 
             raise ConfigError(f"--executor {args.executor} runs studies: preset {args.preset!r} has no [study] table")
         if args.command == "check" and args.board:
@@ -197,9 +197,9 @@ def _dispatch(args) -> int:
 
             print(to_toml(cfg), end="")
             return 0
-        from bench.api.memory import keep_freed_memory
+        from bench.contract.memory import keep_freed_memory
 
-        keep_freed_memory()  # steady forward speed after training in-process (see bench/api/memory.py)
+        keep_freed_memory()  # steady forward speed after training in-process (see bench/contract/memory.py)
         if args.command == "train":
             return _train(cfg, args)
         if args.command == "check":
@@ -247,7 +247,7 @@ def _dispatch(args) -> int:
 
 def _executor_args(args) -> None:
     """--address needs --executor ray, and ray needs its extra installed: one line, before any work."""
-    from bench.api.params import ConfigError
+    from bench.contract.params import ConfigError
     from bench.validate import extra_installed, install_hint
 
     if args.address is not None and args.executor != "ray":
@@ -286,7 +286,7 @@ def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int
     import time
     from pathlib import Path
 
-    from bench.api.params import ConfigError, Range
+    from bench.contract.params import ConfigError, Range
 
     Range("[1, 100000]").check("--n-boot", n_boot, 200)  # as n_bootstrap: 1e8 resamples would hang
     for f in folders:
@@ -312,7 +312,7 @@ def _check_folders(args) -> None:
     """`check --board` names a board folder; `--baseline` (unless rewritten by --update) holds tables."""
     from pathlib import Path
 
-    from bench.api.params import ConfigError
+    from bench.contract.params import ConfigError
 
     if args.plugin and not args.board:
         raise ConfigError("--plugin names a plugin a board needs: it goes with --board (a preset names its "

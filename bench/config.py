@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from bench.api.params import ConfigError, Range, build
+from bench.contract.params import ConfigError, Range, build
 
 # What an attribution explains: the wrong class P the model chose, the true class Q, or P against Q.
 TARGET_MODES = ("predicted", "true", "contrast")
@@ -98,7 +98,7 @@ class AttributionConfig:
     metrics: tuple[str, ...] = ()
     metric_params: dict = field(default_factory=dict)
     metric_subset: dict = field(default_factory=dict)  # metric -> first n errors (wins over subset_by_need)
-    # a metric need (bench.api.metrics.NEEDS, e.g. "explain_fn": it re-runs the method) -> first n errors
+    # a metric need (bench.contract.metrics.NEEDS, e.g. "explain_fn": it re-runs the method) -> first n errors
     subset_by_need: dict = field(default_factory=dict)
     subset: dict = field(default_factory=dict)
     batch_size: Annotated[int, BATCH] = 256
@@ -236,6 +236,16 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite run store: `store`, else `<cache_dir>/runs/<dataset>/<model>.sqlite`."""
+        return Path(self.store).expanduser() if self.store else stores_root(self.cache_dir) / self.dataset / f"{self.model}.sqlite"
+
+
+def stores_root(cache_dir: str | None = None) -> Path:
+    """Where the default run stores live: `<cache_dir>/runs/` (`bench runs` lists them)."""
+    return Path(cache_dir or RunConfig.cache_dir).expanduser() / "runs"
 
 
 def _is_cuda(device: str) -> bool:

@@ -2,7 +2,7 @@
 
 `RunContext` replaces the old untyped bag: the config, the data, the trained model and its
 metadata, the oracle, the error set, the store, the output folder, and the `MetricContext`
-(the run-wide services metrics and methods get through `bench.api`). `metric_context` wires
+(the run-wide services metrics and methods get through `bench.contract`). `metric_context` wires
 those services to bench's checkpoint cache and training loop.
 """
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from bench.api.metrics import MetricContext
-from bench.api.oracle import Oracle
+from bench.contract.metrics import MetricContext
+from bench.contract.oracle import Oracle
 from bench.config import RunConfig, TrainConfig
 from bench.data.splits import Dataset
-from bench.errors import ErrorSet
+from bench.error_set import ErrorSet
 from bench.store import Store, entry_key
 
 

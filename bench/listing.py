@@ -43,7 +43,7 @@ def _list_params(what: str, groups: dict) -> int:
     import inspect
     import typing
 
-    from bench.api.params import _strip, range_of, ranges
+    from bench.contract.params import _strip, range_of, ranges
 
     def show(prefix: str, rows: list[tuple[str, object, object, object]]) -> None:
         for name, hint, default, rng in rows:
@@ -85,10 +85,10 @@ def cmd_runs(cache_dir: str | None, store: str | None) -> int:
     import time
     from pathlib import Path
 
-    from bench.config import RunConfig
+    from bench.config import stores_root
     from bench.store import read_runs
 
-    root = Path(cache_dir or RunConfig.cache_dir).expanduser() / "runs"
+    root = stores_root(cache_dir)
     paths = [Path(store)] if store else sorted(root.glob("*/*.sqlite"))
     if store and not Path(store).expanduser().is_file():
         raise FileNotFoundError(f"--store {store}: no such file")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bench import leaderboard, provenance
-from bench.api.oracle import Oracle
+from bench.contract.oracle import Oracle
 from bench.context import RunContext, method_seeds
 from bench.instances import published, write_instances
 from bench.progress import bar as progress_bar

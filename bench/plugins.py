@@ -1,7 +1,7 @@
 """Plugins named in a config (`plugins = ["my_solver.py", "my_package.metrics"]`), imported before validation.
 
 A plugin is a module (a .py file path or an importable dotted name) whose decorators register
-entries (`@register_solver("name")` from bench.api). Installed packages can instead declare an
+entries (`@register_solver("name")` from bench.contract). Installed packages can instead declare an
 entry point in the groups bench.solvers, bench.attributions, bench.cf_metrics,
 bench.attr_metrics, bench.models or bench.datasets, found without being named here.
 """
@@ -13,7 +13,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from bench.api.params import ConfigError
+from bench.contract.params import ConfigError
 
 
 def load_plugins(names: tuple[str, ...] | list[str]) -> list[str]:

@@ -70,7 +70,7 @@ def reproduce_command(cfg) -> str:
     except ConfigError:  # a preset file that is not here: spell out every value
         base = {}
     if getattr(cfg, "study", None) is not None and base:  # a study's cell: compared with the cell itself
-        from bench.study.grid import reference_cell
+        from bench.study.cells import reference_cell
 
         base = reference_cell(cfg) or base
     sets = [f"{k}={toml_value(v)}" for k, v in _diff(cfg.to_dict(), base) if k.split(".")[0] not in _LOCAL]

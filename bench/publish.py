@@ -98,7 +98,7 @@ def discard_if_empty(folder: Path, keep: Path | None = None) -> None:
 
 def check_out(cfg, label: str) -> None:
     """The output folder can be made: no existing file in its way, no name too long. Before any work."""
-    from bench.api.params import ConfigError
+    from bench.contract.params import ConfigError
 
     root = Path(cfg.out or (leaderboards_root() if cfg.publish else RUNS)).expanduser()
     target = out_dir(cfg, label, create=False)

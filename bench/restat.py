@@ -32,7 +32,7 @@ def _kind(stem: str, name: str) -> str:
     """A metric's kind from its registry (boards written before kinds were recorded)."""
     if name == "seconds":
         return "timing"
-    from bench.api.registry import ATTR_METRICS, CF_METRICS
+    from bench.contract.registry import ATTR_METRICS, CF_METRICS
 
     registry = CF_METRICS if stem == "counterfactuals" else ATTR_METRICS
     return getattr(registry.get(name), "kind", "mean") if name in registry.names() else "mean"
@@ -129,12 +129,12 @@ def restat_board(folder: str | Path, n_boot: int | None = None, seed: int | None
 def restat_study(folder: str | Path) -> list[Path]:
     """Restat every cell board of a published study, then rewrite its study table, figure and meta-evaluation."""
     from bench.config import RunConfig, build
-    from bench.study import grid, table
+    from bench.study import cells as study_cells, table
 
     folder = Path(folder)
     prov = json.loads((folder / "study.json").read_text())
     cfg = build(RunConfig, prov["config"])
-    cells = grid.cells(cfg)
+    cells = study_cells.cells(cfg)
     paths = []
     for c in cells:
         paths += restat_board(folder / c.name)

@@ -3,7 +3,7 @@
 prepare(cfg) validates the config and builds the typed RunContext (data, trained model, error
 set, oracle, store, output folder); run(cfg) runs the counterfactual and attribution tasks
 (bench/tasks/ through bench/pipeline.py), writes their leaderboards and figures, and returns a
-summary. Solvers and metrics are known to the tasks only through the registries in bench.api.
+summary. Solvers and metrics are known to the tasks only through the registries in bench.contract.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from bench.api.oracle import Oracle
+from bench.contract.oracle import Oracle
 from bench.config import RunConfig
 from bench.context import RunContext, metric_context
-from bench.errors import collect_errors
+from bench.error_set import collect_errors
 from bench.store import Store, StoreError
 from bench.validate import validate
 
@@ -48,7 +48,7 @@ def prepare(cfg: RunConfig, progress: bool = True) -> RunContext:
     refuse_unpublishable(cfg)
     device = resolve_device(cfg.device)
     # The store first: a damaged store or a concurrent run on it is refused before any work.
-    store = Store(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+    store = Store(cfg.store_path)
     store.acquire()
     folder = None
     try:

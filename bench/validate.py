@@ -13,7 +13,7 @@ import inspect
 import typing
 from pathlib import Path
 
-from bench.api.params import ConfigError
+from bench.contract.params import ConfigError
 from bench.config import RunConfig
 
 # An optional dependency group (pyproject.toml's extras) -> the top-level modules it installs.
@@ -45,7 +45,7 @@ def validate(cfg: RunConfig, extras: bool = True) -> None:
         raise ConfigError("counterfactuals.solvers and attributions.methods are both empty: nothing to run; name "
                           "at least one solver or attribution method (bench list solvers, bench list attributions)")
     if cfg.study is not None:
-        from bench.study.grid import cells, study_name
+        from bench.study.cells import cells, study_name
 
         study_name(cfg)
         for cell in cells(cfg):
@@ -60,7 +60,7 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
     from bench.plugins import load_plugins
 
     load_plugins(cfg.plugins)  # their entries must be registered before the names are checked
-    from bench.api.metrics import NEEDS
+    from bench.contract.metrics import NEEDS
     from bench.data import DATASETS
     from bench.models import MODELS
     from metrics import ATTR_METRICS, CF_METRICS
@@ -122,7 +122,7 @@ def _call_params(where: str, fn, table: dict, skip: int) -> None:
     checked against its range (finite, inside); any float must be finite. Without a Range, an int
     parameter whose default is >= 1 is a count and must stay >= 1 (a `*_radius` may be 0).
     """
-    from bench.api.params import _strip, check_value
+    from bench.contract.params import _strip, check_value
 
     sig = inspect.signature(fn)
     params = {p.name: p for p in list(sig.parameters.values())[skip:]
@@ -164,7 +164,7 @@ def _files(cfg: RunConfig) -> None:
     elif cfg.data_dir is not None and cfg.data_dir.startswith("download:") and not cfg.data_dir[9:].strip():
         raise ConfigError("data_dir 'download:' names no folder: write 'download' (into <cache-dir>/data) or "
                           "'download:<folder>'")
-    probe(cfg.store or Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite")
+    probe(cfg.store_path)
     check_out(cfg, model_label(cfg))
 
 

@@ -6,7 +6,7 @@ Run: pytest benchmarks -o addopts= --benchmark-only -k forward
 import pytest
 import torch
 
-from bench.api import MODELS, Oracle
+from bench.contract import MODELS, Oracle
 
 # the default CNN, the published resnet_cbam, and one of each zoo family (bench/presets/zoo.toml)
 MODELS_BENCHED = {"cnn": ("cnn", {}), "resnet_cbam": ("resnet_cbam", {}),

@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 import torch
 
-from bench.api.metrics import AttrBatch, MetricContext
+from bench.contract.metrics import AttrBatch, MetricContext
 from solvers import ATTRIBUTIONS, SOLVERS
 
 N_ALIBI = 2  # alibi's Wachter solver costs tens of seconds per image
@@ -102,7 +102,7 @@ def test_growing_spheres_per_instance_loop(benchmark, oracle, errors):
 # -- deletion AUC vs Quantus PixelFlipping, same steps, same images ---------------------------
 @pytest.fixture(scope="module")
 def attr_batch(cnn, errors, mnist):
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
 
     o = Oracle(cnn[0])
     attr = _grad_saliency(o, errors.x, errors.pred)

@@ -52,15 +52,15 @@ def cnn(mnist, cache_dir):
 
 @pytest.fixture()
 def oracle(cnn):
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
 
     return Oracle(cnn[0], "cpu")
 
 
 @pytest.fixture(scope="session")
 def errors(mnist, cnn):
-    from bench.api.oracle import Oracle
-    from bench.errors import collect_errors
+    from bench.contract.oracle import Oracle
+    from bench.error_set import collect_errors
 
     return collect_errors(Oracle(cnn[0], "cpu"), mnist.test.x, mnist.test.y, cnn[1]["weights_sha256"])
 

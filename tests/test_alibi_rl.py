@@ -32,7 +32,7 @@ def _needs_alibi():
 @pytest.fixture(scope="module")
 def fitted(cnn, mnist, tmp_path_factory):
     """alibi_rl fitted once through a real metric context (cache in a fresh folder)."""
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
     from bench.context import metric_context
 
     cache = str(tmp_path_factory.mktemp("rl_cache"))
@@ -74,7 +74,7 @@ def test_explains_real_errors_with_two_queries_each(fitted, errors):
 
 
 def test_cached_training_is_reloaded_with_its_recorded_cost(fitted, cnn, mnist, errors):
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
     from bench.context import metric_context
 
     solver, oracle, cache, _ = fitted
@@ -103,8 +103,8 @@ def test_cached_training_is_reloaded_with_its_recorded_cost(fitted, cnn, mnist, 
 
 
 def test_params_are_checked():
-    from bench.api import ConfigError
-    from bench.api.oracle import Oracle
+    from bench.contract import ConfigError
+    from bench.contract.oracle import Oracle
 
     cls = SOLVERS.get("alibi_rl")
     for bad in (dict(train_steps=19), dict(latent_dim=0), dict(ae_lr=0.0), dict(coeff_sparsity=-1.0)):

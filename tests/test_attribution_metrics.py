@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.api.metrics import AttrBatch, MetricContext
+from bench.contract.metrics import AttrBatch, MetricContext
 from metrics import ATTR_METRICS
 from metrics.contour_patch import contour_masks, contour_patch
 from metrics.deletion_insertion import (
@@ -211,7 +211,7 @@ def test_mprt_reaches_black_box_methods(oracle, errors):
     """Occlusion queries the oracle's gradient-free path, a frozen inference-optimised copy on
     CPU. MPRT loads randomised weights into the model in place; the copy must follow them, or
     occlusion's maps never change and it scores ~1.0 (it did: 0.9996 on the published boards)."""
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
 
     x = errors.x[:2]
     before = oracle.logits(x)  # builds the frozen copy

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.api.results import AttrResult
+from bench.contract.results import AttrResult
 from solvers import ATTRIBUTIONS
 
 N = 8
@@ -228,7 +228,7 @@ def test_fit_is_required_for_training_baselines(oracle, batch):
 
 
 def test_unknown_param_and_bad_contrast_loss_are_config_errors(oracle):
-    from bench.api.params import ConfigError
+    from bench.contract.params import ConfigError
 
     with pytest.raises(ConfigError):
         ATTRIBUTIONS.get("ig")(oracle, steps=10)

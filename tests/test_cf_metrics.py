@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import metrics.counterfactual as M
-from bench.api.metrics import CFBatch
+from bench.contract.metrics import CFBatch
 from metrics import CF_METRICS
 
 

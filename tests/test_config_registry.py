@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from bench.api.registry import Registry, RegistryError
+from bench.contract.registry import Registry, RegistryError
 from bench.config import ConfigError, make_config, preset_names
 
 

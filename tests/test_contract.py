@@ -1,4 +1,4 @@
-"""The plugin contract: solvers/ and metrics/ see bench only through bench.api; bench.api sees
+"""The plugin contract: solvers/ and metrics/ see bench only through bench.contract; bench.contract sees
 only the standard library, numpy and torch; every declared name is registered once, in its module;
 every registered model honours the model contract."""
 
@@ -37,20 +37,20 @@ def test_plugins_import_bench_only_through_the_contract(folder):
     for path in sorted((ROOT / folder).glob("*.py")):
         for mod in _imports(path):
             top = mod.split(".")
-            if top[0] == "bench" and mod != "bench" and top[1] != "api":
+            if top[0] == "bench" and mod != "bench" and top[1] != "contract":
                 bad.append(f"{path.relative_to(ROOT)}: {mod}")
-    assert not bad, "imports of bench outside bench.api:\n" + "\n".join(bad)
+    assert not bad, "imports of bench outside bench.contract:\n" + "\n".join(bad)
 
 
 def test_the_contract_imports_only_stdlib_numpy_and_torch():
     allowed = set(sys.stdlib_module_names) | {"numpy", "torch", "__future__"}
-    bad = [f"{p.name}: {m}" for p in sorted((ROOT / "bench" / "api").glob("*.py")) for m in _imports(p)
-           if m.split(".")[0] not in allowed and not m.startswith("bench.api")]
+    bad = [f"{p.name}: {m}" for p in sorted((ROOT / "bench" / "contract").glob("*.py")) for m in _imports(p)
+           if m.split(".")[0] not in allowed and not m.startswith("bench.contract")]
     assert not bad, bad
 
 
 def test_listing_the_registries_imports_no_torch():
-    code = ("import sys, json\nfrom bench.api import SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, MODELS, DATASETS\n"
+    code = ("import sys, json\nfrom bench.contract import SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, MODELS, DATASETS\n"
             "n = sum(len(r.names()) for r in (SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, MODELS, DATASETS))\n"
             "print(json.dumps([n, 'torch' in sys.modules]))")
     n, torch_loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -63,7 +63,7 @@ def test_every_declaration_is_registered_by_its_own_module_under_the_same_name()
     what the package declares (a fresh interpreter, so nothing else has registered anything)."""
     code = """
 import importlib, json, pkgutil
-from bench.api import registry as R
+from bench.contract import registry as R
 regs = [R.DATASETS, R.MODELS, R.SOLVERS, R.ATTRIBUTIONS, R.CF_METRICS, R.ATTR_METRICS]
 declared = {r.kind: {e.name: e.target for e in r.entries()} for r in regs}
 for pkg in ("solvers", "metrics", "bench.models", "bench.data"):
@@ -83,7 +83,7 @@ ZOO_CASES = [dict(arch="efficientnet_b0", attn_layer="cbam"), dict(arch="mobilen
 
 
 def test_every_registered_model_is_in_the_contract_test():
-    from bench.api import MODELS
+    from bench.contract import MODELS
 
     assert set(MODELS.names()) == set(MODEL_PARAMS)
 
@@ -93,7 +93,7 @@ def test_every_registered_model_is_in_the_contract_test():
 def test_model_contract(name, params, tmp_path):
     """Forward shape on [0,1] input, a real Grad-CAM layer, and an identical model after a cache round trip."""
     from bench import checkpoints
-    from bench.api import MODELS, weights_hash
+    from bench.contract import MODELS, weights_hash
 
     def build():
         torch.manual_seed(0)
@@ -153,7 +153,7 @@ def test_cbam_runs_deeplift_and_deepshap_with_the_same_function(build, mnist):
     from captum.attr import DeepLift, DeepLiftShap
     from timm.layers.cbam import ChannelAttn
 
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
     from bench.models.timm_backbones import build_resnet_cbam, build_timm
     from solvers import ATTRIBUTIONS
 

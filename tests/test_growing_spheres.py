@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.api.oracle import GradientRefused
+from bench.contract.oracle import GradientRefused
 from solvers import SOLVERS
 from solvers._growing_spheres_impl import greedy_sparsify, ring_radii, sample_layer
 from solvers.growing_spheres import GrowingSpheres

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.api.models import Normalized
-from bench.api.oracle import Oracle
+from bench.contract.models import Normalized
+from bench.contract.oracle import Oracle
 from solvers import ATTRIBUTIONS
 
 pytest.importorskip("zennit")

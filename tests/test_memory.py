@@ -7,7 +7,7 @@ import pytest
 
 PROBE = """
 import resource, sys, torch
-from bench.api.memory import keep_freed_memory
+from bench.contract.memory import keep_freed_memory
 if sys.argv[1] == "pin":
     assert keep_freed_memory()
 torch.set_num_threads(2)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.api.oracle import GradientRefused
+from bench.contract.oracle import GradientRefused
 
 
 def test_forward_rows_are_counted_per_owner(oracle, errors):
@@ -61,7 +61,7 @@ def test_throughput_is_measured_uncounted(oracle, errors):
 
 
 def test_optimised_forward_agrees_with_the_model_and_counts_the_same(cnn, errors):
-    from bench.api.oracle import FAST_TOLERANCE, Oracle
+    from bench.contract.oracle import FAST_TOLERANCE, Oracle
 
     eager, fast = Oracle(cnn[0], "cpu", fast=False), Oracle(cnn[0], "cpu")
     x = errors.x
@@ -77,7 +77,7 @@ def test_optimised_forward_agrees_with_the_model_and_counts_the_same(cnn, errors
 
 
 def test_a_model_torchscript_cannot_take_runs_eagerly(errors):
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
 
     class Untraceable(torch.nn.Module):
         def __init__(self):
@@ -97,7 +97,7 @@ def test_a_model_torchscript_cannot_take_runs_eagerly(errors):
 def test_the_portable_copy_rebuilds_its_optimised_forward(cnn, errors):
     import pickle
 
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
 
     o = Oracle(cnn[0], "cpu")
     o.logits(errors.x[:3])
@@ -108,7 +108,7 @@ def test_the_portable_copy_rebuilds_its_optimised_forward(cnn, errors):
 
 def test_a_hooked_layer_sees_the_forward(cnn, errors):
     """Methods that watch a layer during a gradient-free call (Score-CAM) get the model itself."""
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
 
     first = Oracle(cnn[0], "cpu")  # hooked on its very first call: nothing else runs the model then
     seen = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.api.metrics import CFBatch, MetricContext
+from bench.contract.metrics import CFBatch, MetricContext
 from metrics import CF_METRICS
 from metrics import plausibility as P
 from metrics._plausibility_models import SECOND_SEED_OFFSET, load_or_train_autoencoders
@@ -19,7 +19,7 @@ NAMES = ["knn_ratio", "im1", "im2", "oracle_agreement"]
 
 @pytest.fixture(scope="module")
 def ctx(mnist, cnn, cache_dir) -> MetricContext:
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
     from bench.context import metric_context
 
     return metric_context(mnist, Oracle(cnn[0], "cpu"), "cpu", cache_dir=cache_dir, seed=0, dataset="mnist")

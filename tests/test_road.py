@@ -55,7 +55,7 @@ def test_noise_touches_only_imputed_pixels_and_is_seeded(errors):
 
 def test_road_orders_on_the_real_model(oracle, errors):
     """Removing the pixels saliency calls relevant hurts the explained class more than removing the rest."""
-    from bench.api.registry import ATTRIBUTIONS
+    from bench.contract.registry import ATTRIBUTIONS
 
     x, explained = errors.x[:16], errors.pred[:16]
     attr = ATTRIBUTIONS.get("saliency")(oracle)(x, explained, None).attr

@@ -253,7 +253,7 @@ def test_a_board_naming_a_plugin_runs_no_code(tmp_path, monkeypatch, capsys):
     board = tmp_path / "sent"
     shutil.copytree(CI_BOARD, board)
     (board / "evil.py").write_text("from pathlib import Path\nPath(__file__).with_name('RAN').write_text('x')\n"
-                                   "from bench.api import SOLVERS\n")
+                                   "from bench.contract import SOLVERS\n")
     prov = json.loads((board / "counterfactuals.json").read_text())
     prov["config"]["plugins"] = ["evil.py", str(board / "evil.py")]
     prov["config"]["counterfactuals"]["solvers"].append("evil_solver")
@@ -461,11 +461,11 @@ def test_a_damaged_board_is_named_by_every_reader(tmp_path, damage, capsys):
 
 
 def test_every_committed_board_passes_its_own_check():
-    from bench import errors
+    from bench import error_set
     from bench.boardcheck import check_board, manifest_hash
 
     rows = [torch.tensor([3, 17, 9]), torch.tensor([1, 2, 3]), torch.tensor([7, 7, 0])]
-    assert manifest_hash(*[r.numpy() for r in rows], "w") == errors.manifest_hash(*rows, "w")  # torch-free copy
+    assert manifest_hash(*[r.numpy() for r in rows], "w") == error_set.manifest_hash(*rows, "w")  # torch-free copy
 
     folders = sorted({p.parent for s in ("counterfactuals", "attributions") for p in (REPO / "leaderboards").rglob(f"{s}.csv")
                       if "site" not in p.relative_to(REPO / "leaderboards").parts})
@@ -537,7 +537,7 @@ def test_a_data_folder_named_download_something_is_read_as_idx_and_the_cache_dir
     import numpy as np
 
     import bench.data.idx
-    from bench.api.oracle import Oracle
+    from bench.contract.oracle import Oracle
     from bench.models.train import load_or_train
 
     monkeypatch.setattr(bench.data.idx, "download_with_torchvision", lambda *a: pytest.fail("downloaded"))
@@ -582,7 +582,7 @@ def test_generated_every_numeric_parameter_refuses_nan_inf_and_out_of_range_valu
     import math
     import typing
 
-    from bench.api.params import ConfigError, _strip, range_of
+    from bench.contract.params import ConfigError, _strip, range_of
     from bench.config import AttributionConfig, CounterfactualConfig, RunConfig, StudyConfig, TrainConfig
     from bench.data import DATASETS
     from bench.models import MODELS

@@ -9,7 +9,7 @@ randomised (while the model-independent random control does not change at all).
 import numpy as np
 import torch
 
-from bench.api.metrics import AttrBatch, MetricContext
+from bench.contract.metrics import AttrBatch, MetricContext
 from bench.leaderboard import EntryScores
 from bench.tasks.attributions import sanity_against_control
 from metrics import ATTR_METRICS

@@ -144,7 +144,7 @@ def test_png_round_trip_on_a_real_digit(mnist):
 
 
 def test_overlay_grid_marks_not_run_and_failed_per_column_scale(errors):
-    from bench.report.grid import image_grid
+    from bench.report.image_grid import image_grid
 
     x = [errors.x[i, 0].numpy() for i in range(3)]
     small, big = x[0] * 0.05, x[1] * 0.9

@@ -8,7 +8,7 @@ oracle, never reported by the solver; black-box solvers get no gradients.
 import pytest
 import torch
 
-from bench.api.results import CFResult
+from bench.contract.results import CFResult
 from solvers import SOLVERS
 
 # Small budgets so every solver (alibi's TF-1 solvers included) runs here in seconds.

@@ -62,7 +62,7 @@ def test_a_metric_that_raises_becomes_nan_rows_not_a_crash(tmp_path, oracle, err
 
     import torch
 
-    from bench.api.metrics import AttrBatch, MetricContext
+    from bench.contract.metrics import AttrBatch, MetricContext
     from bench.scoring import _guarded
     from metrics import ATTR_METRICS
 

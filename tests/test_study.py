@@ -190,7 +190,7 @@ def test_study_cells_use_a_plain_runs_store_keys(preset, cache_dir, local, tmp_p
     from bench.config import make_config
     from bench.pipeline import entries
     from bench.runner import prepare
-    from bench.study.grid import cells
+    from bench.study.cells import cells
     from bench.tasks.counterfactuals import CounterfactualTask
 
     cell = cells(make_config(str(preset), cache_dir=cache_dir, device="cpu"))[1]

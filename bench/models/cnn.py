@@ -10,8 +10,8 @@ from typing import Annotated
 
 from torch import nn
 
-from bench.api.models import Normalized
-from bench.api.params import Range
+from bench.contract.models import Normalized
+from bench.contract.params import Range
 from bench.models import MODELS
 
 

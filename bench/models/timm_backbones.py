@@ -31,8 +31,8 @@ from typing import Annotated
 
 from torch import nn
 
-from bench.api.models import Normalized
-from bench.api.params import Range
+from bench.contract.models import Normalized
+from bench.contract.params import Range
 from bench.models import MODELS
 
 ATTN_ALIASES = {"non-local": "nl", "nonlocal": "nl", "global-context": "gc", "none": None, "": None}

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench import checkpoints
-from bench.api.models import weights_hash
+from bench.contract.models import weights_hash
 from bench.models import MODELS
 
 CACHE_FORMAT = 2  # 2: the model's initial weights are seeded (1 took the caller's RNG state)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.report.grid import image_grid, sample_positions  # noqa: E402
+from bench.report.image_grid import image_grid, sample_positions  # noqa: E402
 
 
 def _artifacts(prep, entry_key: str, test_idx: list[int]) -> dict[int, dict]:
@@ -111,7 +111,7 @@ def attribution_figures(prep, entries: list[dict], out_dir: Path) -> list[Path]:
     pos = sample_positions(len(errs), prep.cfg.n_figure)
     test_idx = [int(errs.index[p]) for p in pos]
     path = out_dir / "attributions_heatmaps.png"
-    from bench.report.grid import heatmap_grid
+    from bench.report.image_grid import heatmap_grid
 
     cols = []
     for e in entries:

@@ -1,4 +1,4 @@
-"""The "how to add a method or a model" page, generated from the plugin contract (bench/api) by reading its
+"""The "how to add a method or a model" page, generated from the plugin contract (bench/contract) by reading its
 source with `ast`: the page follows the contract's own docstrings and defaults, and imports no torch."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.site.html import esc, page
 
-API = Path(__file__).resolve().parents[1] / "api"
+API = Path(__file__).resolve().parents[1] / "contract"
 # (module, name) of what a plugin author touches, in the order they need it
 PIECES = [("methods", "Method"), ("methods", "CounterfactualSolver"), ("methods", "AttributionMethod"),
           ("results", "CFResult"), ("results", "AttrResult"), ("metrics", "metric"), ("models", "Normalized"),
@@ -43,7 +43,7 @@ def _piece(module: str, name: str) -> str:
         sig = lines[node.lineno - 1].strip()
     calls = [n for n in getattr(node, "body", []) if isinstance(n, ast.FunctionDef) and n.name == "__call__"]
     call = f"<p>Call: <code>{esc(lines[calls[0].lineno - 1].strip())}</code></p>" if calls else ""
-    return (f'<h3 id="{esc(name)}"><code>bench.api.{esc(name)}</code> <span class="muted">(bench/api/{module}.py)'
+    return (f'<h3 id="{esc(name)}"><code>bench.contract.{esc(name)}</code> <span class="muted">(bench/contract/{module}.py)'
             f"</span></h3>{f'<p><code>{esc(sig)}</code></p>' if sig else ''}<pre class=\"doc\">{esc(doc)}</pre>{call}"
             + (_attributes(node, lines) if isinstance(node, ast.ClassDef) else ""))
 
@@ -53,7 +53,7 @@ def howto_page() -> str:
     contract = ast.get_docstring(ast.parse((API / "__init__.py").read_text())) or ""
     readme = API.parents[1] / "README.md"
     blocks = re.findall(r"```python\n(# (\w+\.py)\n.*?)```", readme.read_text(), flags=re.S) if readme.exists() else []
-    body = ["<p>A new method, metric or model is one Python file that imports <code>bench.api</code> and nothing else "
+    body = ["<p>A new method, metric or model is one Python file that imports <code>bench.contract</code> and nothing else "
             "of bench. Run it on a board's preset by naming the file as a plugin, then publish the board; its page "
             "here is built from the board's files. This page is generated from the contract's source, so it says "
             "what the code says.</p>",

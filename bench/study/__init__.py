@@ -1,7 +1,7 @@
 """Studies: a grid of (dataset, model with its params, training seed) x the configured methods.
 
 A preset with a `[study]` table (bench.config.StudyConfig) is a study. It expands into cells
-(bench/study/grid.py), each an ordinary run config, and each cell into work units with
+(bench/study/cells.py), each an ordinary run config, and each cell into work units with
 explicit dependencies (bench/study/units.py):
 
     train (cell)  ->  explain (cell, method, chunk of errors) ...  ->  write (cell)  ->  table (study)

@@ -15,15 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.study.grid import Cell
+from bench.study.cells import Cell
 
 log = logging.getLogger("bench")
-
-
-def store_path(cfg) -> Path:
-    """The run store a cell uses: --store, else `<cache-dir>/runs/<dataset>/<model>.sqlite` (as a run's)."""
-    return Path(cfg.store).expanduser() if cfg.store else \
-        Path(cfg.cache_dir).expanduser() / "runs" / cfg.dataset / f"{cfg.model}.sqlite"
 
 
 @dataclass
@@ -102,7 +96,7 @@ class _Driver:
         from bench.study.units import explain_units, prepare_cell
 
         cell, t0 = run.cell, time.perf_counter()
-        store = self.stores[store_path(cell.cfg)]
+        store = self.stores[cell.cfg.store_path]
         run.ctx = prepare_cell(cell, self.data(cell.dataset, cell.cfg), store, run.folder, self.progress)
         units = explain_units(run.ctx, cell, self.cfg.study.chunk)
         self.timings.append(dict(unit=f"prepare:{cell.key}", kind="prepare", seconds=round(time.perf_counter() - t0, 3),
@@ -145,7 +139,7 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     from bench.store import Store
     from bench.study import table
     from bench.study.executors import make_executor
-    from bench.study.grid import cells, roots
+    from bench.study.cells import cells, roots
     from bench.validate import validate
 
     t0 = time.perf_counter()
@@ -162,7 +156,7 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     ex = None
     try:
         for c in grid:  # every store first: one that another run holds is refused before any work
-            path = store_path(c.cfg)
+            path = c.cfg.store_path
             if path not in stores:
                 stores[path] = Store(path).acquire()
         ex = make_executor(executor, address, cfg.study.threads)

@@ -79,7 +79,7 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
 
 def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str]) -> str:
     from bench.provenance import reproduce_command
-    from bench.study.grid import study_name
+    from bench.study.cells import study_name
     from bench.study.table import headline_columns
 
     labels = list(dict.fromkeys(c.label for c in cells))

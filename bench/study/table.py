@@ -113,7 +113,7 @@ def headline_columns(df: pd.DataFrame) -> list[str]:
 def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> list[Path]:
     """study.csv / .md / .json, the quality-vs-accuracy figure and per-label meta-evaluation in `folder`."""
     from bench import provenance
-    from bench.study.grid import study_name
+    from bench.study.cells import study_name
 
     folder.mkdir(parents=True, exist_ok=True)
     cell_folders = [folder / c.name for c in cells]

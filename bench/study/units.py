@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.api.oracle import Oracle
+from bench.contract.oracle import Oracle
 from bench.context import RunContext, method_seeds, metric_context
-from bench.errors import collect_errors
+from bench.error_set import collect_errors
 from bench.pipeline import Bound, entries, produce, run_task
 from bench.scoring import score_entry
-from bench.study.grid import Cell
+from bench.study.cells import Cell
 
 KINDS = ("train", "explain", "write", "table")
 

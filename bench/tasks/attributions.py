@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from bench import leaderboard
-from bench.api.metrics import AttrBatch
-from bench.api.registry import ATTR_METRICS, ATTRIBUTIONS
+from bench.contract.metrics import AttrBatch
+from bench.contract.registry import ATTR_METRICS, ATTRIBUTIONS
 from bench.config import TARGET_MODES
 from bench.context import RunContext
 from bench.pipeline import Finished

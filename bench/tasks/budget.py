@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.api.registry import SOLVERS
+from bench.contract.registry import SOLVERS
 
 BUDGETS = (100, 1_000, 10_000)
 

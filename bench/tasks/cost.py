@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.api.registry import SOLVERS
+from bench.contract.registry import SOLVERS
 from bench.context import RunContext
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.api.metrics import CFBatch
-from bench.api.registry import CF_METRICS, SOLVERS
+from bench.contract.metrics import CFBatch
+from bench.contract.registry import CF_METRICS, SOLVERS
 from bench.context import RunContext
 from bench.pipeline import Finished
 from bench.tasks import Produced, Statistics

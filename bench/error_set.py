@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.api.oracle import Oracle
+from bench.contract.oracle import Oracle
 
 
 @dataclass(frozen=True)

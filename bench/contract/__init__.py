@@ -1,10 +1,10 @@
 """The plugin contract: everything a solver, attribution method, metric or model needs from bench.
 
-    from bench.api import CounterfactualSolver, CFResult, register_solver
+    from bench.contract import CounterfactualSolver, CFResult, register_solver
 
 A plugin imports this package and nothing else of bench; `solvers/` and `metrics/` do the
 same (a test checks it). It imports only the standard library, numpy and torch, and those
-lazily: `from bench.api import SOLVERS` (the registries) imports no torch, so `bench list`
+lazily: `from bench.contract import SOLVERS` (the registries) imports no torch, so `bench list`
 and `--help` stay light.
 
 - registries: DATASETS, MODELS, SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, Registry,
@@ -42,9 +42,9 @@ __all__ = sorted([*_WHERE, *_DECORATORS])
 
 def __getattr__(name: str):
     if name in _DECORATORS:
-        from bench.api import registry
+        from bench.contract import registry
 
         return getattr(registry, _DECORATORS[name]).register
     if name in _WHERE:
-        return getattr(importlib.import_module(f"bench.api.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'bench.api' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"bench.contract.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'bench.contract' has no attribute {name!r}")

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import torch
 
-from bench.api.oracle import Oracle
-from bench.api.params import build
-from bench.api.results import AttrResult, CFResult
+from bench.contract.oracle import Oracle
+from bench.contract.params import build
+from bench.contract.results import AttrResult, CFResult
 
 
 @dataclass(frozen=True)
