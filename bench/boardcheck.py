@@ -26,39 +26,13 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-STEMS = ("counterfactuals", "attributions")
+from bench import board
+from bench.board import RESTORE, BoardError, read_csv, read_instances, read_json, read_table
+
 KEY_COLUMNS = ("method", "mode", "n")
 INSTANCE_COLUMNS = ("method", "mode", "test_index")
 ERROR_ARRAYS = ("errors", "errors_index", "errors_true", "errors_pred")
 INCOMPLETE = "INCOMPLETE"  # bench.publish writes it into a run folder until the run finishes
-RESTORE = "restore the board's files from where they came from (git checkout, or rerun the board)"
-
-
-class BoardError(ValueError):
-    """A board's files do not match their provenance, or cannot be read (one line naming the file)."""
-
-
-def read_json(path: Path) -> dict:
-    """A provenance JSON file as a dict, or a BoardError naming it."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise BoardError(f"{path}: not readable JSON ({type(e).__name__}: {str(e).splitlines()[0][:80]}); "
-                         f"{RESTORE}") from None
-    if not isinstance(data, dict):
-        raise BoardError(f"{path}: not a provenance record (a JSON object); {RESTORE}")
-    return data
-
-
-def read_csv(path: Path, **kw):
-    """A CSV file as a DataFrame, or a BoardError naming it (empty, cut, not text)."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path, **kw)
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise BoardError(f"{path}: cannot be read as a table ({type(e).__name__}: {str(e).splitlines()[0][:80]}); "
-                         f"{RESTORE}") from None
 
 
 def _key(method, mode) -> tuple[str, str]:
@@ -81,9 +55,9 @@ def _show(keys) -> str:
     return ", ".join(f"{m}{'/' + mode if mode else ''}" for m, mode in sorted(keys))[:120]
 
 
-def _table(folder: Path, stem: str, prov: dict, prov_path: Path) -> None:
-    path = folder / f"{stem}.csv"
-    df = read_csv(path, keep_default_na=False, na_values=[""])
+def _table(folder: Path, t: board.Table, prov: dict, prov_path: Path) -> None:
+    path = t.csv(folder)
+    df = read_table(path)
     missing = [c for c in KEY_COLUMNS if c not in df.columns]
     if missing:
         raise BoardError(f"{path}: no column {missing[0]!r} (a leaderboard has {', '.join(KEY_COLUMNS)}); {RESTORE}")
@@ -104,11 +78,11 @@ def _table(folder: Path, stem: str, prov: dict, prov_path: Path) -> None:
                              f"{want_n}; {RESTORE}")
 
 
-def _instances(folder: Path, stem: str, prov: dict, manifest: set[int] | None) -> None:
-    path = folder / f"{stem}_instances.csv"
+def _instances(folder: Path, t: board.Table, prov: dict, manifest: set[int] | None) -> None:
+    path = t.instances(folder)
     if not path.exists():
         return
-    df = read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
+    df = read_instances(path)
     missing = [c for c in INSTANCE_COLUMNS if c not in df.columns]
     if missing:
         raise BoardError(f"{path}: no column {missing[0]!r}; {RESTORE}")
@@ -152,8 +126,8 @@ def _npz_shapes(path: Path) -> dict[str, tuple]:
     return shapes
 
 
-def _artifacts(folder: Path, stem: str, prov: dict, n_errors: int | None) -> None:
-    path = folder / f"{stem}_artifacts.npz"
+def _artifacts(folder: Path, t: board.Table, prov: dict, n_errors: int | None) -> None:
+    path = t.artifacts(folder)
     if not path.exists():
         return
     shapes = _npz_shapes(path)
@@ -179,10 +153,10 @@ def _manifest(folder: Path, prov: dict, prov_path: Path) -> set[int] | None:
     """Check errors.csv against the recorded manifest hash; returns its test indices (None without one)."""
     errors, model = prov.get("errors") or {}, prov.get("model") or {}
     recorded, weights = errors.get("manifest_sha256"), model.get("weights_sha256")
-    path = folder / "errors.csv"
+    path = folder / board.MANIFEST
     if not path.exists():
         if recorded:
-            raise BoardError(f"{folder}: no errors.csv, the error manifest whose hash {prov_path.name} records; "
+            raise BoardError(f"{folder}: no {board.MANIFEST}, the error manifest whose hash {prov_path.name} records; "
                              f"{RESTORE}")
         return None
     df = read_csv(path)
@@ -231,26 +205,26 @@ def check_board(folder: str | Path, full: bool = False) -> list[str]:
         raise BoardError(f"{folder / INCOMPLETE}: the run writing this folder never finished (killed or failed), "
                          "its tables may be partial; rerun the same command to finish it")
     checked, hashes = [], {}
-    for stem in STEMS:
-        csv, js = folder / f"{stem}.csv", folder / f"{stem}.json"
+    for t in board.TABLES:
+        csv, js = t.csv(folder), t.json(folder)
         if not csv.exists() and not js.exists():
             continue
         if not js.exists():
-            if full or (folder / f"{stem}_instances.csv").exists():
-                raise BoardError(f"{folder}: {stem}.csv has no provenance {stem}.json to check it against; "
+            if full or t.instances(folder).exists():
+                raise BoardError(f"{folder}: {csv.name} has no provenance {js.name} to check it against; "
                                  f"{RESTORE}")
-            checked.append(stem)
+            checked.append(t.stem)
             continue
         prov = read_json(js)
         if not csv.exists():
-            raise BoardError(f"{folder}: {js.name} lists entries but {stem}.csv is missing; {RESTORE}")
-        _table(folder, stem, prov, js)
+            raise BoardError(f"{folder}: {js.name} lists entries but {csv.name} is missing; {RESTORE}")
+        _table(folder, t, prov, js)
         manifest = _manifest(folder, prov, js)
         n_errors = (prov.get("errors") or {}).get("n")
-        _instances(folder, stem, prov, manifest)
-        _artifacts(folder, stem, prov, n_errors)
-        hashes[stem] = (prov.get("errors") or {}).get("manifest_sha256")
-        checked.append(stem)
+        _instances(folder, t, prov, manifest)
+        _artifacts(folder, t, prov, n_errors)
+        hashes[t.stem] = (prov.get("errors") or {}).get("manifest_sha256")
+        checked.append(t.stem)
     if len({h for h in hashes.values()}) > 1:
         raise BoardError(f"{folder}: counterfactuals.json and attributions.json record different error manifests; "
                          f"{RESTORE}")

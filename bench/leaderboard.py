@@ -1,4 +1,4 @@
-"""Aggregate per-instance scores into leaderboards: CSV + Markdown + provenance JSON.
+"""Aggregate per-instance scores into a leaderboard table and its Markdown (bench.board writes them).
 
 Each cell is a mean with the 95% interval that fits its metric's kind (bench.stats: Wilson
 for proportions, BCa bootstrap for means, none for a constant sample, n < 2 or a timing
@@ -8,8 +8,6 @@ scores are counted in `<metric>_nan`, never averaged. In every column the best e
 those with n >= MIN_BEST_N is compared with the runner-up by a paired sign-flip test on the
 instances both have (`<metric>_p_next`); the table's tests are one family, Holm-corrected
 (`<metric>_p_next_holm`); when the adjusted p >= 0.05 the Markdown marks the best value "≈".
-Files are written to temporaries and renamed, so a failure never leaves a half-written
-leaderboard or destroys the previous one.
 """
 
 from __future__ import annotations
@@ -20,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import atomic
+from bench import board
+from bench.board import finite, fmt, fmt_cell
 from bench.stats import ALPHA, METHODS, cell, holm, paired_pvalue
 
 SCHEMA_VERSION = "2"  # 2: intervals by kind (<metric>_ci), Holm-adjusted best marks, <metric>_best
@@ -116,62 +115,6 @@ def best_vs_next(entries, m: MetricMeta, df: pd.DataFrame):
     return order[0], paired_pvalue(a_v[ia], b_v[ib])
 
 
-def fmt(x: float) -> str:
-    """A number as the boards print it (3 significant decimals below 1, fewer above; "–" for NaN)."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "–"
-    if not np.isfinite(x):
-        return "–"
-    a = abs(x)
-    return f"{x:.0f}" if a >= 1000 else f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 1 else f"{x:.3f}"
-
-
-_fmt = fmt  # the old private name, still imported by older callers
-
-
-def fmt_cell(r, name: str, row_n=None) -> str:
-    """One cell as text: `mean [lo, hi]`, or the reason it has no interval; `(n=k)` where k differs from the row's n."""
-    method = str(r.get(f"{name}_ci", "") or "")
-    lo, hi = r.get(f"{name}_lo", np.nan), r.get(f"{name}_hi", np.nan)
-    if method == "timing":
-        text = fmt(r[name])
-    elif _finite(lo) and _finite(hi):
-        text = _interval_text(float(r[name]), float(lo), float(hi))
-    elif method == "none" or (not method and _finite(r[name])):
-        n = r.get(f"{name}_n", np.nan)
-        text = f"{fmt(r[name])} (no CI: {'constant' if _finite(n) and float(n) >= 2 else 'n < 2'})"
-    else:
-        text = fmt(r[name])
-    n = r.get(f"{name}_n", np.nan)
-    if row_n is not None and _finite(n) and int(float(n)) != int(row_n):
-        text += f" (n={int(float(n))})"
-    return text
-
-
-def _interval_text(mean: float, lo: float, hi: float) -> str:
-    """`mean [lo, hi]`, with more significant digits where the board's format would print lo == hi for lo < hi."""
-    digits = interval_digits(lo, hi)
-    if digits is None:
-        return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
-    return f"{mean:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
-
-
-def interval_digits(lo: float, hi: float) -> int | None:
-    """None when `fmt` tells lo from hi (or they are equal); else the significant digits that do."""
-    if fmt(lo) != fmt(hi) or lo == hi:
-        return None
-    return next((d for d in range(4, 10) if f"{lo:.{d}g}" != f"{hi:.{d}g}"), 10)
-
-
-def _finite(v) -> bool:
-    try:
-        return bool(np.isfinite(float(v)))
-    except (TypeError, ValueError):
-        return False
-
-
 def legend(df: pd.DataFrame, shown: list[MetricMeta]) -> list[str]:
     """The lines under a table that say which interval each column uses and which family the best marks form."""
     used = sorted({str(v) for m in shown for v in df.get(f"{m.name}_ci", pd.Series(dtype=str)).dropna()
@@ -199,8 +142,8 @@ def to_markdown(df: pd.DataFrame, metrics: list[MetricMeta], title: str, notes: 
             text = fmt_cell(r, m.name, r["n"])
             if bool(r.get(f"{m.name}_best", False)):
                 q = r.get(f"{m.name}_p_next_holm", np.nan)
-                text = f"**{text}**" if _finite(q) and q < ALPHA else f"≈ **{text}**"
-            if _finite(r.get(f"{m.name}_nan", 0)) and r.get(f"{m.name}_nan", 0) > 0:
+                text = f"**{text}**" if finite(q) and q < ALPHA else f"≈ **{text}**"
+            if finite(r.get(f"{m.name}_nan", 0)) and r.get(f"{m.name}_nan", 0) > 0:
                 text += f" ({int(r[f'{m.name}_nan'])} NaN)"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
@@ -220,39 +163,30 @@ def statistics_record(n_boot: int, seed: int) -> dict:
 
 
 def write_table(df: pd.DataFrame, path: Path) -> Path:
-    """One extra CSV beside a board (atomically)."""
-    return atomic.write_text(path, df.to_csv(index=False, float_format="%.6g"))
+    """Temporary: bench.board.write_csv (bench.pipeline moves to it)."""
+    return board.write_csv(df, path)
 
 
 def write(df: pd.DataFrame, markdown: str, provenance: dict, out_dir: Path, stem: str) -> list[Path]:
-    """Write <stem>.csv, <stem>.md and <stem>.json into out_dir (atomically, each)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md", out_dir / f"{stem}.json"]
-    atomic.write_text(paths[0], df.to_csv(index=False, float_format="%.6g"))
-    atomic.write_text(paths[1], markdown)
-    atomic.write_json(paths[2], provenance)  # strict JSON: NaN/inf as null, counted
-    return paths
-
-
-HEADLINE = {"counterfactuals": ("validity", "l2", "queries", "seconds"),
-            "attributions": ("deletion_auc", "insertion_auc", "seconds")}
+    """Temporary: bench.board.write (bench.pipeline moves to it)."""
+    return board.write(out_dir, board.table(stem), df, markdown, provenance)
 
 
 def headline(folder: Path) -> str:
-    """The run's headline tables as plain text: method, n, the main metrics as mean [95% CI]."""
+    """The run's headline tables as plain text: method, n, each table's headline metrics as mean [95% CI]."""
     blocks = []
-    for stem, metrics in HEADLINE.items():
-        path = Path(folder) / f"{stem}.csv"
+    for t in board.TABLES:
+        path = t.csv(folder)
         if not path.exists():
             continue
-        df = pd.read_csv(path).fillna({"mode": ""})
-        shown = [m for m in metrics if m in df.columns]
+        df = board.read_table(path).fillna({"mode": ""})
+        shown = [m for m in t.headline if m in df.columns]
         rows = [["method", "n", *shown]]
         for _, r in df.iterrows():
             name = r["method"] + (f"/{r['mode']}" if r["mode"] else "")
             cells = [fmt_cell(r, m, r["n"]) if f"{m}_lo" in df.columns else fmt(r[m]) for m in shown]
             rows.append([name, str(int(r["n"])), *cells])
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        blocks.append(f"{stem}:\n" + "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths))
-                                              for row in rows))
+        blocks.append(f"{t.stem}:\n" + "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths))
+                                                for row in rows))
     return "\n\n".join(blocks)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import _fmt, interval_digits
+from bench.board import fmt, interval_digits
 from bench.site import build_site
 from tests.conftest import skip_or_fail
 
@@ -29,7 +29,7 @@ def _interval(r, name: str) -> str:
     if not lo:
         return "(batch time)" if kind == "timing" else "(no CI)"
     d = interval_digits(float(lo), float(hi))
-    return f"[{_fmt(float(lo))}," if d is None else f"[{float(lo):.{d}g},"
+    return f"[{fmt(float(lo))}," if d is None else f"[{float(lo):.{d}g},"
 
 def test_method_families_cover_the_registered_names():
     """bench/site/families.py groups every listed method; a prefix pattern (ig_*, lrp_*, alibi_*) takes new
@@ -273,7 +273,7 @@ def test_site_in_a_real_browser(browser, tiny_site, tmp_path):
                 if name in ("method", "mode", "n"):
                     continue
                 assert td.get_attribute("data-value") == r[name]
-                assert td.find_element(By.CLASS_NAME, "v").text == _fmt(float(r[name]) if r[name] else np.nan)
+                assert td.find_element(By.CLASS_NAME, "v").text == fmt(float(r[name]) if r[name] else np.nan)
                 assert _interval(r, name) in td.text
     # column tooltips carry the metric definition
     tip = d.find_element(By.CSS_SELECTOR, '#counterfactuals-table th[data-name="l2"] button').get_attribute("data-tip")
@@ -321,7 +321,7 @@ def test_site_in_a_real_browser(browser, tiny_site, tmp_path):
         ref = inst[(inst["test_index"] == t) & (inst["method"] == "gradient")].iloc[0]
         l2 = grad.find_elements(By.TAG_NAME, "td")[[th.get_attribute("data-name") for th in d.find_elements(
             By.CSS_SELECTOR, "#counterfactuals-instances thead th")].index("l2")]
-        assert l2.get_attribute("data-value") == ref["l2"] and l2.text == _fmt(float(ref["l2"]))
+        assert l2.get_attribute("data-value") == ref["l2"] and l2.text == fmt(float(ref["l2"]))
         assert "scale ±" in d.find_element(By.CSS_SELECTOR, ".card.ok").text
         tip = d.find_element(By.CSS_SELECTOR, '#counterfactuals-instances th[data-name="l2"] button')
         assert "sqrt(sum((x_cf - x)^2))" in tip.get_attribute("data-tip")  # filled from the board's tips.js

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.leaderboard import _fmt
+from bench.board import fmt
 from bench.site import build_site
 from tests import test_site as base
 from tests.test_site import ROOT, _expected, _open, _order
@@ -39,7 +39,7 @@ def test_site_from_committed_boards(committed_site):
     cf = pd.read_csv(ROOT / "leaderboards" / "mnist" / "cnn" / "counterfactuals.csv", dtype=str, keep_default_na=False)
     for _, r in cf.iterrows():
         assert f'data-method="{r["method"]}"' in page
-        assert f'<td data-value="{r["l2"]}" class="num' in page and f"[{_fmt(float(r['l2_lo']))}, " in page
+        assert f'<td data-value="{r["l2"]}" class="num' in page and f"[{fmt(float(r['l2_lo']))}, " in page
     has_instances = (ROOT / "leaderboards" / "mnist" / "cnn" / "counterfactuals_instances.csv").exists()
     assert ('id="no-instances"' in page) != has_instances
     assert (committed_site / "mnist-cnn" / "files" / "counterfactuals.csv").exists()
@@ -198,9 +198,9 @@ def test_below_floor_banner_and_headline(browser, committed_site):
     attr = pd.read_csv(ROOT / "leaderboards" / "mnist" / "cnn" / "attributions.csv", dtype=str, keep_default_na=False)
     best = attr[attr["deletion_auc_best"] == "True"].iloc[0]
     line = next(ln for ln in head.splitlines() if ln.startswith("deletion_auc"))
-    assert f"best {best['method']} ({best['mode']}) {_fmt(float(best['deletion_auc']))}" in line
+    assert f"best {best['method']} ({best['mode']}) {fmt(float(best['deletion_auc']))}" in line
     p = float(best["deletion_auc_p_next_holm"])
-    assert ("holds after Holm" in line) == (p < 0.05) and f"adjusted p = {_fmt(p)}" in line
+    assert ("holds after Holm" in line) == (p < 0.05) and f"adjusted p = {fmt(p)}" in line
     _open(browser, committed_site / "index.html")  # the index says the same in one line per board
     item = browser.find_element(By.XPATH, '//ul[@class="cards-list"]/li[a[@href="mnist-cnn/index.html"]]')
     assert f"deletion_auc: {best['method']}" in item.text

@@ -10,7 +10,6 @@ The default output, <root>/site, is git-ignored: the site is built (CI does), ne
 
 from __future__ import annotations
 
-import json
 import posixpath
 import shutil
 import subprocess
@@ -22,16 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.boardcheck import BoardError, check_board
+from bench.board import TABLES, BoardError, read_as_text, read_json
+from bench.boardcheck import check_board
 from bench.site import html
 from bench.site.caveats import split_flags
 from bench.site.compare import compare_page
-from bench.site.errors import STEMS, error_pages
+from bench.site.errors import error_pages
 from bench.site.howto import howto_page
 from bench.site.index import SEEDS_NOTE, index_page
 from bench.site.pages import board_page
 from bench.site.study import folder_kind, meta_page, study_page, tables_page
-from bench.site.tables import read_csv_text
 
 MARKER = ".bench-site"  # marks a folder this command wrote, so a rebuild may replace it
 NOTES = {"ci": "regression baselines of bench check (not a leaderboard)"}
@@ -47,7 +46,7 @@ def _in_a_site(path: Path, root: Path, out: Path) -> bool:
 
 def find_boards(root: Path, out: Path) -> list[Path]:
     """Folders under `root` holding a counterfactuals.csv or attributions.csv (built sites excluded)."""
-    found = {p.parent for s in STEMS for p in root.rglob(f"{s}.csv")}
+    found = {p.parent for t in TABLES for p in root.rglob(t.csv().name)}
     return sorted(f for f in found if not _in_a_site(f / "x", root, out))
 
 
@@ -69,22 +68,21 @@ def load_board(folder: Path, root: Path) -> dict:
     check_board(folder)  # a board whose files do not match its provenance is named, not published
     rel = _rel(folder, root)
     parts = {}
-    for s in STEMS:
-        if not (folder / f"{s}.csv").exists():
+    for t in TABLES:
+        if not t.csv(folder).exists():
             continue
-        prov, md, inst = folder / f"{s}.json", folder / f"{s}.md", None
-        if (folder / f"{s}_instances.csv").exists() and (folder / f"{s}_artifacts.npz").exists():
-            npz = folder / f"{s}_artifacts.npz"
+        prov, md, npz, inst = t.json(folder), t.md(folder), t.artifacts(folder), None
+        if t.instances(folder).exists() and npz.exists():
             try:
                 with np.load(npz, allow_pickle=False) as z:
-                    inst = (read_csv_text(folder / f"{s}_instances.csv"), {k: z[k] for k in z.files})
+                    inst = (read_as_text(t.instances(folder)), {k: z[k] for k in z.files})
             except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
                 raise BoardError(f"{npz}: an array cannot be read ({type(e).__name__}: {str(e)[:80]}); restore the "
                                  "board's files from where they came from") from None
         text, flags, source = split_flags(md.read_text() if md.exists() else None)
-        parts[s] = dict(csv=read_csv_text(folder / f"{s}.csv"), inst=inst, flags=flags, flags_source=source,
-                        flags_found=bool(text is not None and md.exists() and text != md.read_text()),
-                        prov=json.loads(prov.read_text()) if prov.exists() else None, md=text)
+        parts[t.stem] = dict(csv=read_as_text(t.csv(folder)), inst=inst, flags=flags, flags_source=source,
+                             flags_found=bool(text is not None and md.exists() and text != md.read_text()),
+                             prov=read_json(prov) if prov.exists() else None, md=text)
     first = next((p["prov"] for p in parts.values() if p["prov"]), {}) or {}
     pieces = rel.split("/")
     limited = (first.get("errors") or {}).get("limited")

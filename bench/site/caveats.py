@@ -8,16 +8,18 @@ import re
 
 import pandas as pd
 
-from bench.leaderboard import ALPHA
-from bench.site.html import esc, fmt, num
+from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, FLAGS_BEGIN, FLAGS_END, fmt, read_as_text, table
+from bench.leaderboard import MIN_BEST_N
+from bench.site.html import esc, num
+from bench.stats import ALPHA
 
 # A model below its dataset's floor makes too many (and too easy) errors for its board to say much about
 # the methods: its errors are not the hard cases a good classifier gets wrong. Named per dataset, on the page.
 ACCURACY_FLOORS = {"mnist": 0.99, "fashion-mnist": 0.90}
-MIN_N = 10  # the smallest n a best mark is given on (bench.stats): below it a row is never shaded best
+MIN_N = MIN_BEST_N  # the smallest n a best mark is given on (bench.leaderboard): below it a row is never shaded best
 CONTROLS = {"random": "random control: the floor a real method must beat"}
-HEADLINE = {"counterfactuals": ("validity", "l2"), "attributions": ("deletion_auc", "insertion_auc")}
-FLAGS_START, FLAGS_END = "<!-- meta-evaluation flags -->", "<!-- /meta-evaluation flags -->"
+# per table stem: the metrics the site's findings and cross-board summary rank by
+HEADLINE = {COUNTERFACTUALS.stem: ("validity", "l2"), ATTRIBUTIONS.stem: ("deletion_auc", "insertion_auc")}
 
 
 def split_flags(md: str | None) -> tuple[str | None, dict[str, str], str]:
@@ -26,9 +28,9 @@ def split_flags(md: str | None) -> tuple[str | None, dict[str, str], str]:
     Returns:
         (md without the block, {metric: reason}, the meta.md the block points at ("" when none)).
     """
-    if not md or FLAGS_START not in md:
+    if not md or FLAGS_BEGIN not in md:
         return md, {}, ""
-    head, _, rest = md.partition(FLAGS_START)
+    head, _, rest = md.partition(FLAGS_BEGIN)
     block, _, tail = rest.partition(FLAGS_END)
     flags = dict(re.findall(r"^- `([^`]+)`: (.+)$", block, flags=re.M))
     source = re.search(r"\(([^)\s]*meta\.md)\)", block)
@@ -121,13 +123,13 @@ def caveat_lines(board: dict) -> list[str]:
         df = p["csv"]
         n = pd.to_numeric(df["n"], errors="coerce")
         if math.isfinite(n_errors) and n.max() < n_errors:
-            lines.append(f"{stem.capitalize()}: every row ran on a subset, at most {int(n.max())} of the "
+            lines.append(f"{table(stem).title}: every row ran on a subset, at most {int(n.max())} of the "
                          f"{int(n_errors)} errors ({n.max() / n_errors:.0%}); the first errors in test-index order.")
         small = sorted(small_rows(df))
         if small:
             names = ", ".join(f"{k.split('|')[0]}{' (' + k.split('|')[1] + ')' if k.split('|')[1] else ''} "
                               f"(n={df[(df['method'] + '|' + df.get('mode', '')) == k]['n'].iloc[0]})" for k in small)
-            lines.append(f"{stem.capitalize()}: rows on fewer errors than the others or fewer than {MIN_N}, never "
+            lines.append(f"{table(stem).title}: rows on fewer errors than the others or fewer than {MIN_N}, never "
                          f"shaded best: {esc(names)}.")
     return lines
 
@@ -158,13 +160,13 @@ def headline(board: dict, metas: dict) -> str:
                  if flagged else "")
         common = board["folder"] / f"{stem}_common.csv" if board.get("folder") else None
         if common is not None and common.exists() and small_rows(df):
-            cdf = pd.read_csv(common, dtype=str, keep_default_na=False)
+            cdf = read_as_text(common)
             found.append(f"Rows ran on different subsets, so their means are not comparable: the common valid subset "
                          f"compares {', '.join(f'<strong>{esc(x)}</strong>' for x in cdf['method'])} on the same "
                          f"{esc(cdf['n'].iloc[0])} errors (below the table)." if len(cdf) else
                          "Rows ran on different subsets, so their means are not comparable, and no two solvers share "
                          f"≥ {MIN_N} valid counterfactuals for a common-subset comparison.")
         sub = "".join(f"<li>{x}</li>" for x in found)
-        items.append(f'<li><a href="#{stem}">{stem.capitalize()}</a> ({size}).{flags}<ul>{sub}</ul></li>')
+        items.append(f'<li><a href="#{stem}">{table(stem).title}</a> ({size}).{flags}<ul>{sub}</ul></li>')
     return (f'<section class="headline" id="headline"><p>Model test accuracy <strong>{acc}</strong>{where}.</p>'
             f'<ul>{"".join(items)}</ul></section>')

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from bench.board import COUNTERFACTUALS
 from bench.site.html import esc, num, page
 
 
@@ -20,7 +21,7 @@ def _data(board: dict) -> dict:
         metrics = [m for m in (p["prov"] or {}).get("metrics", []) if m["name"] in inst]
         entries: dict = {}
         for _, r in inst.iterrows():
-            valid = stem != "counterfactuals" or (r.get("success") == "True" and num(r.get("validity", "1")) >= 0.5)
+            valid = stem != COUNTERFACTUALS.stem or (r.get("success") == "True" and num(r.get("validity", "1")) >= 0.5)
             scores = []
             for m in metrics:
                 v = num(r[m["name"]])

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.board import COUNTERFACTUALS, fmt, table
 from bench.site.caveats import below_floor, floor_of
-from bench.site.html import esc, fmt, metric_label, metric_tip, page, short_reason, sortable_table
+from bench.site.html import esc, metric_label, metric_tip, page, short_reason, sortable_table
 from bench.site.images import grey_uri, signed_uri
 
-STEMS = ("counterfactuals", "attributions")
+CF = COUNTERFACTUALS.stem
 
 
 def _groups(inst: pd.DataFrame) -> list[tuple[str, str, dict]]:
@@ -30,11 +31,11 @@ def _status(stem: str, row: pd.Series | None) -> tuple[str, str]:
     if row is None:
         return "notrun", "not run"
     valid = row.get("validity", "")
-    if stem == "counterfactuals" and (row["success"] == "False" or (valid != "" and float(valid) < 0.5)):
+    if stem == CF and (row["success"] == "False" or (valid != "" and float(valid) < 0.5)):
         reason = row["reason"] or ("solver reported success but the model does not predict the target"
                                    if row["success"] == "True" else "no reason given")
         return "failed", f"failed ({reason})"
-    return "ok", "flipped" if stem == "counterfactuals" else "explained"
+    return "ok", "flipped" if stem == CF else "explained"
 
 
 def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: np.ndarray) -> str:
@@ -42,7 +43,7 @@ def _card(stem: str, method: str, mode: str, row, image: np.ndarray | None, x: n
     cls, text = _status(stem, row)
     title = esc(method) + (f" <span class=\"muted\">({esc(mode)})</span>" if mode else "")
     figs = ""
-    if image is not None and stem == "counterfactuals":
+    if image is not None and stem == CF:
         uri, scale = signed_uri(image.astype(np.float32) - x)
         label = "x_cf" if cls == "ok" else "x_cf (not valid)"
         caption = f"change, scale ±{scale:.2g}" if scale > 0 else "no change"
@@ -107,14 +108,14 @@ def _section(stem: str, part: dict, t: int, x: np.ndarray) -> str:
             + [dict(label=metric_label(m), name=m["name"], numeric=True, tip_ref=f"{stem}/{m['name']}",
                     first="descending" if m.get("higher_is_better") else "ascending") for m in metrics])
     intro = ("Each change map x_cf − x is drawn on its own colour scale, printed under it (red = ink added, "
-             "blue = removed); red border = failed; hatched = entries not run on this error." if stem == "counterfactuals" else
+             "blue = removed); red border = failed; hatched = entries not run on this error." if stem == CF else
              "Each heatmap is drawn over the faint digit on its own scale ±max|attr|, printed under it "
              "(red = evidence for the explained class, blue = against).")
-    title = "Counterfactuals" if stem == "counterfactuals" else "Attributions"
-    table = (f'<h3>Per-instance scores</h3><p class="downloads">Download (every error): <a href="../files/{stem}'
-             f'_instances.csv" download>{stem}_instances.csv</a></p>' + sortable_table(cols, rows, f"{stem}-instances")
-             if rows else "")
-    return f'<h2 id="{stem}">{title}</h2><p class="muted">{intro}</p><div class="cards">{"".join(cards)}</div>{table}'
+    t = table(stem)
+    name = t.instances().name
+    scores = (f'<h3>Per-instance scores</h3><p class="downloads">Download (every error): <a href="../files/{name}" '
+              f'download>{name}</a></p>' + sortable_table(cols, rows, f"{stem}-instances") if rows else "")
+    return f'<h2 id="{stem}">{t.title}</h2><p class="muted">{intro}</p><div class="cards">{"".join(cards)}</div>{scores}'
 
 
 def error_pages(board: dict, out: Path) -> list[dict]:
@@ -169,9 +170,9 @@ def error_pages(board: dict, out: Path) -> list[dict]:
 
 def _summary(parts: dict, t: int) -> str:
     """A gallery line: how many solvers flipped this error, of those that ran on it."""
-    if "counterfactuals" not in parts:
+    if CF not in parts:
         return ""
-    ran = [by_t[str(t)][1] for _, _, by_t in parts["counterfactuals"]["groups"] if str(t) in by_t]
+    ran = [by_t[str(t)][1] for _, _, by_t in parts[CF]["groups"] if str(t) in by_t]
     if not ran:  # only attribution methods ran on this error
         return ""
-    return f"{sum(_status('counterfactuals', r)[0] == 'ok' for r in ran)} of {len(ran)} solvers flipped it"
+    return f"{sum(_status(CF, r)[0] == 'ok' for r in ran)} of {len(ran)} solvers flipped it"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from bench.board import ATTRIBUTIONS, COUNTERFACTUALS
+
 OTHER = "other"
 CONTROL = "control"
 
 FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "attributions": {
+    ATTRIBUTIONS.stem: {
         "gradient": ("saliency", "input_x_gradient", "smoothgrad", "guided_backprop"),
         "integrated gradients": ("ig", "ig_*"),
         "DeepLift / SHAP": ("deeplift", "deepshap", "gradient_shap"),
@@ -23,7 +25,7 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
         "LRP": ("lrp_*",),
         CONTROL: ("random",),
     },
-    "counterfactuals": {
+    COUNTERFACTUALS.stem: {
         "white-box gradient": ("gradient",),
         "black-box search": ("growing_spheres",),
         "alibi": ("alibi_*",),
@@ -36,7 +38,7 @@ def family_of(stem: str, method: str) -> str:
     """The family label of a method in a task's table (OTHER when no pattern of FAMILIES matches).
 
     Args:
-        stem: the table's task ("attributions" or "counterfactuals").
+        stem: the table's stem (bench.board.STEMS).
         method: the registry name in the CSV's `method` column.
 
     Returns:

@@ -1,12 +1,10 @@
-"""HTML building blocks shared by the site's pages: the page shell, number format, sortable tables."""
+"""HTML building blocks shared by the site's pages: the page shell, escaping, sortable tables, metric headers."""
 
 from __future__ import annotations
 
 import math
 import re
 from html import escape
-
-from bench.leaderboard import _fmt
 
 SITE_NAME = "bench leaderboards"
 # what every page's footer says about its build (set once per build by `build.build_site`)
@@ -24,11 +22,6 @@ def num(text) -> float:
         return float(text)
     except (TypeError, ValueError):
         return math.nan
-
-
-def fmt(text) -> str:
-    """A CSV cell's number formatted as in the Markdown leaderboards (– when missing)."""
-    return _fmt(num(text))
 
 
 def inline_md(text: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 
-from bench.leaderboard import ALPHA
+from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, fmt
+from bench.board import table as table_of
 from bench.site.caveats import HEADLINE, below_floor, floor_of, is_control, shade_best, small_rows
 from bench.site.families import CONTROL, FAMILIES, OTHER, family_of
-from bench.site.html import esc, fmt, num, page
+from bench.site.html import esc, num, page
+from bench.stats import ALPHA
 
 SEEDS_NOTE = ("the same MNIST cnn retrained with training seeds 1 and 2 and run like the published board (seed 0): "
               "the meta-evaluation reads all three to say which metrics rank methods stably across seeds")
@@ -108,7 +110,7 @@ def _family_summary(boards: list[dict]) -> tuple[list[str], str]:
         ranked = sorted((x for x in fams if x[1]["wins"]), key=lambda x: (-sum(w[3] for w in x[1]["wins"]),
                                                                            -len(x[1]["wins"]), order.index(x[0])))
         if ranked:
-            lines.append(f"{esc(stem.capitalize())} by method family: " + "; ".join(
+            lines.append(f"{esc(table_of(stem).title)} by method family: " + "; ".join(
                 f"<strong>{esc(fam)}</strong> best on {_n(len(f['wins']), 'headline cell')} ({_n(sum(w[3] for w in f['wins']), 'lead')} "
                 f"holding after Holm; ran on {_n(len(f['boards']), 'board')})" for fam, f in ranked) + ".")
         for fam, f in fams:
@@ -171,7 +173,7 @@ def _summary(boards: list[dict]) -> str:
         top = sorted(((len(v["sig"]), len(v["ns"]), m) for (st, m), v in wins.items() if st == stem and v["sig"] + v["ns"]),
                      reverse=True)[:4]
         if top:
-            lines.append(f"{esc(stem.capitalize())}: most often best on a headline metric: " + ", ".join(
+            lines.append(f"{esc(table_of(stem).title)}: most often best on a headline metric: " + ", ".join(
                 f"<strong>{esc(m)}</strong> ({a + b}× on {len(wins[stem, m]['boards'])} boards, {a} with a lead that "
                 "holds after Holm correction)" for a, b, m in top) + ".")
     lines += family_lines
@@ -189,8 +191,8 @@ def _summary(boards: list[dict]) -> str:
              '<th title="boards where it is not better than the random control on deletion_auc">not better than '
              f'random</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     return (f'<section class="headline" id="summary"><h2>Across boards</h2><ul>{"".join(f"<li>{x}</li>" for x in lines)}'
-            f"</ul><p>How often each method is best on a headline metric (counterfactuals: {esc(metrics.get('counterfactuals'))}; "
-            f"attributions: {esc(metrics.get('attributions'))}) across the public boards, counting only cells shaded "
+            f"</ul><p>How often each method is best on a headline metric (counterfactuals: {esc(metrics.get(COUNTERFACTUALS.stem))}; "
+            f"attributions: {esc(metrics.get(ATTRIBUTIONS.stem))}) across the public boards, counting only cells shaded "
             f"best (n ≥ 10, no smaller subset, no flagged column); hover a count for the boards.</p>"
             '<h3 id="families">By method family</h3><p>Families as grouped in <code>bench/site/families.py</code> '
             "(a method it does not name is under “other”): where a member is best on a headline metric and whether "

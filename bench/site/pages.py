@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+from bench.board import table
 from bench.site.caveats import caveat_lines, headline
 from bench.site.figures import figure
 from bench.site.html import esc, inline_md, page, short_reason
 from bench.site.index import SEEDS_NOTE, board_kind
 from bench.site.tables import board_table
-
-TITLES = {"counterfactuals": "Counterfactuals", "attributions": "Attributions"}
 
 
 def _notes(md: str | None) -> str:
@@ -53,7 +52,8 @@ def _md_table(lines: list[str]) -> str:
 
 
 def _downloads(board: dict, stem: str) -> str:
-    names = [f"{stem}.csv", f"{stem}.json", f"{stem}.md", f"{stem}_instances.csv"]
+    t = table(stem)
+    names = [t.csv().name, t.json().name, t.md().name, t.instances().name]
     links = [f'<a href="files/{n}" download>{n}</a>' for n in names if n in board["files"]]
     return f'<p class="downloads">Download: {" ".join(links)}</p>'
 
@@ -145,7 +145,7 @@ def board_page(board: dict, gallery: list[dict]) -> str:
                     "seed) whose own errors the study's methods explain; the study page compares the cells.</p>")
     metas = {s: (p["prov"] or {}).get("metrics", []) for s, p in parts.items()}
     body.append(headline(board, metas))
-    toc = [f'<a href="#{s}">{TITLES[s]}</a>' for s in parts]
+    toc = [f'<a href="#{s}">{table(s).title}</a>' for s in parts]
     if board.get("compare"):
         toc.append('<a href="compare.html">Compare two methods</a>')
     toc += ['<a href="#errors">Errors</a>', '<a href="#provenance">Provenance</a>']
@@ -161,7 +161,7 @@ def board_page(board: dict, gallery: list[dict]) -> str:
                 "Enter) to sort (the sort is kept in the address); hover or focus it for the metric's definition."
                 "</p>")
     for stem, p in parts.items():
-        body += [f'<h2 id="{stem}">{TITLES[stem]}</h2>', _downloads(board, stem),
+        body += [f'<h2 id="{stem}">{table(stem).title}</h2>', _downloads(board, stem),
                  board_table(p["csv"], metas[stem], f"{stem}-table", p.get("flags")),
                  _flags_note(p, board.get("flags_href", "")), _notes(p["md"])]
         body += [figure(f"files/{f}", f) for f in board["files"] if f.startswith(stem) and f.endswith(".png")]
@@ -169,6 +169,6 @@ def board_page(board: dict, gallery: list[dict]) -> str:
     body += ['<h2 id="errors">Errors</h2>', _gallery(gallery, board.get("n_errors")), '<h2 id="provenance">Provenance</h2>']
     for stem, p in parts.items():
         if p["prov"]:
-            body += [f"<h3>{TITLES[stem]}</h3>", _provenance(p["prov"])]
+            body += [f"<h3>{table(stem).title}</h3>", _provenance(p["prov"])]
     crumbs = [("index", "../index.html")] + ([board["parent"]] if board.get("parent") else [])
     return page(board["title"], "\n".join(body), 1, crumbs)

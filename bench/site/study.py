@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, fmt, read_as_text
 from bench.site.figures import figure
-from bench.site.html import esc, fmt, inline_md, num, page
-from bench.site.tables import generic_table, read_csv_text
+from bench.site.html import esc, inline_md, num, page
+from bench.site.tables import generic_table
 
 # the meta-evaluation's per-separation-test columns (meta_separation.csv), defined here as in bench/meta.py
 SEPARATION_COLUMNS = {
@@ -22,13 +23,15 @@ SEPARATION_COLUMNS = {
     "p_holm": "Holm-adjusted p within the metric's family", "p_bh": "Benjamini-Hochberg-adjusted p within the family",
     "separated": "p_bh < 0.05", "separated_holm": "p_holm < 0.05", "separated_raw": "p < 0.05",
 }
+# the meta-evaluation's per-task tables (bench.meta.write: meta_<table stem>.csv)
+META_ATTR, META_CF = (f"meta_{t.stem}.csv" for t in (ATTRIBUTIONS, COUNTERFACTUALS))
 
 
 def folder_kind(folder: Path) -> str:
     """'study' (a study.csv), 'meta' (a meta-evaluation's meta_*.csv) or 'tables' (anything else)."""
     if (folder / "study.csv").exists():
         return "study"
-    if (folder / "meta_attributions.csv").exists() or (folder / "meta_counterfactuals.csv").exists():
+    if (folder / META_ATTR).exists() or (folder / META_CF).exists():
         return "meta"
     return "tables"
 
@@ -74,7 +77,7 @@ def study_page(folder: Path, rel: str, board_ids: dict[str, str], depth: int) ->
         board_ids: board title -> site id (to link each cell's seed boards).
         depth: how many folders below the site root the page lives.
     """
-    df = read_csv_text(folder / "study.csv")
+    df = read_as_text(folder / "study.csv")
     md = (folder / "study.md").read_text() if (folder / "study.md").exists() else ""
     title, sections = _md_sections(md)
     heads = {m.group(1): m.group(0) for ln in sections.get("Headline", [])
@@ -192,14 +195,15 @@ def meta_page(folder: Path, rel: str, depth: int, seed_links: str = "") -> str:
         body.append(seed_links)
     if "meta_agreement.png" in files:
         body.append('<h2 id="agreement">Do the metrics agree?</h2>' + figure("meta_agreement.png", "meta_agreement.png"))
-    if (folder / "meta_attributions.csv").exists():
-        att = read_csv_text(folder / "meta_attributions.csv")
+    if (folder / META_ATTR).exists():
+        att = read_as_text(folder / META_ATTR)
         if "separated_share" in att:
             body.append('<h2 id="separation">Do the metrics separate methods from random?</h2>' + _separation_chart(att))
-        body.append('<h2 id="attributions">Attribution metrics</h2>' + generic_table(att, "meta-attributions"))
-    if (folder / "meta_counterfactuals.csv").exists():
-        body.append('<h2 id="counterfactuals">Counterfactual metrics</h2>'
-                    + generic_table(read_csv_text(folder / "meta_counterfactuals.csv"), "meta-counterfactuals"))
+        body.append(f'<h2 id="{ATTRIBUTIONS.stem}">Attribution metrics</h2>'
+                    + generic_table(att, f"meta-{ATTRIBUTIONS.stem}"))
+    if (folder / META_CF).exists():
+        body.append(f'<h2 id="{COUNTERFACTUALS.stem}">Counterfactual metrics</h2>'
+                    + generic_table(read_as_text(folder / META_CF), f"meta-{COUNTERFACTUALS.stem}"))
     rule = next((ln for ln in sections.get("Flagged metrics", []) if ln.strip() and not ln.startswith("- ")), "")
     own = {"metric": "the metric whose trustworthiness the row reports (one row per metric of the boards)",
            "methods_per_board": "how many solvers each board ran, board by board (the published board first, then "
@@ -210,12 +214,12 @@ def meta_page(folder: Path, rel: str, depth: int, seed_links: str = "") -> str:
                 + "".join(f"<dt><code>{esc(k)}</code> <span class=\"muted\">(meta_separation.csv)</span></dt>"
                           f"<dd>{esc(v)}</dd>" for k, v in SEPARATION_COLUMNS.items()) + "</dl>")
     if (folder / "meta_agreement.csv").exists():
-        agree = read_csv_text(folder / "meta_agreement.csv")
+        agree = read_as_text(folder / "meta_agreement.csv")
         agree = agree.rename(columns={agree.columns[0]: "metric"})
         body.append(f"<details><summary>The agreement matrix as numbers (Kendall tau-b)</summary>"
                     f"{generic_table(agree, 'meta-agreement')}</details>")
     if (folder / "meta_separation.csv").exists():
-        sep = read_csv_text(folder / "meta_separation.csv")
+        sep = read_as_text(folder / "meta_separation.csv")
         body.append(f"<details><summary>Every separation test ({len(sep)} rows)</summary>"
                     f'<div class="tall">{generic_table(sep, "meta-separation")}</div></details>')
     body.append(f'<h2 id="files">Files</h2>{_downloads(files, "")}')
@@ -228,5 +232,5 @@ def tables_page(folder: Path, rel: str, depth: int, csvs: list[Path]) -> str:
     body = []
     for i, path in enumerate(csvs):
         body.append(f'<h2>{esc(path.name)}</h2><p class="downloads">Download: <a href="{esc(path.name)}" download>'
-                    f"{esc(path.name)}</a></p>" + generic_table(read_csv_text(path), f"table-{i}"))
+                    f"{esc(path.name)}</a></p>" + generic_table(read_as_text(path), f"table-{i}"))
     return page(rel or "tables", "\n".join(body), depth, [("index", f"{up}index.html")])

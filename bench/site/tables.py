@@ -6,17 +6,13 @@ import math
 
 import pandas as pd
 
-from bench.leaderboard import ALPHA, interval_digits
+from bench.board import fmt, interval_digits
 from bench.site.caveats import CONTROLS, MIN_N, is_control, shade_best, small_rows
 from bench.site.families import families_in, family_of
-from bench.site.html import esc, fmt, metric_label, metric_tip, num, sortable_table
+from bench.site.html import esc, metric_label, metric_tip, num, sortable_table
+from bench.stats import ALPHA
 
 BAR_W, BAR_H = 72, 9
-
-
-def read_csv_text(path) -> pd.DataFrame:
-    """A CSV with every cell as its exact text (so the page can show and carry the CSV's own numbers)."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def _bar(lo: float, mean: float, hi: float, span: tuple[float, float]) -> str:
@@ -78,7 +74,7 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str, flagged: d
     """One leaderboard (counterfactuals or attributions) as a sortable HTML table.
 
     Args:
-        df: the leaderboard CSV, every cell as text (`read_csv_text`).
+        df: the leaderboard CSV, every cell as text (`bench.board.read_as_text`).
         metrics: the provenance's metric dicts (name, higher_is_better, valid_only, definition, version).
         table_id: the table's id.
         flagged: {metric: reason} the meta-evaluation flags (marked in the header, never shaded best).
