@@ -13,37 +13,36 @@ the meta-evaluation flags block is dropped (rerun `bench meta ... --annotate`).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench import leaderboard, provenance
+from bench import board, leaderboard, provenance
 from bench.leaderboard import EntryScores, MetricMeta
 
-STEMS = ("counterfactuals", "attributions")
 STAT_SUFFIXES = ("", "_lo", "_hi", "_n", "_nan", "_ci", "_best", "_p_next", "_p_next_holm")
 STAT_COLUMNS = {"beats_random", "vs_random_p", "vs_random_p_holm", "not_for_publication", "schema_version"}
 
 
-def _kind(stem: str, name: str) -> str:
+def _kind(t: board.Table, name: str) -> str:
     """A metric's kind from its registry (boards written before kinds were recorded)."""
     if name == "seconds":
         return "timing"
     from bench.contract.registry import ATTR_METRICS, CF_METRICS
 
-    registry = CF_METRICS if stem == "counterfactuals" else ATTR_METRICS
+    registry = CF_METRICS if t is board.COUNTERFACTUALS else ATTR_METRICS
     return getattr(registry.get(name), "kind", "mean") if name in registry.names() else "mean"
 
 
-def _metas(stem: str, prov: dict) -> list[MetricMeta]:
+def _metas(t: board.Table, prov: dict) -> list[MetricMeta]:
     return [MetricMeta(m["name"], bool(m["higher_is_better"]), bool(m["valid_only"]), m["definition"],
-                       str(m["version"]), m.get("kind") or _kind(stem, m["name"])) for m in prov["metrics"]]
+                       str(m["version"]), m.get("kind") or _kind(t, m["name"])) for m in prov["metrics"]]
 
 
-def _rows(stem: str, prov: dict, inst: pd.DataFrame, old: pd.DataFrame, metas: list[MetricMeta]) -> list[EntryScores]:
+def _rows(t: board.Table, prov: dict, inst: pd.DataFrame, old: pd.DataFrame,
+          metas: list[MetricMeta]) -> list[EntryScores]:
     """The board's entries as EntryScores, in the old table's row order, from the per-instance CSV."""
     rows = []
     n_errors = int(prov["errors"]["n"])
@@ -52,7 +51,7 @@ def _rows(stem: str, prov: dict, inst: pd.DataFrame, old: pd.DataFrame, metas: l
         scores = {m.name: mine[m.name].to_numpy(np.float64) for m in metas if m.name in mine and m.name in old}
         if "seconds" in old and "seconds" not in scores:
             scores["seconds"] = mine["seconds"].to_numpy(np.float64)
-        valid = (mine["validity"].to_numpy(np.float64) > 0.5 if stem == "counterfactuals" and "validity" in mine
+        valid = (mine["validity"].to_numpy(np.float64) > 0.5 if t is board.COUNTERFACTUALS and "validity" in mine
                  else np.ones(len(mine), bool))
         # a metric scored on the first k errors only: k = its finite + NaN count in the old table
         metric_n = {m.name: int(r[f"{m.name}_n"] + r[f"{m.name}_nan"]) for m in metas
@@ -67,10 +66,8 @@ def _run_notes(md: str, prov: dict, metas: list[MetricMeta]) -> list[str]:
     """The run's own notes: from the provenance, or (older boards) the lines after the definitions, less statistics."""
     if "notes" in prov:
         return list(prov["notes"])
-    from bench.meta import MARK_BEGIN, MARK_END
-
-    if MARK_BEGIN in md:
-        md = md[:md.index(MARK_BEGIN)] + md[md.index(MARK_END) + len(MARK_END):]
+    if board.FLAGS_BEGIN in md:
+        md = md[:md.index(board.FLAGS_BEGIN)] + md[md.index(board.FLAGS_END) + len(board.FLAGS_END):]
     lines = md.rstrip("\n").split("\n")
     defs = [i for i, line in enumerate(lines) if any(line.startswith(f"- {m.name} (v") for m in metas)]
     start = (defs[-1] + 1) if defs else len(lines)
@@ -92,35 +89,36 @@ def restat_board(folder: str | Path, n_boot: int | None = None, seed: int | None
 
     folder = Path(folder)
     paths = []
-    for stem in STEMS:
-        if not (folder / f"{stem}.csv").exists():
+    for t in board.TABLES:
+        if not t.csv(folder).exists():
             continue
-        prov = json.loads((folder / f"{stem}.json").read_text())
-        old = pd.read_csv(folder / f"{stem}.csv", keep_default_na=False, na_values=[""]).fillna({"mode": ""})
-        inst = pd.read_csv(folder / f"{stem}_instances.csv", keep_default_na=False, na_values=[""])
+        prov = board.read_json(t.json(folder))
+        old = board.read_table(t.csv(folder)).fillna({"mode": ""})
+        inst = board.read_instances(t.instances(folder))
         inst["mode"] = inst["mode"].fillna("")
-        metas = _metas(stem, prov)
+        metas = _metas(t, prov)
         boot = int(n_boot or prov["config"].get("n_bootstrap", 1000))
         s = int(prov["config"].get("seed", 0) if seed is None else seed)
-        rows = _rows(stem, prov, inst, old, metas)
+        rows = _rows(t, prov, inst, old, metas)
         limited = bool(old["not_for_publication"].iloc[0]) if "not_for_publication" in old and len(old) else False
         df = leaderboard.aggregate(rows, metas, boot, s, limited)
         stat_cols = {f"{m.name}{suf}" for m in metas for suf in STAT_SUFFIXES} | STAT_COLUMNS
         for c in old.columns:  # run-made columns (fit and amortised costs) carried over
             if c not in df and c not in stat_cols:
                 df[c] = old[c].to_numpy()
-        task = CounterfactualTask if stem == "counterfactuals" else AttributionTask
+        task = CounterfactualTask if t is board.COUNTERFACTUALS else AttributionTask
         stats = task.statistics(df, rows, metas, boot, s)
-        notes = _run_notes((folder / f"{stem}.md").read_text(), prov, metas)
+        text = t.md(folder).read_text()
+        notes = _run_notes(text, prov, metas)
         for d, m in zip(prov["metrics"], metas):
             d["kind"] = m.kind
-        title = prov.get("title") or (folder / f"{stem}.md").read_text().split("\n", 1)[0].lstrip("# ").strip()
+        title = prov.get("title") or text.split("\n", 1)[0].lstrip("# ").strip()
         md = leaderboard.to_markdown(stats.df, metas, title, notes + stats.notes)
         prov.update(stats.provenance, title=title, notes=notes, statistics=leaderboard.statistics_record(boot, s),
                     restat=dict(created=provenance.stamp(), git=provenance.git_state(),
                                 what="statistics recomputed from the board's per-instance scores (bench.restat)"))
-        paths += leaderboard.write(stats.df, md, prov, folder, stem)
-        paths += [leaderboard.write_table(t, folder / f"{name}.csv") for name, t in stats.tables.items()]
+        paths += board.write(folder, t, stats.df, md, prov)
+        paths += [board.write_csv(extra, folder / f"{name}.csv") for name, extra in stats.tables.items()]
     if not paths:
         raise FileNotFoundError(f"{folder}: no counterfactuals.csv or attributions.csv: not a board folder")
     return paths
@@ -129,10 +127,11 @@ def restat_board(folder: str | Path, n_boot: int | None = None, seed: int | None
 def restat_study(folder: str | Path) -> list[Path]:
     """Restat every cell board of a published study, then rewrite its study table, figure and meta-evaluation."""
     from bench.config import RunConfig, build
-    from bench.study import cells as study_cells, table
+    from bench.study import cells as study_cells
+    from bench.study.outputs import write_study
 
     folder = Path(folder)
-    prov = json.loads((folder / "study.json").read_text())
+    prov = board.read_json(folder / "study.json")
     cfg = build(RunConfig, prov["config"])
     cells = study_cells.cells(cfg)
     paths = []
@@ -144,7 +143,7 @@ def restat_study(folder: str | Path) -> list[Path]:
     info["restat"] = dict(created=provenance.stamp(), git=provenance.git_state(),
                           what="cell boards' statistics recomputed from their per-instance scores (bench.restat), "
                                "study table and meta-evaluation rewritten")
-    return paths + table.write_study(cfg, prov["dataset"], cells, folder, info)
+    return paths + write_study(cfg, prov["dataset"], cells, folder, info)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,7 @@
-"""study.md: the study table in plain words, what the grid shows and what it cannot show."""
+"""study.md: the study table in plain words, what the grid shows and what it cannot show.
+
+bench.study.outputs writes it; everything here is computed from the study table (bench.study.table).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ttest_ind
 
-from bench.leaderboard import fmt as _fmt
+from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, TABLES, fmt
 from bench.stats import ALPHA, holm
+from bench.study.table import HEADLINES, headline_columns
 
 
 def _cell(r, col: str) -> str:
@@ -21,8 +25,8 @@ def _cell(r, col: str) -> str:
         return f"{int(v):,}"
     lo, hi = r.get(f"{col}_lo", np.nan), r.get(f"{col}_hi", np.nan)
     if isinstance(lo, float) and np.isfinite(lo) and np.isfinite(hi) and (lo != v or hi != v):
-        return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
-    return _fmt(v)
+        return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+    return fmt(v)
 
 
 def _table(df: pd.DataFrame, cols: list[str], heads: list[str]) -> list[str]:
@@ -40,8 +44,6 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
     seed's value is a mean over that model's own errors: the models explain different images,
     so no pairing is possible); the headline's tests are one family, Holm-corrected.
     """
-    from bench.study.table import headline_columns
-
     labels, seeds = df[df["seed"] == "all"], df[df["seed"] != "all"]
     if len(labels) < 2:
         return []
@@ -65,12 +67,12 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
     out = []
     for (col, higher, vals, best, second, p, why), q in zip(found, adjusted):
         worst, tied = vals.iloc[-1], (vals[col] == best[col]).sum()
-        test = f"Welch p = {_fmt(p)}, Holm-adjusted {_fmt(q)}" if np.isfinite(p) else f"no test: {why}"
+        test = f"Welch p = {fmt(p)}, Holm-adjusted {fmt(q)}" if np.isfinite(p) else f"no test: {why}"
         verdict = (f"tied with {tied - 1} other{'s' * (tied > 2)}, e.g." if tied > 1
                    else "ahead of" if np.isfinite(q) and q < ALPHA else "not shown to differ from")
         out.append(f"- `{col}` {'↑' if higher else '↓'}: best **{best['label']}** {_cell(best, col)}, {verdict} "
                    f"the runner-up {second['label']} {_cell(second, col)} ({test})"
-                   + (f"; worst {worst['label']} {_fmt(worst[col])}." if len(vals) > 2 else "."))
+                   + (f"; worst {worst['label']} {fmt(worst[col])}." if len(vals) > 2 else "."))
     return ["## Headline", "", "Per score, the best model across its seeds (mean [95% t interval over the seed means]) "
             "against the runner-up: Welch's t test on the seed values, the headline's "
             f"{sum(np.isfinite(f[5]) for f in found)} tests one family, Holm-corrected; \"ahead of\" only when "
@@ -78,9 +80,16 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
 
 
 def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str]) -> str:
+    """study.md's text: the grid, what it shows and cannot show, the headline, the model and score tables.
+
+    Args:
+        cfg: the study's RunConfig; dataset: the dataset of `cells`; cells: its cells.
+        df: the study table (bench.study.table.build_table).
+        directions: metric -> higher_is_better (bench.board.directions).
+        meta_notes: one link (or failure note) per label's meta-evaluation.
+    """
     from bench.provenance import reproduce_command
     from bench.study.cells import study_name
-    from bench.study.table import headline_columns
 
     labels = list(dict.fromkeys(c.label for c in cells))
     seeds = sorted({c.seed for c in cells})
@@ -118,15 +127,14 @@ def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict,
     lines += ["## Models", ""]
     lines += _table(df, ["n_params", "train_seconds", "test_accuracy", "n_errors", "rows_per_s"],
                     ["parameters", "train s", "test accuracy", "errors", "forward rows/s"]) + [""]
-    heads = headline_columns(df)
-    for title, which in (("Counterfactuals", ("gradient.", "growing_spheres.")), ("Attributions", None)):
-        cols = [c for c in heads if (c.startswith(which) if which else not c.startswith(("gradient.", "growing_spheres.")))]
+    for t in TABLES:
+        cols = [f"{m}.{k}" for stem, m, ks in HEADLINES if stem == t.stem for k in ks if f"{m}.{k}" in df.columns]
         if cols:
             arrows = [c + {True: " ↑", False: " ↓"}.get(directions.get(c.split(".")[-1]), "") for c in cols]
-            lines += [f"## {title}", ""] + _table(df, cols, arrows) + [""]
+            lines += [f"## {t.title}", ""] + _table(df, cols, arrows) + [""]
     lines += ["Attribution scores are those of target mode `predicted` (the wrong class the model chose) where "
-              "the cell ran it. Headline definitions are the boards' (`<cell>/counterfactuals.md`, "
-              "`attributions.md`). Columns and CSV schema: `study.csv`; provenance: `study.json`.", "",
+              f"the cell ran it. Headline definitions are the boards' (`<cell>/{COUNTERFACTUALS.md().name}`, "
+              f"`{ATTRIBUTIONS.md().name}`). Columns and CSV schema: `study.csv`; provenance: `study.json`.", "",
               "![explanation quality vs test accuracy](study_quality.png)", "",
               "Meta-evaluation of each model's boards across its seeds (bench.meta: separation from the random "
               "control, metric agreement, bootstrap and seed stability): " + (", ".join(meta_notes) or "none") + ".",
