@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import board
+
 TOLERANCE = 0.5
-STEMS = ("counterfactuals", "attributions")
 UNCHECKED = {"seconds"}
 ALWAYS_CHECKED = {"validity"}
 
@@ -72,13 +73,10 @@ def compare(baseline: pd.DataFrame, new: pd.DataFrame, directions: dict[str, boo
 
 def _provenance(prov_path: Path) -> tuple[dict[str, bool], set]:
     """Metric directions and the nondeterministic methods recorded in a baseline's JSON."""
-    import json
-
     if not prov_path.exists():
         return {}, set()
-    prov = json.loads(prov_path.read_text())
-    return ({m["name"]: m["higher_is_better"] for m in prov["metrics"]},
-            {e["method"] for e in prov["entries"] if not e.get("deterministic", True)})
+    prov = board.read_json(prov_path)
+    return board.directions([prov]), {e["method"] for e in prov["entries"] if not e.get("deterministic", True)}
 
 
 def format_table(report: pd.DataFrame) -> str:
@@ -104,17 +102,16 @@ def board_config(folder: str | Path, cli_cfg, plugins: tuple[str, ...] | list[st
     the `plugins` the user names (`--plugin FILE`) are; a board whose entries are not known
     without its plugins (built-in or an installed entry point) is refused, naming them.
     """
-    from bench.contract.params import ConfigError
-    from bench.boardcheck import BoardError, read_json
     from bench.config import RunConfig, build
+    from bench.contract.params import ConfigError
 
     folder = Path(folder)
-    prov_path = next((folder / f"{s}.json" for s in STEMS if (folder / f"{s}.json").exists()), None)
+    prov_path = board.provenance_path(folder)
     if prov_path is None:
         raise FileNotFoundError(f"{folder} has no counterfactuals.json or attributions.json: not a board folder")
-    prov = read_json(prov_path)
+    prov = board.read_json(prov_path)
     if not isinstance(prov.get("config"), dict):
-        raise BoardError(f"{prov_path}: no recorded config (key 'config'); this board cannot be rerun: "
+        raise board.BoardError(f"{prov_path}: no recorded config (key 'config'); this board cannot be rerun: "
                          "restore the file from the board's source")
     recorded = dict(prov["config"])
     named = recorded.get("plugins") or []
@@ -136,22 +133,21 @@ def board_config(folder: str | Path, cli_cfg, plugins: tuple[str, ...] | list[st
 def _unknown_entries(folder: Path) -> list[str]:
     """'kind name' of each entry a board's provenance names that no registry knows (built-ins and entry
     points only: no plugin is imported)."""
-    from bench.boardcheck import read_json
     from bench.data import DATASETS
     from bench.models import MODELS
     from metrics import ATTR_METRICS, CF_METRICS
     from solvers import ATTRIBUTIONS, SOLVERS
 
     missing = []
-    for stem, registry, metrics in (("counterfactuals", SOLVERS, CF_METRICS), ("attributions", ATTRIBUTIONS,
-                                                                               ATTR_METRICS)):
-        path = folder / f"{stem}.json"
-        if not path.exists():
-            continue
-        prov = read_json(path)
+    # per table: the registry of its methods, of its metrics, and the config key that lists its methods
+    known = {board.COUNTERFACTUALS: (SOLVERS, CF_METRICS, "solvers"), board.ATTRIBUTIONS: (ATTRIBUTIONS, ATTR_METRICS,
+                                                                                            "methods")}
+    for t in board.tables_in(folder):
+        registry, metrics, listed = known[t]
+        prov = board.read_json(t.json(folder))
         cfg = prov.get("config") or {}
-        section = cfg.get(stem) or {}
-        names = section.get("solvers" if stem == "counterfactuals" else "methods") or []
+        section = cfg.get(t.stem) or {}
+        names = section.get(listed) or []
         pairs = [(registry, e.get("method")) for e in prov.get("entries") or []] + [(registry, n) for n in names]
         pairs += [(CF_METRICS if m.get("name") in CF_METRICS else metrics, m.get("name"))
                   for m in prov.get("metrics") or []]  # (attributions list `seconds`, a counterfactual metric)
@@ -163,12 +159,9 @@ def _unknown_entries(folder: Path) -> list[str]:
 
 
 def _manifest(folder: Path) -> str | None:
-    import json
-
-    for stem in STEMS:
-        if (folder / f"{stem}.json").exists():
-            return json.loads((folder / f"{stem}.json").read_text())["errors"]["manifest_sha256"]
-    return None
+    """The error manifest's sha256 a board's (first) provenance records; None without provenance."""
+    path = board.provenance_path(folder)
+    return None if path is None else board.read_json(path)["errors"]["manifest_sha256"]
 
 
 def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
@@ -198,21 +191,22 @@ def check(cfg, baseline_dir: str, update: bool = False, progress: bool = True,
                   f"{base_manifest[:12]}): different model weights; every cell below compares other images",
                   file=sys.stderr)
             failed += 1
-        for stem in STEMS:
-            base_csv = baseline / f"{stem}.csv"
+        for t in board.TABLES:
+            base_csv = t.csv(baseline)
             if not base_csv.exists():
                 continue
-            new_csv = produced / f"{stem}.csv"
+            new_csv = t.csv(produced)
             if not new_csv.exists():
-                print(f"bench check: {stem}: the check run produced no table", file=sys.stderr)
+                print(f"bench check: {t.stem}: the check run produced no table", file=sys.stderr)
                 failed += 1
                 continue
-            directions, nondeterministic = _provenance(baseline / f"{stem}.json")
-            report = compare(pd.read_csv(base_csv), pd.read_csv(new_csv), directions, tolerance, nondeterministic)
+            directions, nondeterministic = _provenance(t.json(baseline))
+            report = compare(board.read_table(base_csv), board.read_table(new_csv), directions, tolerance,
+                             nondeterministic)
             bad = report[report.verdict.isin(["worse", "missing"])]
             total += len(report)
             failed += len(bad)
-            print(f"== {stem}: {len(report)} cells, {len(bad)} regressed, "
+            print(f"== {t.stem}: {len(report)} cells, {len(bad)} regressed, "
                   f"{(report.verdict == 'better').sum()} improved")
             print(format_table(report))
     if failed:

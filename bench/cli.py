@@ -286,13 +286,14 @@ def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int
     import time
     from pathlib import Path
 
+    from bench.board import TABLES
     from bench.contract.params import ConfigError, Range
 
     Range("[1, 100000]").check("--n-boot", n_boot, 200)  # as n_bootstrap: 1e8 resamples would hang
     for f in folders:
         if not Path(f).is_dir():
             raise ConfigError(f"meta: {f}: no such folder (a board or run folder)")
-        if not any((Path(f) / f"{s}_instances.csv").is_file() for s in ("counterfactuals", "attributions")):
+        if not any(t.instances(f).is_file() for t in TABLES):
             raise ConfigError(f"meta: {f}: not a board (no counterfactuals_instances.csv or attributions_instances.csv)")
     import bench
     from bench import meta
@@ -312,6 +313,7 @@ def _check_folders(args) -> None:
     """`check --board` names a board folder; `--baseline` (unless rewritten by --update) holds tables."""
     from pathlib import Path
 
+    from bench.board import TABLES, tables_in
     from bench.contract.params import ConfigError
 
     if args.plugin and not args.board:
@@ -323,7 +325,7 @@ def _check_folders(args) -> None:
         board = Path(args.board)
         if not board.is_dir():
             raise ConfigError(f"check --board {args.board}: no such folder (e.g. leaderboards/mnist/cnn)")
-        if not any((board / f"{s}.json").is_file() for s in ("counterfactuals", "attributions")):
+        if not tables_in(board):
             raise ConfigError(f"check --board {args.board}: not a board (no counterfactuals.json or "
                               "attributions.json)")
         from bench.boardcheck import check_board
@@ -333,7 +335,7 @@ def _check_folders(args) -> None:
         base = Path(args.baseline)
         if not base.is_dir():
             raise ConfigError(f"check --baseline {args.baseline}: no such folder (make one with --update)")
-        if not any((base / f"{s}.csv").is_file() for s in ("counterfactuals", "attributions")):
+        if not any(t.csv(base).is_file() for t in TABLES):
             raise ConfigError(f"check --baseline {args.baseline}: no counterfactuals.csv or attributions.csv "
                               "in it (make them with --update)")
         from bench.boardcheck import check_board

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import atomic
+from bench import atomic, board
 
 RECORD_COLUMNS = ["queries", "grad_queries", "seconds"]
 FLOAT_FORMAT = "%.7g"  # per-instance values as published: a board's tables are recomputed from exactly these
@@ -44,7 +44,7 @@ def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str
         entries: dicts with `entry_key`, `method`, optional `mode` and `n` (the tasks' entries).
         errors: the run's `ErrorSet` (test index, image, true and predicted label per error).
         out_dir: the board folder.
-        stem: "counterfactuals" or "attributions".
+        stem: the leaderboard's table stem (bench.board.STEMS).
         metrics: objects with `name` and `version` (the leaderboard's metrics); each one the
             store holds for an entry becomes a score column (the record columns are not repeated).
 
@@ -79,7 +79,7 @@ def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str
     df = pd.DataFrame(rows, columns=columns)
     for c in ("true", "pred", "explained", "contrast"):
         df[c] = df[c].astype("Int64")
-    csv_path, npz_path = out_dir / f"{stem}_instances.csv", out_dir / f"{stem}_artifacts.npz"
+    csv_path, npz_path = board.table(stem).instances(out_dir), board.table(stem).artifacts(out_dir)
     atomic.write_bytes(csv_path, df.to_csv(index=False, float_format=FLOAT_FORMAT).encode())
     arrays["errors"] = _f16([x.numpy() for x in errors.x])
     arrays["errors_index"] = errors.index.numpy().astype(np.int64)

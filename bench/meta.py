@@ -31,21 +31,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import atomic, board
+from bench.board import FLAGS_BEGIN, FLAGS_END
 from bench.stats import bh, holm, kendall_tau, paired_pvalue
+
+CF, ATTR = board.COUNTERFACTUALS, board.ATTRIBUTIONS
 
 CONTROL = "random"
 MIN_RANKED = 5  # rank stability over fewer methods is not reported (tau's null SD is 0.41 at 5, 0.49 at 4)
 MIN_SEPARATED = 0.5  # share of real methods a metric must tell from the random control
 MIN_TAU = 0.5  # rank stability (Kendall tau) below this is flagged
-MARK_BEGIN, MARK_END = "<!-- meta-evaluation flags -->", "<!-- /meta-evaluation flags -->"
-
-
-def directions(results) -> dict[str, bool]:
-    """metric -> higher_is_better, from the boards' provenance."""
-    out = {}
-    for prov in results.provenance.values():
-        out.update({m["name"]: bool(m["higher_is_better"]) for m in prov.get("metrics", [])})
-    return out
+TASKS = (ATTR.stem, CF.stem)  # the per-task tables of `summary`, in the order meta.md lists them
 
 
 def _metrics(results, task: str) -> list[str]:
@@ -59,7 +55,7 @@ def _wide(results, task: str, metric: str) -> pd.DataFrame:
     s = i[(i["task"] == task) & (i["metric"] == metric)]
     s = s.assign(method=s["method"] + np.where(s["mode"].fillna("") != "", "/" + s["mode"].fillna(""), ""))
     wide = s.pivot_table(index="test_index", columns="method", values="value", aggfunc="first")
-    return wide if directions(results).get(metric, True) else -wide
+    return wide if board.directions(results.provenance.values()).get(metric, True) else -wide
 
 
 def _real(wide: pd.DataFrame) -> pd.DataFrame:
@@ -72,7 +68,7 @@ def _tau(a: pd.Series, b: pd.Series) -> float:
     return kendall_tau(a[common].to_numpy(float), b[common].to_numpy(float))
 
 
-def separation(results, task: str = "attribution") -> pd.DataFrame:
+def separation(results, task: str = ATTR.kind) -> pd.DataFrame:
     """Per metric and method: effect size and p-value of (method - random control), signed better > 0."""
     rows = []
     for metric in _metrics(results, task):
@@ -111,7 +107,7 @@ def _tau_matrix(means: dict[str, pd.Series], metrics: list[str]) -> np.ndarray:
     return out
 
 
-def agreement(results, task: str = "attribution", n_boot: int = 200, seed: int = 0) -> dict[str, pd.DataFrame]:
+def agreement(results, task: str = ATTR.kind, n_boot: int = 200, seed: int = 0) -> dict[str, pd.DataFrame]:
     """metric x metric Kendall tau-b of the real methods' rankings, and its bootstrap interval over the errors.
 
     Returns {"agreement": tau, "agreement_lo": 2.5% and "agreement_hi": 97.5% percentiles over
@@ -176,22 +172,21 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
                                  separated_share=g["separated"].mean(),
                                  separated_share_holm=g["separated_holm"].mean(),
                                  separated_share_raw=g["separated_raw"].mean(), median_d_z=g["d_z"].median()))
-        attr["bootstrap_tau"] = pd.concat([bootstrap_stability(b, "attribution", n_boot) for b in boards],
+        attr["bootstrap_tau"] = pd.concat([bootstrap_stability(b, ATTR.kind, n_boot) for b in boards],
                                           axis=1).mean(axis=1)
-        attr["seed_tau"] = seed_stability(boards, "attribution")
-        out["attributions"] = attr.reset_index()
+        attr["seed_tau"] = seed_stability(boards, ATTR.kind)
+        out[ATTR.stem] = attr.reset_index()
         out["separation"] = sep
         out.update(agreement(boards[0], n_boot=n_boot))
-    cf = pd.concat([bootstrap_stability(b, "counterfactual", n_boot) for b in boards], axis=1).mean(axis=1)
+    cf = pd.concat([bootstrap_stability(b, CF.kind, n_boot) for b in boards], axis=1).mean(axis=1)
     if len(cf):
-        common = set.intersection(*(set(b.instances.loc[b.instances["task"] == "counterfactual", "method"])
-                                    for b in boards))
-        per_board = "/".join(str(b.instances.loc[b.instances["task"] == "counterfactual", "method"].nunique())
+        common = set.intersection(*(set(b.instances.loc[b.instances["task"] == CF.kind, "method"]) for b in boards))
+        per_board = "/".join(str(b.instances.loc[b.instances["task"] == CF.kind, "method"].nunique())
                              for b in boards)
-        out["counterfactuals"] = pd.DataFrame(dict(methods=len(common), methods_per_board=per_board,
-                                                   bootstrap_tau=cf, seed_tau=seed_stability(boards, "counterfactual"))
-                                              ).rename_axis("metric").reset_index()
-    for name in ("attributions", "counterfactuals"):
+        out[CF.stem] = pd.DataFrame(dict(methods=len(common), methods_per_board=per_board,
+                                         bootstrap_tau=cf, seed_tau=seed_stability(boards, CF.kind))
+                                    ).rename_axis("metric").reset_index()
+    for name in TASKS:
         if name in out:
             out[name]["flag"] = [_flag(r) for r in out[name].to_dict("records")]
     return out
@@ -214,9 +209,9 @@ def _flag(row: dict) -> str:
 
 
 def flagged(tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, str]]:
-    """task ("attributions" | "counterfactuals") -> {metric: reasons} of the flagged metrics."""
+    """A task's table stem (bench.board) -> {metric: reasons} of the flagged metrics."""
     return {name: {r["metric"]: r["flag"] for r in tables[name].to_dict("records") if r["flag"]}
-            for name in ("attributions", "counterfactuals") if name in tables}
+            for name in TASKS if name in tables}
 
 
 def annotate(board_dir: Path, tables: dict[str, pd.DataFrame], source: str) -> list[Path]:
@@ -224,27 +219,23 @@ def annotate(board_dir: Path, tables: dict[str, pd.DataFrame], source: str) -> l
 
     The table itself is untouched; the block names `source` (where the meta-evaluation lives).
     """
-    from bench import atomic
-
     paths = []
     for name, reasons in flagged(tables).items():
-        md = Path(board_dir) / f"{name}.md"
+        md = board.table(name).md(board_dir)
         if not md.exists():
             continue
         text = md.read_text()
-        if MARK_BEGIN in text:
-            text = text[:text.index(MARK_BEGIN)].rstrip("\n") + text[text.index(MARK_END) + len(MARK_END):]
+        if FLAGS_BEGIN in text:
+            text = text[:text.index(FLAGS_BEGIN)].rstrip("\n") + text[text.index(FLAGS_END) + len(FLAGS_END):]
         lines = [f"- `{m}`: {why}" for m, why in sorted(reasons.items())] or ["- none"]
-        block = "\n".join([MARK_BEGIN, f"**Flagged by the meta-evaluation** ({source}): do not rank methods by "
-                            "these metrics alone.", "", *lines, MARK_END])
+        block = "\n".join([FLAGS_BEGIN, f"**Flagged by the meta-evaluation** ({source}): do not rank methods by "
+                            "these metrics alone.", "", *lines, FLAGS_END])
         paths.append(atomic.write_text(md, text.rstrip("\n") + "\n\n" + block + "\n"))
     return paths
 
 
 def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Path]:
-    """meta_*.csv, meta.md and the agreement heatmap."""
-    from bench import atomic
-
+    """meta_<table>.csv per table of `summary`, meta.md and the agreement heatmap."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -252,7 +243,7 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
         paths.append(atomic.write_text(out_dir / f"meta_{name}.csv",
                                        df.to_csv(index=name.startswith("agreement"), float_format="%.4g")))
     lines = [f"# Meta-evaluation: {title}", "", LEGEND, ""]
-    for name in ("attributions", "counterfactuals"):
+    for name in TASKS:
         if name in tables:
             lines += [f"## {name}", "", _markdown(tables[name]), ""]
     flags = flagged(tables)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-STEMS = ("counterfactuals", "attributions")
+from bench import board
+
 KEYS = ["task", "method", "mode", "test_index"]
 RECORD_COLUMNS = ["true", "pred", "explained", "contrast", "success", "reason", "queries", "grad_queries",
                   "seconds"]
@@ -29,7 +30,7 @@ class Results:
     """A run's or a board's results.
 
     Attributes:
-        tables: stem ("counterfactuals" | "attributions") -> leaderboard table (as its CSV).
+        tables: a board table's stem (bench.board.STEMS) -> the leaderboard table (as its CSV).
         records: one row per (task, method, mode, test_index): labels, success, cost.
         instances: per-instance scores, long: task, method, mode, test_index, metric, value.
         provenance: stem -> the leaderboard's provenance JSON (empty for a bare store).
@@ -46,11 +47,11 @@ class Results:
 
     @property
     def counterfactuals(self) -> pd.DataFrame:
-        return self.tables.get("counterfactuals", pd.DataFrame())
+        return self.tables.get(board.COUNTERFACTUALS.stem, pd.DataFrame())
 
     @property
     def attributions(self) -> pd.DataFrame:
-        return self.tables.get("attributions", pd.DataFrame())
+        return self.tables.get(board.ATTRIBUTIONS.stem, pd.DataFrame())
 
     def to_parquet(self, path: str | Path) -> Path:
         """Write the per-instance scores (long format) to one parquet file (needs pyarrow)."""
@@ -83,8 +84,10 @@ def run(preset: str = "default", *, progress: bool = False, **overrides) -> Resu
     """
     from bench.config import make_config
     from bench.runner import run as run_cfg
+    from bench.validate import validate
 
     cfg = make_config(preset, **_flatten(overrides))
+    validate(cfg)  # the Python door: every name, value, file and device, before any work
     summary = run_cfg(cfg, progress=progress)
     results = load(summary["folder"])
     results.summary = summary
@@ -92,7 +95,7 @@ def run(preset: str = "default", *, progress: bool = False, **overrides) -> Resu
 
 
 def _flatten(overrides: dict, prefix: str = "") -> dict:
-    """{"counterfactuals": {"solvers": [...]}} -> {"counterfactuals.solvers": [...]} (sections only)."""
+    """{section: {field: value}} -> {"section.field": value}, for RunConfig's sections only (not model_params)."""
     from bench.config import RunConfig
 
     sections = {f for f, v in RunConfig.__dataclass_fields__.items()
@@ -113,18 +116,17 @@ def load(source: str | Path) -> Results:
         return _from_store(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{source}: neither a board/run folder nor a .sqlite run store")
-    from bench.boardcheck import check_board, read_csv, read_json
+    from bench.boardcheck import check_board
 
     check_board(path)  # the files match their provenance (rows, n, manifest, artifacts), or one BoardError line
     tables, provenance, long, records = {}, {}, [], []
-    for stem in STEMS:
-        if (path / f"{stem}.csv").exists():
-            tables[stem] = read_csv(path / f"{stem}.csv", keep_default_na=False, na_values=[""])
-        if (path / f"{stem}.json").exists():
-            provenance[stem] = read_json(path / f"{stem}.json")
-        inst = path / f"{stem}_instances.csv"
-        if inst.exists():
-            df = read_csv(inst, keep_default_na=False, na_values=[""], low_memory=False).assign(task=stem[:-1])
+    for t in board.TABLES:
+        if t.csv(path).exists():
+            tables[t.stem] = board.read_table(t.csv(path))
+        if t.json(path).exists():
+            provenance[t.stem] = board.read_json(t.json(path))
+        if t.instances(path).exists():
+            df = board.read_instances(t.instances(path)).assign(task=t.kind)
             df[["mode", "reason"]] = df[["mode", "reason"]].fillna("")
             records.append(df[[c for c in [*KEYS, *RECORD_COLUMNS] if c in df.columns]])
             metrics = [c for c in df.columns if c not in {*KEYS, *RECORD_COLUMNS}]

@@ -8,6 +8,7 @@ import pytest
 
 import bench
 from bench import meta
+from bench.board import FLAGS_BEGIN
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,13 +81,13 @@ def test_flags_name_weak_metrics_and_annotate_is_idempotent(board, tmp_path):
     for name in ("attributions.md", "counterfactuals.md"):
         shutil.copy(ROOT / "leaderboards" / "mnist" / "cnn" / name, tmp_path / name)
     before = (tmp_path / "attributions.md").read_text()
-    before = before.split(meta.MARK_BEGIN)[0]  # the published board carries its own flags block
+    before = before.split(FLAGS_BEGIN)[0]  # the published board carries its own flags block
     meta.annotate(tmp_path, tables, "meta.md")
     once = (tmp_path / "attributions.md").read_text()
     meta.annotate(tmp_path, tables, "meta.md")
     assert (tmp_path / "attributions.md").read_text() == once  # replaced, not appended twice
     assert once.startswith(before.rstrip("\n")) and "`q_relative_output_stability`: separates" in once
-    assert once.count(meta.MARK_BEGIN) == 1 and "(meta.md)" in once
+    assert once.count(FLAGS_BEGIN) == 1 and "(meta.md)" in once
     assert "## Flagged metrics" in (meta.write(tables, tmp_path / "m", "x")[-1]).read_text()
 
 
@@ -99,13 +100,13 @@ def test_meta_command_writes_tables_and_annotates_the_boards(tmp_path, capsys):
     board = tmp_path / "cnn"
     shutil.copytree(ROOT / "leaderboards" / "mnist" / "cnn", board, ignore=shutil.ignore_patterns("*.png", "meta"))
     for name in ("attributions.md", "counterfactuals.md"):  # as published before any meta-evaluation
-        (board / name).write_text((board / name).read_text().split(meta.MARK_BEGIN)[0])
+        (board / name).write_text((board / name).read_text().split(FLAGS_BEGIN)[0])
     assert main(["meta", str(board), "--out", str(tmp_path / "m"), "--n-boot", "10", "--annotate"]) == 0
     assert "meta-evaluation of 1 board(s)" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "m" / "meta_attributions.csv")
     assert "q_relative_output_stability" in set(table.loc[table["flag"].notna(), "metric"])
     md = (board / "attributions.md").read_text()
-    assert md.count(meta.MARK_BEGIN) == 1 and "(../m/meta.md)" in md and "`q_relative_output_stability`" in md
+    assert md.count(FLAGS_BEGIN) == 1 and "(../m/meta.md)" in md and "`q_relative_output_stability`" in md
 
 
 def test_separation_shares_are_corrected_within_each_metric(board):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,13 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+
+from bench import board  # noqa: E402
 
 
 def pareto_plot(cf_csv: Path, path: Path) -> Path:
     """Mean L2 (valid counterfactuals) vs mean model rows per error, one point per solver,
     with 95% CI bars; the Pareto front (fewer rows and smaller L2) is drawn as a line."""
-    df = pd.read_csv(cf_csv)
+    df = board.read_table(cf_csv)
     cost = df["queries"] + df["grad_queries"]
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     for (_, r), c in zip(df.iterrows(), cost):
@@ -43,13 +43,13 @@ def pareto_plot(cf_csv: Path, path: Path) -> Path:
 def build_report(folder: str | Path) -> Path:
     """Write <folder>/report.md from the folder's leaderboards, provenance and figures."""
     folder = Path(folder)
-    tables = [folder / f"{s}.md" for s in ("counterfactuals", "attributions") if (folder / f"{s}.md").exists()]
+    tables = [t.md(folder) for t in board.TABLES if t.md(folder).exists()]
     if not tables:
         raise FileNotFoundError(f"{folder}: no counterfactuals.md or attributions.md (run `python -m bench run` first)")
     parts = [f"# bench report: {folder}", ""]
-    prov = folder / "counterfactuals.json" if (folder / "counterfactuals.json").exists() else folder / "attributions.json"
-    if prov.exists():
-        p = json.loads(prov.read_text())
+    prov = board.provenance_path(folder)
+    if prov is not None:
+        p = board.read_json(prov)
         parts += [f"- created {p['created']}, git `{(p['git'].get('commit') or 'unknown')[:12]}`"
                   f"{' (dirty)' if p['git'].get('dirty') else ''}, device {p['device']['device']}",
                   f"- model `{p['model']['name']}` test accuracy {p['model']['test_accuracy']}, "
@@ -59,9 +59,11 @@ def build_report(folder: str | Path) -> Path:
     for t in tables:
         text = t.read_text().replace("\n# ", "\n## ")
         parts += ["#" + text if text.startswith("# ") else text, ""]
-    if (folder / "counterfactuals.csv").exists():
-        pareto_plot(folder / "counterfactuals.csv", folder / "counterfactuals_pareto.png")
-        parts += ["## Cost vs perturbation size", "", "![pareto](counterfactuals_pareto.png)", ""]
+    cf = board.COUNTERFACTUALS
+    if cf.csv(folder).exists():
+        figure = folder / f"{cf.stem}_pareto.png"
+        pareto_plot(cf.csv(folder), figure)
+        parts += ["## Cost vs perturbation size", "", f"![pareto]({figure.name})", ""]
     linked = "\n".join(parts)
     extra = [p.name for p in sorted(folder.glob("*.png")) if p.name not in linked]
     parts += [f"![{n}]({n})" for n in extra]
