@@ -4,7 +4,7 @@ CF_METRICS score counterfactuals, ATTR_METRICS score attribution maps. Definitio
 pinned in the functions' docstrings and in leaderboards/README.md.
 """
 
-from bench.api.registry import ATTR_METRICS, CF_METRICS
+from bench.contract.registry import ATTR_METRICS, CF_METRICS
 
 _CF = "metrics.counterfactual"
 for _name, _summary in [

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.api import MetricContext, Normalized, weights_hash
+from bench.contract import MetricContext, Normalized, weights_hash
 
 CACHE_FORMAT = 1
 SECOND_SEED_OFFSET = 1009  # the second classifier's seed = run seed + this (never the model's)

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from bench.api.metrics import AttrBatch, MetricContext
+from bench.contract.metrics import AttrBatch, MetricContext
 
 FAST = dict(return_aggregate=False, disable_warnings=True, display_progressbar=False)
 

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from bench.api.metrics import CFBatch, MetricContext, metric
+from bench.contract.metrics import CFBatch, MetricContext, metric
 from metrics import CF_METRICS
 
 ROWS = 256  # rows per timed pass (the oracle's default batch)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.api.metrics import CFBatch, MetricContext, metric
-from bench.api.ops import total_variation
+from bench.contract.metrics import CFBatch, MetricContext, metric
+from bench.contract.ops import total_variation
 from metrics import CF_METRICS
 
 L0_ATOL = 1e-3

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.api.metrics import AttrBatch, MetricContext, metric
-from bench.api.params import Range
+from bench.contract.metrics import AttrBatch, MetricContext, metric
+from bench.contract.params import Range
 from metrics import ATTR_METRICS
 
 Substrate = Union[str, float, Callable[[torch.Tensor], torch.Tensor]]

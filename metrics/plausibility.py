@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.api.metrics import CFBatch, MetricContext, metric
+from bench.contract.metrics import CFBatch, MetricContext, metric
 from metrics import CF_METRICS
 from metrics._plausibility_models import (
     load_or_train_autoencoders,

@@ -26,8 +26,8 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from bench.api.metrics import AttrBatch, MetricContext, metric
-from bench.api.params import Range
+from bench.contract.metrics import AttrBatch, MetricContext, metric
+from bench.contract.params import Range
 from metrics import ATTR_METRICS
 from metrics.deletion_insertion import pixel_rank
 

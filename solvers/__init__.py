@@ -6,7 +6,7 @@ importing torch, captum or TensorFlow. Third-party packages add entries through 
 entry-point groups `bench.solvers` and `bench.attributions`.
 """
 
-from bench.api.registry import ATTRIBUTIONS, SOLVERS
+from bench.contract.registry import ATTRIBUTIONS, SOLVERS
 
 SOLVERS.declare("gradient", "solvers.gradient:GradientSolver",
                 "white-box Wachter-style solver: CE toward target + L2 + TV on delta, Adam, batched")

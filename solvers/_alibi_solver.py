@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.api.methods import CounterfactualSolver
-from bench.api.results import CFResult
+from bench.contract.methods import CounterfactualSolver
+from bench.contract.results import CFResult
 from solvers._alibi_worker import SHARED, AlibiWorker
 
 

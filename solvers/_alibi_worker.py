@@ -166,7 +166,7 @@ def _serve(conn) -> None:
     import tensorflow as tf
     import torch
 
-    from bench.api import keep_freed_memory
+    from bench.contract import keep_freed_memory
 
     keep_freed_memory()  # as in the parent: large prediction batches must not re-fault their memory
     torch.set_num_threads(1)

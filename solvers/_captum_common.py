@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.api.methods import AttributionMethod
-from bench.api.oracle import Oracle
-from bench.api.results import AttrResult
+from bench.contract.methods import AttributionMethod
+from bench.contract.oracle import Oracle
+from bench.contract.results import AttrResult
 
 BATCH_ROWS = 256
 

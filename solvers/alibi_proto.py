@@ -33,7 +33,7 @@ from typing import Annotated
 
 import torch
 
-from bench.api import ConfigError, Range
+from bench.contract import ConfigError, Range
 from solvers import SOLVERS
 from solvers._alibi_solver import AlibiSolver
 

@@ -54,10 +54,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.api import ConfigError, Range
-from bench.api.methods import CounterfactualSolver
-from bench.api.models import weights_hash
-from bench.api.results import CFResult
+from bench.contract import ConfigError, Range
+from bench.contract.methods import CounterfactualSolver
+from bench.contract.models import weights_hash
+from bench.contract.results import CFResult
 from solvers import SOLVERS
 
 CACHE_FORMAT = 1

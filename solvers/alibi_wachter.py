@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from bench.api import ConfigError, Range
+from bench.contract import ConfigError, Range
 from solvers import SOLVERS
 from solvers._alibi_solver import AlibiSolver
 

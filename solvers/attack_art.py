@@ -28,9 +28,9 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from bench.api import ConfigError, Range
-from bench.api.methods import CounterfactualSolver
-from bench.api.results import CFResult
+from bench.contract import ConfigError, Range
+from bench.contract.methods import CounterfactualSolver
+from bench.contract.results import CFResult
 from solvers import SOLVERS
 from solvers._art_common import (
     RESERVE,

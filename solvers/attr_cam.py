@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from captum.attr import GuidedGradCam as CaptumGuidedGradCam
 from captum.attr import LayerAttribution, LayerGradCam
 
-from bench.api.params import ConfigError, Range
+from bench.contract.params import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn
 

@@ -26,7 +26,7 @@ from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import DeepLiftShap as CaptumDeepLiftShap
 from captum.attr import GradientShap as CaptumGradientShap
 
-from bench.api import ConfigError, Range
+from bench.contract import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn, seeded
 

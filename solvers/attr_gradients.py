@@ -15,8 +15,8 @@ from captum.attr import InputXGradient as CaptumInputXGradient
 from captum.attr import NoiseTunnel
 from captum.attr import Saliency as CaptumSaliency
 
-from bench.api import ConfigError, Range
-from bench.api.methods import NoParams
+from bench.contract import ConfigError, Range
+from bench.contract.methods import NoParams
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, logit_fn, seeded
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients as CaptumIG
 
-from bench.api import ConfigError, Range
+from bench.contract import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, extra, instance_chunks, logit_fn, row_noise
 

@@ -33,7 +33,7 @@ from typing import Annotated
 
 import torch
 
-from bench.api import Range
+from bench.contract import Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, instance_chunks
 

@@ -26,7 +26,7 @@ from captum.attr import Occlusion as CaptumOcclusion
 from captum.attr._core.lime import get_exp_kernel_similarity_function
 from threadpoolctl import threadpool_limits
 
-from bench.api import ConfigError, Range
+from bench.contract import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import BATCH_ROWS, Adapter, extra, logit_fn, seeded
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from bench.api import ConfigError, Range
+from bench.contract import ConfigError, Range
 from solvers import ATTRIBUTIONS
 from solvers._captum_common import Adapter, row_noise
 

@@ -17,10 +17,10 @@ from typing import Annotated
 import torch
 import torch.nn.functional as F
 
-from bench.api import ConfigError, Range
-from bench.api.methods import CounterfactualSolver
-from bench.api.ops import total_variation
-from bench.api.results import CFResult
+from bench.contract import ConfigError, Range
+from bench.contract.methods import CounterfactualSolver
+from bench.contract.ops import total_variation
+from bench.contract.results import CFResult
 from solvers import SOLVERS
 
 
