@@ -1,7 +1,7 @@
 """What `bench list` and `bench runs` print: the registries, every parameter with its range, past runs.
 
-Split from bench/cli.py. The group listings import no torch (the registries declare their entries
-without importing them); `bench list <entry>` imports that entry's module to read its parameters.
+The group listings import no torch (each package declares its built-in entries without importing
+them); `bench list <entry>` imports that entry's module to read its parameters.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ def _list_params(what: str, groups: dict) -> int:
     This imports the entry's module (torch): the group listings stay light.
     """
     import dataclasses
-    import inspect
     import typing
 
     from bench.contract.params import _strip, range_of, ranges
+    from bench.validate import config_params
 
     def show(prefix: str, rows: list[tuple[str, object, object, object]]) -> None:
         for name, hint, default, rng in rows:
@@ -64,19 +64,17 @@ def _list_params(what: str, groups: dict) -> int:
                             ("attributions.", AttributionConfig), ("study.", StudyConfig)):
             show(prefix, dataclass_rows(cls))
         return 0
-    for title, reg in groups.items():
+    for reg in groups.values():
         if what not in reg:
             continue
         obj = reg.get(what)
         print(f"{reg.kind} {what}: {reg.entry(what).summary}")
         if isinstance(obj, type) and hasattr(obj, "Params"):
             show("", dataclass_rows(obj.Params))
-        elif callable(obj):
-            skip = 1 if title == "models" else 2
-            sig = list(inspect.signature(obj).parameters.values())[skip:]
+        elif callable(obj):  # a metric, model builder or dataset loader: what a config may set
             hints = typing.get_type_hints(obj, include_extras=True)
             show("", [(p.name, hints.get(p.name, object), p.default, range_of(hints.get(p.name)))
-                      for p in sig if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)])
+                      for p in config_params(obj, reg.kind).values()])
     return 0
 
 

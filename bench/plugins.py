@@ -1,9 +1,10 @@
 """Plugins named in a config (`plugins = ["my_solver.py", "my_package.metrics"]`), imported before validation.
 
 A plugin is a module (a .py file path or an importable dotted name) whose decorators register
-entries (`@register_solver("name")` from bench.contract). Installed packages can instead declare an
-entry point in the groups bench.solvers, bench.attributions, bench.cf_metrics,
-bench.attr_metrics, bench.models or bench.datasets, found without being named here.
+entries by name (`@register_solver("name")` from bench.contract). Installed packages can instead
+declare each entry point, `name = "package.module:Object"`, in the groups bench.solvers,
+bench.attributions, bench.cf_metrics, bench.attr_metrics, bench.models or bench.datasets: the
+registries list them without importing them, and import the module when the entry is used.
 """
 
 from __future__ import annotations

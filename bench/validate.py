@@ -8,13 +8,14 @@ Nothing here writes a file.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
 import typing
 from pathlib import Path
 
-from bench.contract.params import ConfigError
 from bench.config import RunConfig
+from bench.contract.params import ConfigError
 
 # An optional dependency group (pyproject.toml's extras) -> the top-level modules it installs.
 EXTRA_MODULES = {"alibi": ("alibi", "tensorflow"), "ray": ("ray",)}
@@ -70,9 +71,7 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
         if need not in NEEDS:
             raise ConfigError(f"unknown key attributions.subset_by_need.{need} (a metric need: {', '.join(NEEDS)})")
     DATASETS.get(cfg.dataset)
-    if "n_classes" in cfg.model_params:
-        raise ConfigError("model_params.n_classes is set by the dataset (its number of classes); leave it out")
-    _call_params("model_params", MODELS.get(cfg.model), cfg.model_params, skip=1)
+    _model_params(cfg.model, MODELS.get(cfg.model), cfg.model_params)
     for registry, section in ((SOLVERS, "counterfactuals"), (ATTRIBUTIONS, "attributions")):
         task = getattr(cfg, section)
         names = task.solvers if registry is SOLVERS else task.methods
@@ -91,7 +90,7 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
     for name in (*cfg.attributions.metrics, *cfg.attributions.metric_subset):
         ATTR_METRICS.get(name)
     for name, table in cfg.attributions.metric_params.items():
-        _call_params(f"attributions.metric_params.{name}", ATTR_METRICS.get(name), table, skip=2)
+        _call_params(f"attributions.metric_params.{name}", ATTR_METRICS.get(name), table, ATTR_METRICS.kind)
     _files(cfg)
     _device(cfg.device)
     from bench.publish import refuse_unpublishable
@@ -114,26 +113,61 @@ def _entry_params(where: str, name: str, cls, table: dict) -> None:
         raise ConfigError(msg) from None
 
 
-def _call_params(where: str, fn, table: dict, skip: int) -> None:
+def config_params(fn, kind: str) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of a metric, model builder or dataset loader that a config sets, by name.
+
+    The harness passes the others itself: a metric's first two (the batch and the context), a
+    model builder's `n_classes` (the dataset's class count, wherever it sits), a loader's `data_dir`.
+    """
+    params = list(inspect.signature(fn).parameters.values())[2 if kind.endswith("metric") else 0:]
+    supplied = {"model": ("n_classes",), "dataset": ("data_dir",)}.get(kind, ())
+    return {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in supplied}
+
+
+def _model_params(model: str, build_fn, table: dict) -> None:
+    """model_params against the builder's parameters; a builder that passes unknown keys on (timm's
+    `**timm_kwargs`) is also built once on the meta device (no memory, no weights), so whatever the
+    library refuses (an unknown keyword, an unknown architecture) is a one-line error here."""
+    if "n_classes" in table:
+        raise ConfigError("model_params.n_classes is set by the dataset (its number of classes); leave it out")
+    _call_params("model_params", build_fn, table, "model")
+    if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(build_fn).parameters.values()):
+        return
+    import torch
+
+    try:
+        with torch.device("meta"):
+            build_fn(n_classes=10, **table)  # the class count does not change what the builder accepts
+    except Exception as e:  # noqa: BLE001 - the builder's (or its library's) refusal, in one line
+        first = (str(e).splitlines() or [""])[0]
+        bad = [k for k in table if f"'{k}'" in first]
+        close = difflib.get_close_matches(bad[0], config_params(build_fn, "model"), n=1) if bad else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        where = f"unknown key model_params.{bad[0]}{hint}" if bad and "keyword" in first else "model_params"
+        shown = ", ".join(f"{k}={v!r}" for k, v in table.items()) or "its defaults"
+        raise ConfigError(f"{where}: model {model!r} refuses {shown}: {type(e).__name__}: {first}") from None
+
+
+def _call_params(where: str, fn, table: dict, kind: str) -> None:
     """Keyword parameters of a function (a metric, a model builder): names, simple types, ranges.
 
-    `skip`: leading parameters the harness passes itself (a metric's batch and context, a
-    builder's n_classes). A numeric parameter annotated `Annotated[int, Range("[1, 784]")]` is
-    checked against its range (finite, inside); any float must be finite. Without a Range, an int
-    parameter whose default is >= 1 is a count and must stay >= 1 (a `*_radius` may be 0).
+    `kind` (the registry's) says which parameters the harness passes itself (`config_params`).
+    A numeric parameter annotated `Annotated[int, Range("[1, 784]")]` is checked against its
+    range (finite, inside); any float must be finite. Without a Range, an int parameter whose
+    default is >= 1 is a count and must stay >= 1 (a `*_radius` may be 0).
     """
     from bench.contract.params import _strip, check_value
 
-    sig = inspect.signature(fn)
-    params = {p.name: p for p in list(sig.parameters.values())[skip:]
-              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    open_ended = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    params = config_params(fn, kind)
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
     hints = typing.get_type_hints(fn, include_extras=True)
     for key, value in table.items():
         if key not in params:
             if open_ended:
                 continue
-            raise ConfigError(f"unknown key {where}.{key} (known: {', '.join(params) or 'none'})")
+            close = difflib.get_close_matches(key, params, n=1)
+            known = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(params) or 'none'}"
+            raise ConfigError(f"unknown key {where}.{key} ({known})")
         full, default = hints.get(key), params[key].default
         hint = _strip(full)
         if hint in (bool, int, float, str):

@@ -1,7 +1,10 @@
-"""Metrics, declared here without heavy imports. Each is a pure function -> Tensor[N].
+"""Metrics, each built-in's name written here once (no heavy imports). Each is a pure function -> Tensor[N].
 
-CF_METRICS score counterfactuals, ATTR_METRICS score attribution maps. Definitions are
-pinned in the functions' docstrings and in leaderboards/README.md.
+CF_METRICS score counterfactuals, ATTR_METRICS score attribution maps; the order here is the
+order of a board's columns when a run names no metrics. The function in its module carries
+`@metric(CF_METRICS, ...)` without a name: the decorator finds its declaration here by the
+function's "module:name". Definitions are pinned in the functions' docstrings and in
+leaderboards/README.md.
 """
 
 from bench.contract.registry import ATTR_METRICS, CF_METRICS

@@ -56,7 +56,7 @@ def contour_patches(x: torch.Tensor, attr: torch.Tensor, **mask_params) -> torch
     return x * hull[:, None].to(x.dtype)
 
 
-@metric(ATTR_METRICS, "contour_patch", higher_is_better=True, version="1", kind="proportion",
+@metric(ATTR_METRICS, higher_is_better=True, version="1", kind="proportion",
         definition="1 if the model still predicts the explained class on x kept only inside the convex "
                    "hull of the opened+dilated top-10% attribution mask (zeros elsewhere)")
 def contour_patch(b: AttrBatch, ctx: MetricContext, top: Annotated[float, Range("(0, 1]")] = 0.1,

@@ -90,7 +90,7 @@ def _provenance(ctx: MetricContext) -> dict:
                               "this ratio was timed now on test images")}
 
 
-@metric(CF_METRICS, "cost", provenance=_provenance, higher_is_better=False, version="1",
+@metric(CF_METRICS, provenance=_provenance, higher_is_better=False, version="1",
         definition="queries + r * grad_queries in forward-pass equivalents; r = backward / forward time of the "
                    "model, measured in the run (provenance: cost)")
 def cost(b: CFBatch, ctx: MetricContext) -> torch.Tensor:

@@ -129,7 +129,7 @@ def insertion_curves(oracle, x, attr, explained, step: int = STEP, canvas: Subst
     return causal_curves(oracle, make_substrate(x, canvas), x, attr, explained, step, max_rows)
 
 
-@metric(ATTR_METRICS, "deletion_auc", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, higher_is_better=False, version="1",
         definition="RISE deletion AUC: p(explained) as most-important pixels go to zeros, "
                    "28 px/step, (sum - first/2 - last/2)/(n-1)")
 def deletion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[1, 784]")] = STEP,
@@ -147,7 +147,7 @@ def deletion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[
     return auc(deletion_curves(ctx.oracle, b.x, b.attr, b.explained, step, substrate, max_rows))
 
 
-@metric(ATTR_METRICS, "insertion_auc", higher_is_better=True, version="1",
+@metric(ATTR_METRICS, higher_is_better=True, version="1",
         definition="RISE insertion AUC: p(explained) as most-important pixels are revealed on a "
                    "blurred canvas (k11, sigma 5), 28 px/step, (sum - first/2 - last/2)/(n-1)")
 def insertion_auc(b: AttrBatch, ctx: MetricContext, step: Annotated[int, Range("[1, 784]")] = STEP,

@@ -203,14 +203,14 @@ _provenance_ae = _provenance_with(autoencoders)
 _provenance_clf = _provenance_with(second_classifier)
 
 
-@metric(CF_METRICS, "knn_ratio", needs=("train_data",), provenance=_provenance_knn, higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, needs=("train_data",), provenance=_provenance_knn, higher_is_better=False, version="1", valid_only=True,
         definition=f"mean L2 from x_cf to its {KNN_K} nearest target-class training images / same for x")
 def knn_ratio(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """kNN distance ratio of x_cf over x (k = KNN_K, training split, target class)."""
     return knn_ratio_score(b.x, b.x_cf, b.target, train_by_class(ctx), KNN_K)
 
 
-@metric(CF_METRICS, "im1", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1", valid_only=True,
         definition=f"||x_cf - AE_target(x_cf)||^2 / (||x_cf - AE_original(x_cf)||^2 + {IM_EPS:g}); "
                    "original = the model's prediction for x")
 def im1(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
@@ -218,7 +218,7 @@ def im1(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     return im1_score(b.x_cf, b.target, original_class(b, ctx), autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "im1_class", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1",
+@metric(CF_METRICS, needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1",
         valid_only=True,
         definition=f"(||x_cf - AE_target(x_cf)||^2 / e_target) / (||x_cf - AE_original(x_cf)||^2 / e_original + {IM_EPS:g}); "
                    "e_c = AE_c's mean squared reconstruction error on test images of class c")
@@ -228,21 +228,21 @@ def im1_class(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     return im1_class_score(b.x_cf, b.target, original_class(b, ctx), aes, meta["test_recon_sq_l2"])
 
 
-@metric(CF_METRICS, "l2_ae", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1",
+@metric(CF_METRICS, needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1",
         valid_only=True, definition="||x_cf - AE_all(x)||_2: L2 to the all-class autoencoder's reconstruction of x")
 def l2_ae(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """L2 of x_cf from AE_all(x), the distance a decoder-based solver can control (bench's AE as the decoder)."""
     return l2_ae_score(b.x, b.x_cf, autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "im2", needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1", valid_only=True,
+@metric(CF_METRICS, needs=("train_data",), provenance=_provenance_ae, higher_is_better=False, version="1", valid_only=True,
         definition=f"||AE_target(x_cf) - AE_all(x_cf)||^2 / (||x_cf||_1 + {IM_EPS:g})")
 def im2(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """IM2 of Van Looveren & Klaise 2019 (class and all-class autoencoders)."""
     return im2_score(b.x_cf, b.target, autoencoders(ctx)[0])
 
 
-@metric(CF_METRICS, "oracle_agreement", needs=("train_data",), provenance=_provenance_clf, higher_is_better=True, version="1", valid_only=True,
+@metric(CF_METRICS, needs=("train_data",), provenance=_provenance_clf, higher_is_better=True, version="1", valid_only=True,
         kind="proportion", definition="1 if an independently trained MLP (other seed) also assigns x_cf to target")
 def oracle_agreement(b: CFBatch, ctx: MetricContext) -> torch.Tensor:
     """Oracle score of Hvilshoej et al. 2021: the second classifier agrees with the target."""

@@ -38,7 +38,7 @@ def _q(name, b, ctx, init, softmax, explain=False, batch_size=128):
     return as_scores(run_quantus(name, b, ctx, init, softmax=softmax, explain=explain, batch_size=batch_size))
 
 
-@metric(ATTR_METRICS, "q_faithfulness_correlation", higher_is_better=True, version="1",
+@metric(ATTR_METRICS, higher_is_better=True, version="1",
         definition="Quantus FaithfulnessCorrelation: Pearson(sum attr on 100 random 112-px subsets, logit drop when set to 0)")
 def q_faithfulness_correlation(b: AttrBatch, ctx: MetricContext, nr_runs: Annotated[int, Range("[1, 100000]")] = 100,
                                subset_size: Annotated[int, Range("[1, 784]")] = 112) -> torch.Tensor:
@@ -52,7 +52,7 @@ def q_faithfulness_correlation(b: AttrBatch, ctx: MetricContext, nr_runs: Annota
     return _q("FaithfulnessCorrelation", b, ctx, init, softmax=False)
 
 
-@metric(ATTR_METRICS, "q_faithfulness_estimate", higher_is_better=True, version="1",
+@metric(ATTR_METRICS, higher_is_better=True, version="1",
         definition="Quantus FaithfulnessEstimate: Pearson(attr sum of each 28-px group, logit drop when it is set to 0)")
 def q_faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP) -> torch.Tensor:
     """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.07538).
@@ -64,7 +64,7 @@ def q_faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: 
     return _q("FaithfulnessEstimate", b, ctx, init, softmax=False)
 
 
-@metric(ATTR_METRICS, "q_monotonicity_correlation", higher_is_better=True, version="1",
+@metric(ATTR_METRICS, higher_is_better=True, version="1",
         definition="Quantus MonotonicityCorrelation: Spearman(|attr| of 28-px groups, variance of p when set to U(0,1))")
 def q_monotonicity_correlation(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP,
                                nr_samples: Annotated[int, Range("[1, 100000]")] = 10) -> torch.Tensor:
@@ -90,7 +90,7 @@ def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: An
     return torch.from_numpy(np.concatenate([np.asarray(o, dtype=np.float64) for o in outs]))
 
 
-@metric(ATTR_METRICS, "q_pixel_flipping", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, higher_is_better=False, version="1",
         definition="Quantus PixelFlipping, 28 px/step to 0, p(explained); np.trapz of the 28-point curve / 27, in [0,1]")
 def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP,
                      baseline: Annotated[float, Range("[0, 1]")] = 0.0) -> torch.Tensor:
@@ -111,7 +111,7 @@ def _sensitivity(name, b, ctx, nr_samples, lower_bound):
     return _q(name, b, ctx, init, softmax=False, explain=True)
 
 
-@metric(ATTR_METRICS, "q_max_sensitivity", needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus MaxSensitivity: max over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
 def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
                       lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
@@ -124,7 +124,7 @@ def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[in
     return _sensitivity("MaxSensitivity", b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, "q_avg_sensitivity", needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus AvgSensitivity: mean over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
 def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
                       lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
@@ -132,7 +132,7 @@ def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[in
     return _sensitivity("AvgSensitivity", b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, "q_local_lipschitz_estimate", needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus LocalLipschitzEstimate: max over 10 N(0,0.1) noisy x' of ||a(x)-a(x')|| / ||x-x'||")
 def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
                                perturb_std: Annotated[float, Range("(0, 10]")] = 0.1) -> torch.Tensor:
@@ -147,7 +147,7 @@ def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: Ann
     return _q("LocalLipschitzEstimate", b, ctx, init, softmax=False, explain=True)
 
 
-@metric(ATTR_METRICS, "q_relative_output_stability", needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus RelativeOutputStability: max over 10 U(-0.05,0.05) noisy x' of "
                    "||(a-a')/a|| / ||logits-logits'||; NaN if any x' changes the prediction")
 def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
@@ -167,21 +167,21 @@ def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: An
     return _q("RelativeOutputStability", b, ctx, init, softmax=False, explain=True)
 
 
-@metric(ATTR_METRICS, "q_sparseness", higher_is_better=True, version="1",
+@metric(ATTR_METRICS, higher_is_better=True, version="1",
         definition="Quantus Sparseness: Gini index of |attr| (1 = all mass on one pixel)")
 def q_sparseness(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     """Sparseness (Chalasani et al. 2020, https://arxiv.org/abs/1810.06583): abs=True, per-sample normalise."""
     return _q("Sparseness", b, ctx, dict(abs=True, **NORM), softmax=False)
 
 
-@metric(ATTR_METRICS, "q_complexity", higher_is_better=False, version="1",
+@metric(ATTR_METRICS, higher_is_better=False, version="1",
         definition="Quantus Complexity: entropy of |attr| / sum |attr| (NaN for an all-zero map)")
 def q_complexity(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     """Complexity (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631): abs=True, per-sample normalise."""
     return _q("Complexity", b, ctx, dict(abs=True, **NORM), softmax=False)
 
 
-@metric(ATTR_METRICS, "q_random_logit", needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
         definition="Quantus RandomLogit: 2-D SSIM between the map and the map for a random other class")
 def q_random_logit(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     """Random logit test (Sixt et al. 2020, https://arxiv.org/abs/1912.09818); re-explains via b.explain_fn.
@@ -221,7 +221,7 @@ def mprt_layers(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down",
     return {k: as_scores([o[k] for o in outs]) for k in (outs[0] if outs else {})}
 
 
-@metric(ATTR_METRICS, "q_mprt", needs=("explain_fn",), higher_is_better=False, version="2",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
         definition="Quantus MPRT, cascading top-down: mean over randomised layers of the Spearman "
                    "correlation of |attr| with the randomised model's, on foreground pixels (x > 0)")
 def q_mprt(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,

@@ -1,9 +1,10 @@
-"""Counterfactual solvers and attribution methods, declared here (no heavy imports).
+"""Counterfactual solvers and attribution methods: each built-in's name is written here, once.
 
-Each entry lives in its own module and registers itself with `@SOLVERS.register(name)` or
-`@ATTRIBUTIONS.register(name)`; the declaration below lets `bench list` name it without
-importing torch, captum or TensorFlow. Third-party packages add entries through the
-entry-point groups `bench.solvers` and `bench.attributions`.
+A declaration names the entry, the "module:attr" that holds it, its summary and the optional
+extra it needs, so `bench list` names it without importing torch, captum or TensorFlow. The
+object in its module carries `@SOLVERS.register()` / `@ATTRIBUTIONS.register()` without a name:
+the decorator finds this declaration by the object's "module:qualname". Third-party packages
+add entries through the entry-point groups `bench.solvers` and `bench.attributions`.
 """
 
 from bench.contract.registry import ATTRIBUTIONS, SOLVERS

@@ -109,7 +109,7 @@ class ProtoNumGradParams(ProtoParams):
             raise ConfigError(f"c_init must be >= 0, got {self.c_init!r}")
 
 
-@SOLVERS.register("alibi_proto")
+@SOLVERS.register()
 class AlibiProto(AlibiSolver):
     """alibi CounterfactualProto, fast regime: prototype loss only (c_init=0), k-d trees."""
 
@@ -149,7 +149,7 @@ class AlibiProto(AlibiSolver):
         return self._init_kw(), dict(target_class=[target], k=self.params.k)
 
 
-@SOLVERS.register("alibi_proto_numgrad")
+@SOLVERS.register()
 class AlibiProtoNumGrad(AlibiProto):
     """alibi CounterfactualProto with the numerical-gradient prediction loss (expensive)."""
 

@@ -162,7 +162,7 @@ def _train_ae(ae: nn.Module, x: torch.Tensor, p: RLParams, device: torch.device)
     ae.eval()
 
 
-@SOLVERS.register("alibi_rl")
+@SOLVERS.register()
 class AlibiRL(CounterfactualSolver):
     """alibi CounterfactualRL (PyTorch backend): actor-critic trained once in fit(), one pass per error."""
 

@@ -72,7 +72,7 @@ class WachterParams:
             raise ConfigError(f"target_proba must be in (0, 1], got {self.target_proba!r}")
 
 
-@SOLVERS.register("alibi_wachter")
+@SOLVERS.register()
 class AlibiWachter(AlibiSolver):
     """alibi Counterfactual (Wachter et al.), numerical gradients, in a worker process."""
 

@@ -128,7 +128,7 @@ class HopSkipJumpParams:
             raise ConfigError(f"init_eval ({self.init_eval}) must be <= max_eval ({self.max_eval})")
 
 
-@SOLVERS.register("hopskipjump")
+@SOLVERS.register()
 class HopSkipJump(ArtAttack):
     """HopSkipJump (Chen, Jordan & Wainwright 2020), ART, targeted, L2, budget-bound."""
 
@@ -167,7 +167,7 @@ class BoundaryParams:
     seed: Annotated[int, SEED] = 0
 
 
-@SOLVERS.register("boundary_attack")
+@SOLVERS.register()
 class BoundaryAttack(ArtAttack):
     """Boundary Attack (Brendel, Rauber & Bethge 2018), ART, targeted, budget-bound."""
 
@@ -205,7 +205,7 @@ class SignOptParams:
     seed: Annotated[int, SEED] = 0
 
 
-@SOLVERS.register("sign_opt")
+@SOLVERS.register()
 class SignOpt(ArtAttack):
     """Sign-OPT (Cheng et al. 2020), ART, targeted, budget-bound; one model row per ART call."""
 

@@ -33,9 +33,16 @@ import torch.nn.functional as F
 from captum.attr import GuidedGradCam as CaptumGuidedGradCam
 from captum.attr import LayerAttribution, LayerGradCam
 
+from bench.contract.captum import (
+    BATCH_ROWS,
+    CaptumAdapter,
+    OracleModule,
+    forward_args,
+    instance_chunks,
+    logit_fn,
+)
 from bench.contract.params import ConfigError, Range
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn
 
 GRADCAM = "https://arxiv.org/abs/1610.02391"
 
@@ -97,7 +104,7 @@ def _pick(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, cls.view(-1, 1)).squeeze(1)
 
 
-class _Cam(Adapter):
+class _Cam(CaptumAdapter):
     """Grad-CAM on a per-row score function `score_fn(x, *args)`, upsampled to the input."""
 
     Params = CamParams
@@ -113,25 +120,25 @@ class _Cam(Adapter):
         return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), self.params.interpolate_mode)
 
 
-@ATTRIBUTIONS.register("gradcam")
+@ATTRIBUTIONS.register()
 class GradCam(_Cam):
     """Grad-CAM on the last conv layer, upsampled to the input, captum (Selvaraju et al. 2017)."""
 
     def attribute(self, x, target, contrast):
-        return self._cam(x, logit_fn(self.oracle), target, extra(contrast))
+        return self._cam(x, logit_fn(self.oracle), target, forward_args(contrast))
 
 
-@ATTRIBUTIONS.register("guided_gradcam")
+@ATTRIBUTIONS.register()
 class GuidedGradCam(_Cam):
     """Guided Grad-CAM: Guided Backprop times upsampled Grad-CAM, captum (Selvaraju et al. 2017)."""
 
     def attribute(self, x, target, contrast):
         ggc = CaptumGuidedGradCam(OracleModule(self.oracle), self._layer())
-        return ggc.attribute(x, target=target, additional_forward_args=extra(contrast),
+        return ggc.attribute(x, target=target, additional_forward_args=forward_args(contrast),
                              interpolate_mode=self.params.interpolate_mode)
 
 
-@ATTRIBUTIONS.register("contrast_cam")
+@ATTRIBUTIONS.register()
 class ContrastCam(_Cam):
     """Contrast-CAM, "why P rather than Q": Grad-CAM of the loss toward Q (Prabhushankar et al. 2020)."""
 
@@ -153,7 +160,7 @@ class ContrastCam(_Cam):
         return self._cam(x, score, None, (target, contrast))
 
 
-@ATTRIBUTIONS.register("counterfactual_cam")
+@ATTRIBUTIONS.register()
 class CounterfactualCam(_Cam):
     """Counterfactual Grad-CAM, "what if P were absent": Grad-CAM with negated gradients (Selvaraju et al. 2017)."""
 
@@ -171,8 +178,8 @@ class CounterfactualCam(_Cam):
         return self._cam(x, score, None, (target,) if contrast is None else (target, contrast))
 
 
-@ATTRIBUTIONS.register("scorecam")
-class ScoreCam(Adapter):
+@ATTRIBUTIONS.register()
+class ScoreCam(CaptumAdapter):
     """Score-CAM: channel maps weighted by the target probability of the masked input (Wang et al. 2020)."""
 
     Params = ScoreCamParams

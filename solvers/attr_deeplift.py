@@ -27,8 +27,16 @@ from captum.attr import DeepLiftShap as CaptumDeepLiftShap
 from captum.attr import GradientShap as CaptumGradientShap
 
 from bench.contract import ConfigError, Range
+from bench.contract.captum import (
+    BATCH_ROWS,
+    CaptumAdapter,
+    OracleModule,
+    forward_args,
+    instance_chunks,
+    logit_fn,
+    seeded,
+)
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, instance_chunks, logit_fn, seeded
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ class GradientShapParams:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
 
 
-class _FitsBaselines(Adapter):
+class _FitsBaselines(CaptumAdapter):
     """Mixin: draw `n_baselines` training images in `fit`."""
 
     _background: torch.Tensor | None = None
@@ -107,8 +115,8 @@ class _FitsBaselines(Adapter):
         return self._background
 
 
-@ATTRIBUTIONS.register("deeplift")
-class DeepLift(Adapter):
+@ATTRIBUTIONS.register()
+class DeepLift(CaptumAdapter):
     """DeepLIFT (Rescale rule) from a black baseline, captum (Shrikumar et al. 2017)."""
 
     Params = DeepLiftParams
@@ -118,10 +126,10 @@ class DeepLift(Adapter):
     def attribute(self, x, target, contrast):
         dl = CaptumDeepLift(OracleModule(self.oracle), eps=self.params.eps)
         return dl.attribute(x, baselines=torch.zeros_like(x), target=target,
-                            additional_forward_args=extra(contrast))
+                            additional_forward_args=forward_args(contrast))
 
 
-@ATTRIBUTIONS.register("deepshap")
+@ATTRIBUTIONS.register()
 class DeepShap(_FitsBaselines):
     """DeepSHAP: DeepLift averaged over training-image baselines, captum DeepLiftShap (Lundberg & Lee 2017)."""
 
@@ -134,11 +142,11 @@ class DeepShap(_FitsBaselines):
         dls = CaptumDeepLiftShap(OracleModule(self.oracle))
         return torch.cat([
             dls.attribute(x[sl], baselines=bg, target=target[sl],
-                          additional_forward_args=extra(None if contrast is None else contrast[sl]))
+                          additional_forward_args=forward_args(None if contrast is None else contrast[sl]))
             for sl in instance_chunks(len(x), 2 * len(bg), p.batch_rows)])
 
 
-@ATTRIBUTIONS.register("gradient_shap")
+@ATTRIBUTIONS.register()
 class GradientShap(_FitsBaselines):
     """GradientSHAP (expected gradients) over training-image baselines, captum (Lundberg & Lee 2017)."""
 
@@ -153,5 +161,5 @@ class GradientShap(_FitsBaselines):
             return torch.cat([
                 gs.attribute(x[sl], baselines=bg, n_samples=p.n_samples, stdevs=p.stdevs,
                              target=target[sl],
-                             additional_forward_args=extra(None if contrast is None else contrast[sl]))
+                             additional_forward_args=forward_args(None if contrast is None else contrast[sl]))
                 for sl in instance_chunks(len(x), p.n_samples, p.batch_rows)])

@@ -1,7 +1,7 @@
 """Plain-gradient attributions through captum: Saliency, Input x Gradient, SmoothGrad, Guided Backprop.
 
 Each explains logit_target (the pre-softmax score, as in the papers), or with `contrast` Q the
-margin logit_target - logit_Q (see solvers/_captum_common.py). One gradient row per instance,
+margin logit_target - logit_Q (see bench/contract/captum.py). One gradient row per instance,
 except SmoothGrad (`n_samples` rows).
 """
 
@@ -16,9 +16,9 @@ from captum.attr import NoiseTunnel
 from captum.attr import Saliency as CaptumSaliency
 
 from bench.contract import ConfigError, Range
+from bench.contract.captum import BATCH_ROWS, CaptumAdapter, OracleModule, forward_args, logit_fn, seeded
 from bench.contract.methods import NoParams
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import BATCH_ROWS, Adapter, OracleModule, extra, logit_fn, seeded
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class SmoothGradParams:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
 
 
-@ATTRIBUTIONS.register("saliency")
-class Saliency(Adapter):
+@ATTRIBUTIONS.register()
+class Saliency(CaptumAdapter):
     """Vanilla gradient magnitude |d logit_target / dx| (Simonyan et al. 2014)."""
 
     Params = SaliencyParams
@@ -67,11 +67,11 @@ class Saliency(Adapter):
 
     def attribute(self, x, target, contrast):
         return CaptumSaliency(logit_fn(self.oracle)).attribute(
-            x, target=target, abs=self.params.absolute, additional_forward_args=extra(contrast))
+            x, target=target, abs=self.params.absolute, additional_forward_args=forward_args(contrast))
 
 
-@ATTRIBUTIONS.register("input_x_gradient")
-class InputXGradient(Adapter):
+@ATTRIBUTIONS.register()
+class InputXGradient(CaptumAdapter):
     """Input times gradient x * d logit_target / dx (Shrikumar et al. 2016)."""
 
     Params = NoParams
@@ -80,11 +80,11 @@ class InputXGradient(Adapter):
 
     def attribute(self, x, target, contrast):
         return CaptumInputXGradient(logit_fn(self.oracle)).attribute(
-            x, target=target, additional_forward_args=extra(contrast))
+            x, target=target, additional_forward_args=forward_args(contrast))
 
 
-@ATTRIBUTIONS.register("smoothgrad")
-class SmoothGrad(Adapter):
+@ATTRIBUTIONS.register()
+class SmoothGrad(CaptumAdapter):
     """SmoothGrad: Saliency averaged over Gaussian-noised copies, captum NoiseTunnel (Smilkov et al. 2017)."""
 
     Params = SmoothGradParams
@@ -98,11 +98,11 @@ class SmoothGrad(Adapter):
             return nt.attribute(
                 x, nt_type="smoothgrad", nt_samples=p.n_samples, stdevs=p.sigma,
                 nt_samples_batch_size=max(1, p.batch_rows // len(x)), target=target,
-                abs=p.absolute, additional_forward_args=extra(contrast))
+                abs=p.absolute, additional_forward_args=forward_args(contrast))
 
 
-@ATTRIBUTIONS.register("guided_backprop")
-class GuidedBackprop(Adapter):
+@ATTRIBUTIONS.register()
+class GuidedBackprop(CaptumAdapter):
     """Guided Backpropagation: gradient with negative ReLU gradients zeroed (Springenberg et al. 2015)."""
 
     Params = NoParams
@@ -111,4 +111,4 @@ class GuidedBackprop(Adapter):
 
     def attribute(self, x, target, contrast):
         return CaptumGuidedBackprop(OracleModule(self.oracle)).attribute(
-            x, target=target, additional_forward_args=extra(contrast))
+            x, target=target, additional_forward_args=forward_args(contrast))

@@ -25,8 +25,15 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients as CaptumIG
 
 from bench.contract import ConfigError, Range
+from bench.contract.captum import (
+    BATCH_ROWS,
+    CaptumAdapter,
+    forward_args,
+    instance_chunks,
+    logit_fn,
+    row_noise,
+)
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import BATCH_ROWS, Adapter, extra, instance_chunks, logit_fn, row_noise
 
 PAPER = "https://arxiv.org/abs/1703.01365"
 
@@ -124,8 +131,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-@ATTRIBUTIONS.register("ig")
-class IntegratedGradients(Adapter):
+@ATTRIBUTIONS.register()
+class IntegratedGradients(CaptumAdapter):
     """Integrated Gradients from a black (zero) baseline, captum (Sundararajan et al. 2017)."""
 
     Params = IGParams
@@ -146,14 +153,14 @@ class IntegratedGradients(Adapter):
         cs = None if contrast is None else contrast.repeat(k)
         ig = CaptumIG(logit_fn(self.oracle))
         out = [ig.attribute(xs[sl], baselines=bs[sl], target=ts[sl],
-                            additional_forward_args=extra(None if cs is None else cs[sl]),
+                            additional_forward_args=forward_args(None if cs is None else cs[sl]),
                             n_steps=p.n_steps, method=p.method, internal_batch_size=p.batch_rows)
                for sl in instance_chunks(len(xs), p.n_steps, p.batch_rows)]
         attr = torch.cat(out).reshape(k, *x.shape)
         return attr.mean(0) if self.aggregate == "mean" else attr.quantile(0.5, dim=0)
 
 
-@ATTRIBUTIONS.register("ig_blur")
+@ATTRIBUTIONS.register()
 class IGBlur(IntegratedGradients):
     """Integrated Gradients from a Gaussian-blurred copy of x (Sturmfels et al. 2020)."""
 
@@ -164,7 +171,7 @@ class IGBlur(IntegratedGradients):
         return gaussian_blur(x, self.params.sigma)[None]
 
 
-@ATTRIBUTIONS.register("ig_uniform")
+@ATTRIBUTIONS.register()
 class IGUniform(IntegratedGradients):
     """Integrated Gradients from a seeded U[0,1] noise image (Sturmfels et al. 2020)."""
 
@@ -175,7 +182,7 @@ class IGUniform(IntegratedGradients):
         return row_noise(x, self.params.seed)
 
 
-@ATTRIBUTIONS.register("ig_gaussian")
+@ATTRIBUTIONS.register()
 class IGGaussian(IntegratedGradients):
     """Integrated Gradients from x plus seeded Gaussian noise, clipped to [0,1] (Sturmfels et al. 2020)."""
 
@@ -186,7 +193,7 @@ class IGGaussian(IntegratedGradients):
         return (x[None] + self.params.sigma * row_noise(x, self.params.seed, kind="randn")).clamp(0, 1)
 
 
-@ATTRIBUTIONS.register("ig_maxdist")
+@ATTRIBUTIONS.register()
 class IGMaxDist(IntegratedGradients):
     """Integrated Gradients from the maximum-distance image: 1 where x < 0.5, else 0 (Sturmfels et al. 2020)."""
 
@@ -197,7 +204,7 @@ class IGMaxDist(IntegratedGradients):
         return (x < 0.5).to(x.dtype)[None]
 
 
-@ATTRIBUTIONS.register("ig_multi_mean")
+@ATTRIBUTIONS.register()
 class IGMultiMean(IntegratedGradients):
     """Integrated Gradients averaged over `n_baselines` seeded U[0,1] baselines (Sturmfels et al. 2020)."""
 
@@ -208,7 +215,7 @@ class IGMultiMean(IntegratedGradients):
         return row_noise(x, self.params.seed, k=self.params.n_baselines)
 
 
-@ATTRIBUTIONS.register("ig_multi_median")
+@ATTRIBUTIONS.register()
 class IGMultiMedian(IGMultiMean):
     """Per-pixel median of Integrated Gradients over `n_baselines` seeded U[0,1] baselines."""
 

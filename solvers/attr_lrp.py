@@ -34,8 +34,8 @@ from typing import Annotated
 import torch
 
 from bench.contract import Range
+from bench.contract.captum import BATCH_ROWS, CaptumAdapter, instance_chunks
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import BATCH_ROWS, Adapter, instance_chunks
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def seed_relevance(logits: torch.Tensor, target: torch.Tensor, contrast: torch.T
     return seed
 
 
-class _Lrp(Adapter):
+class _Lrp(CaptumAdapter):
     """Common LRP call path: the composite on the oracle's model, counted forward, modified backward."""
 
     Params = LrpParams
@@ -94,7 +94,7 @@ class _Lrp(Adapter):
         return out
 
 
-@ATTRIBUTIONS.register("lrp_epsilon")
+@ATTRIBUTIONS.register()
 class LrpEpsilon(_Lrp):
     """LRP-epsilon on every convolution and dense layer (zennit), R_out = the explained logit."""
 
@@ -107,7 +107,7 @@ class LrpEpsilon(_Lrp):
                                  canonizers=self.canonizers())
 
 
-@ATTRIBUTIONS.register("lrp_epsilon_plus_flat")
+@ATTRIBUTIONS.register()
 class LrpEpsilonPlusFlat(_Lrp):
     """zennit EpsilonPlusFlat: flat first layer, z+ convolutions, epsilon dense layers."""
 
@@ -119,7 +119,7 @@ class LrpEpsilonPlusFlat(_Lrp):
         return EpsilonPlusFlat(epsilon=self.params.epsilon, canonizers=self.canonizers())
 
 
-@ATTRIBUTIONS.register("lrp_alpha2beta1")
+@ATTRIBUTIONS.register()
 class LrpAlpha2Beta1(_Lrp):
     """zennit EpsilonAlpha2Beta1: alpha-beta (2, 1) convolutions, epsilon dense layers."""
 

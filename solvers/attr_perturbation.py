@@ -27,8 +27,8 @@ from captum.attr._core.lime import get_exp_kernel_similarity_function
 from threadpoolctl import threadpool_limits
 
 from bench.contract import ConfigError, Range
+from bench.contract.captum import BATCH_ROWS, CaptumAdapter, forward_args, logit_fn, seeded
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import BATCH_ROWS, Adapter, extra, logit_fn, seeded
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def patch_mask(shape: torch.Size, patch: int, device: torch.device) -> torch.Ten
     return (rows[:, None] * math.ceil(w / patch) + cols[None, :]).view(1, 1, h, w)
 
 
-@ATTRIBUTIONS.register("occlusion")
-class Occlusion(Adapter):
+@ATTRIBUTIONS.register()
+class Occlusion(CaptumAdapter):
     """Occlusion: logit drop when a sliding patch is blacked out, captum (Zeiler & Fergus 2014)."""
 
     Params = OcclusionParams
@@ -127,12 +127,12 @@ class Occlusion(Adapter):
         occ = CaptumOcclusion(logit_fn(self.oracle, grad=False))
         return occ.attribute(x, sliding_window_shapes=(x.shape[1], p.window, p.window),
                              strides=(x.shape[1], p.stride, p.stride), baselines=p.baseline,
-                             target=target, additional_forward_args=extra(contrast),
+                             target=target, additional_forward_args=forward_args(contrast),
                              perturbations_per_eval=max(1, p.batch_rows // len(x)))
 
 
-@ATTRIBUTIONS.register("lime")
-class Lime(Adapter):
+@ATTRIBUTIONS.register()
+class Lime(CaptumAdapter):
     """LIME on 4x4-patch features with a Lasso surrogate, captum (Ribeiro et al. 2016)."""
 
     Params = LimeParams
@@ -146,14 +146,14 @@ class Lime(Adapter):
         lime = CaptumLime(logit_fn(self.oracle, grad=False), interpretable_model=SkLearnLasso(alpha=p.alpha),
                           similarity_func=get_exp_kernel_similarity_function("cosine", p.kernel_width))
         with seeded(p.seed, x.device), threadpool_limits(1, user_api="blas"):
-            return lime.attribute(x, target=target, additional_forward_args=extra(contrast),
+            return lime.attribute(x, target=target, additional_forward_args=forward_args(contrast),
                                   feature_mask=patch_mask(x.shape, p.patch, x.device),
                                   n_samples=p.n_samples,
                                   perturbations_per_eval=max(1, min(p.n_samples, p.batch_rows)))
 
 
-@ATTRIBUTIONS.register("kernel_shap")
-class KernelShap(Adapter):
+@ATTRIBUTIONS.register()
+class KernelShap(CaptumAdapter):
     """KernelSHAP on 4x4-patch features, captum (Lundberg & Lee 2017)."""
 
     Params = KernelShapParams
@@ -166,6 +166,6 @@ class KernelShap(Adapter):
         p = self.params
         with seeded(p.seed, x.device), threadpool_limits(1, user_api="blas"):
             return CaptumKernelShap(logit_fn(self.oracle, grad=False)).attribute(
-                x, target=target, additional_forward_args=extra(contrast),
+                x, target=target, additional_forward_args=forward_args(contrast),
                 feature_mask=patch_mask(x.shape, p.patch, x.device), n_samples=p.n_samples,
                 perturbations_per_eval=max(1, min(p.n_samples, p.batch_rows)))

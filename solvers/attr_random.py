@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from bench.contract import ConfigError, Range
+from bench.contract.captum import CaptumAdapter, row_noise
 from solvers import ATTRIBUTIONS
-from solvers._captum_common import Adapter, row_noise
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class RandomParams:
             raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
-@ATTRIBUTIONS.register("random")
-class RandomAttribution(Adapter):
+@ATTRIBUTIONS.register()
+class RandomAttribution(CaptumAdapter):
     """Seeded uniform random attribution map (control; no model access)."""
 
     Params = RandomParams

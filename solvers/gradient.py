@@ -59,7 +59,7 @@ def _reached(logits: torch.Tensor, target: torch.Tensor, margin: float) -> torch
     return t - others >= margin
 
 
-@SOLVERS.register("gradient")
+@SOLVERS.register()
 class GradientSolver(CounterfactualSolver):
     """White-box L2+TV-regularised gradient counterfactuals, batched, per-row early stop."""
 

@@ -90,7 +90,7 @@ class GrowingSpheresParams:
             raise ConfigError(f"seed must be >= 0, got {self.seed!r}")
 
 
-@SOLVERS.register("growing_spheres")
+@SOLVERS.register()
 class GrowingSpheres(CounterfactualSolver):
     """Black-box Growing Spheres: shrink, then grow spherical layers; closest enemy; sparsify."""
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from bench.contract.registry import Registry, RegistryError
 from bench.config import ConfigError, make_config, preset_names
+from bench.contract.registry import Registry, RegistryError
 
 
 def test_default_preset_and_overrides():
@@ -43,23 +43,74 @@ def test_registry_declares_lazily_and_suggests_close_names():
         reg.get("alpah")
 
 
-def test_registry_collisions_are_errors():
-    reg = Registry("thing")
+def test_a_builtin_name_is_written_once_and_collisions_are_errors():
+    """A declared entry's decorator takes no name and finds its declaration by "module:qualname";
+    naming a declared entry again, a nameless decorator without a declaration, a second object under
+    one name and one object under two names are errors."""
+    reg = Registry("thing", declared_in="tests")
+
+    def builtin():
+        """A built-in."""
+
+    reg.declare("five", f"{__name__}:{builtin.__qualname__}", "declared once")
+    assert reg.register()(builtin) is builtin and builtin.registry_name == "five"
+    assert reg.get("five") is builtin and reg.entry("five").summary == "declared once"
 
     @reg.register("one")
     def first():
-        """First."""
+        """First plugin: its docstring's first line is its summary.
 
-    with pytest.raises(RegistryError, match="registered twice"):
+        (not this line)
+        """
+
+    assert reg.entry("one").summary == "First plugin: its docstring's first line is its summary."
+    with pytest.raises(RegistryError, match="'one' is registered twice: at .*first and at .*second"):
         @reg.register("one")
         def second():
             """Second."""
 
-    reg.declare("two", "json:loads", "")
-    with pytest.raises(RegistryError, match="declared at json:loads"):
-        @reg.register("two")
-        def third():
-            """Third."""
+    with pytest.raises(RegistryError, match="'five' is declared in tests: .* cannot register it by name"):
+        reg.register("five")(builtin)
+    with pytest.raises(RegistryError, match=r"registers a thing without a name, but tests declares none at .*undeclared"):
+        @reg.register()
+        def undeclared():
+            """Undeclared."""
+
+    for name, target in (("five", "json:dumps"), ("six", f"{__name__}:{builtin.__qualname__}")):
+        with pytest.raises(RegistryError, match="is declared already"):
+            reg.declare(name, target, "")
+
+
+@pytest.mark.parametrize("model, params, message", [
+    ("cnn", {"meen": 0.1}, "unknown key model_params.meen (did you mean 'mean'?)"),
+    ("cnn", {"arch": "resnet18"}, "unknown key model_params.arch (known: mean, std)"),
+    ("cnn", {"std": "wide"}, "model_params.std: expected float, got 'wide'"),
+    ("cnn", {"n_classes": 3}, "model_params.n_classes is set by the dataset"),
+    ("timm", {"attn_layr": "se"}, "unknown key model_params.attn_layr (did you mean 'attn_layer'?): model 'timm'"),
+    ("timm", {"arch": 18}, "model_params.arch: expected str, got 18"),
+    ("timm", {"arch": "resnet1800"}, "model_params: model 'timm' refuses arch='resnet1800': RuntimeError: Unknown model"),
+    ("timm", {"drop_rat": 0.1}, "unknown key model_params.drop_rat: model 'timm' refuses drop_rat=0.1: TypeError"),
+    ("timm", {"std": 0}, "model_params.std must be > 0, got 0"),
+    ("timm", {"n_classes": 3}, "model_params.n_classes is set by the dataset"),
+])
+def test_model_params_are_checked_by_name(model, params, message):
+    """n_classes comes from the dataset wherever the builder puts it (cnn first, timm third); every
+    other parameter is matched by name, and what timm's own keywords refuse is one line too."""
+    import json
+
+    from bench.validate import validate
+
+    sets = [f'model="{model}"', *(f"model_params.{k}={json.dumps(v)}" for k, v in params.items())]
+    with pytest.raises(ConfigError) as e:
+        validate(make_config("tiny", sets, device="cpu"))
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_good_timm_params_pass_through_to_timm():
+    from bench.validate import validate
+
+    sets = ['model="timm"', 'model_params={arch = "resnet18", attn_layer = "se", layers = [1, 1, 1, 1]}']
+    validate(make_config("tiny", sets, device="cpu"))
 
 
 def test_every_declared_entry_resolves():

@@ -9,7 +9,7 @@ and `--help` stay light.
 
 - registries: DATASETS, MODELS, SOLVERS, ATTRIBUTIONS, CF_METRICS, ATTR_METRICS, Registry,
   RegistryError, and the decorators register_solver / register_attribution / register_model /
-  register_dataset (a metric registers with `metric(...)`).
+  register_dataset, each taking the entry's name (a metric registers with `metric(...)`).
 - the model, as methods see it: Oracle, GradientRefused.
 - results: CFResult, AttrResult.
 - ops: total_variation (the pinned TV definition, shared by the gradient solver and the tv metric).
@@ -19,11 +19,17 @@ and `--help` stay light.
   parameter's allowed interval, annotated beside its default: `Annotated[float, Range("(0, 1]")]`).
 - base types: Method, CounterfactualSolver, AttributionMethod; metric batches CFBatch,
   AttrBatch, the run-wide MetricContext and the `metric` decorator.
+- captum-style attribution: CaptumAdapter (implement `attribute(x, target, contrast)`),
+  logit_fn (a captum forward function counted by the oracle), OracleModule (the oracle as an
+  nn.Module, for captum methods that hook layers), forward_args (a contrast class as captum's
+  additional_forward_args); captum itself is imported by the method, not by the contract.
 """
 
 from __future__ import annotations
 
 import importlib
+
+from bench.contract.registry import DECORATORS
 
 _WHERE = {
     "Registry": "registry", "RegistryError": "registry", "DATASETS": "registry", "MODELS": "registry",
@@ -34,17 +40,14 @@ _WHERE = {
     "Method": "methods", "CounterfactualSolver": "methods", "AttributionMethod": "methods", "NoParams": "methods",
     "total_variation": "ops", "Normalized": "models", "weights_hash": "models", "keep_freed_memory": "memory",
     "CFBatch": "metrics", "AttrBatch": "metrics", "MetricContext": "metrics", "metric": "metrics",
+    "CaptumAdapter": "captum", "logit_fn": "captum", "OracleModule": "captum", "forward_args": "captum",
 }
-_DECORATORS = {"register_solver": "SOLVERS", "register_attribution": "ATTRIBUTIONS",
-               "register_model": "MODELS", "register_dataset": "DATASETS"}
-__all__ = sorted([*_WHERE, *_DECORATORS])
+__all__ = sorted([*_WHERE, *DECORATORS])
 
 
 def __getattr__(name: str):
-    if name in _DECORATORS:
-        from bench.contract import registry
-
-        return getattr(registry, _DECORATORS[name]).register
+    if name in DECORATORS:
+        return DECORATORS[name].register
     if name in _WHERE:
         return getattr(importlib.import_module(f"bench.contract.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'bench.contract' has no attribute {name!r}")

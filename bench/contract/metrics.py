@@ -106,13 +106,15 @@ NEEDS = ("explain_fn", "train_data")
 KINDS = ("mean", "proportion", "timing")  # what kind of quantity: it decides the interval (bench.stats)
 
 
-def metric(registry, name: str, *, higher_is_better: bool, version: str, definition: str,
+def metric(registry, name: str | None = None, *, higher_is_better: bool, version: str, definition: str,
            valid_only: bool = False, needs: tuple[str, ...] = (), provenance: Callable | None = None,
            kind: str = "mean"):
     """Register a metric function with its metadata.
 
     Args:
         registry: CF_METRICS or ATTR_METRICS.
+        name: the metric's name; a built-in metric takes none (its declaration in metrics/__init__.py
+            has it, found by the function's "module:name").
         higher_is_better: the direction shown as an arrow in leaderboards.
         version: bumped whenever the definition changes.
         definition: one line, copied into leaderboards and their README.
@@ -126,14 +128,16 @@ def metric(registry, name: str, *, higher_is_better: bool, version: str, definit
         kind: "mean" (a continuous score: BCa bootstrap interval), "proportion" (a 0/1 score:
             Wilson interval) or "timing" (seconds shared by a batch: no interval).
     """
-    if kind not in KINDS:
-        raise ValueError(f"metric {name!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
-    unknown = set(needs) - set(NEEDS)
-    if unknown:
-        raise ValueError(f"metric {name!r}: unknown needs {sorted(unknown)} (known: {', '.join(NEEDS)})")
 
     def deco(fn: Callable) -> Callable:
-        fn.metric_name = name
+        label = name or fn.__name__
+        if kind not in KINDS:
+            raise ValueError(f"metric {label!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+        unknown = set(needs) - set(NEEDS)
+        if unknown:
+            raise ValueError(f"metric {label!r}: unknown needs {sorted(unknown)} (known: {', '.join(NEEDS)})")
+        registry.register(name)(fn)
+        fn.metric_name = fn.registry_name
         fn.higher_is_better = higher_is_better
         fn.version = version
         fn.definition = definition
@@ -141,6 +145,6 @@ def metric(registry, name: str, *, higher_is_better: bool, version: str, definit
         fn.needs = tuple(needs)
         fn.provenance = provenance
         fn.kind = kind
-        return registry.register(name)(fn)
+        return fn
 
     return deco

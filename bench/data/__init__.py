@@ -1,10 +1,13 @@
 """Datasets: x float32 (N,1,28,28) in [0,1], y int64 (N,), fixed train/val/test splits.
 
-Declared here without importing torch; `load_dataset(name)` imports the loader lazily.
+Each built-in's name is written here once, without importing torch; its loader carries
+`@DATASETS.register()` without a name. `load_dataset(name)` imports the loader lazily and
+keeps the last few datasets in memory.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from bench.contract.registry import DATASETS
@@ -16,13 +19,16 @@ DATASETS.declare("fashion-mnist", "bench.data.fashion:load_fashion_mnist",
 
 
 def load_dataset(name: str, data_dir: str | None = None, cache_dir: str | None = None):
-    """Load a registered dataset (cached in memory per process). Returns a `Dataset`.
+    """Load a registered dataset (cached in memory per process). Returns a `bench.data.splits.Dataset`.
 
     `data_dir` "download" (exactly) fetches with torchvision into `<cache_dir>/data`
     (default ~/.cache/bench/data); "download:<root>" into <root>; anything else is an IDX folder.
     """
-    from bench.data.splits import cached_load
-
     if data_dir == "download":
         data_dir = f"download:{Path(cache_dir or '~/.cache/bench').expanduser() / 'data'}"
-    return cached_load(name, data_dir)
+    return _cached_load(name, data_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_load(name: str, data_dir: str | None):
+    return DATASETS.get(name)(data_dir)

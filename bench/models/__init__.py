@@ -1,6 +1,8 @@
 """Classifiers: registered builders, trained and cached by `bench.models.train`.
 
-Every model maps images in [0,1] (N,1,28,28) to logits and owns its normalisation.
+Every model maps images in [0,1] (N,1,28,28) to logits and owns its normalisation. Each
+built-in's name is written here once; its builder carries `@MODELS.register()` without a name.
+A builder takes `n_classes` (set from the dataset) and the run's `model_params` as keywords.
 """
 
 from bench.contract.registry import MODELS

@@ -15,7 +15,7 @@ from bench.contract.params import Range
 from bench.models import MODELS
 
 
-@MODELS.register("cnn")
+@MODELS.register()
 def build_cnn(n_classes: int = 10, mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
               std: Annotated[float, Range("(0, 100]")] = 0.3081) -> nn.Module:
     """The baseline CNN wrapped to take [0,1] pixels."""

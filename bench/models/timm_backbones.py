@@ -104,7 +104,7 @@ def _last_conv_block(net: nn.Module) -> str:
     return [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)][-1]
 
 
-@MODELS.register("timm")
+@MODELS.register()
 def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes: int = 10,
                mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
                std: Annotated[float, Range("(0, 100]")] = 0.3081, **timm_kwargs) -> nn.Module:
@@ -124,7 +124,7 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
     return Normalized(net, mean, std, cam_layer=_last_conv_block(net))
 
 
-@MODELS.register("resnet_cbam")
+@MODELS.register()
 def build_resnet_cbam(n_classes: int = 10, layers: Annotated[tuple, Range("[1, 16]")] = (1, 1, 1, 1),
                       attn_layer: str = "cbam", channels: Annotated[tuple, Range("[1, 4096]")] = (32, 64, 128, 256),
                       mean: Annotated[float, Range("[-10, 10]")] = 0.1307,

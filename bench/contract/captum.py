@@ -1,4 +1,23 @@
-"""Shared wiring for the attribution adapters: forward functions, an nn.Module view, chunks, seeds.
+"""Captum-style attribution methods: subclass `CaptumAdapter`, implement `attribute(x, target, contrast)`.
+
+    from bench.contract import CaptumAdapter, forward_args, logit_fn, register_attribution
+
+    @register_attribution("my_saliency")
+    class MySaliency(CaptumAdapter):
+        '''The gradient of the explained logit (this line is the summary `bench list` shows).'''
+
+        def attribute(self, x, target, contrast):
+            from captum.attr import Saliency  # captum: imported by the method, never by the contract
+
+            return Saliency(logit_fn(self.oracle)).attribute(
+                x, target=target, additional_forward_args=forward_args(contrast))
+
+`CaptumAdapter` does the rest of the call (device and dtype, grad mode, captum's warnings, the
+typed AttrResult). `logit_fn(oracle)` is the forward function captum sees: every row goes
+through the oracle and is counted; `OracleModule(oracle)` is the same as an nn.Module, for
+captum methods that hook the model's layers (DeepLift, GuidedBackprop, GuidedGradCam);
+`forward_args(contrast)` is captum's `additional_forward_args` for an optional contrast class.
+The built-in captum, zennit and control methods (solvers/attr_*.py) are built on it.
 
 Contrast ("margin" mode). Every adapter built on `logit_fn` answers a call with `contrast` Q
 by explaining the margin logit_target - logit_Q instead of logit_target: the forward function
@@ -73,7 +92,7 @@ class OracleModule(nn.Module):
         return self._fn(x, contrast)
 
 
-def extra(contrast: torch.Tensor | None) -> tuple | None:
+def forward_args(contrast: torch.Tensor | None) -> tuple | None:
     """captum's `additional_forward_args` for an optional contrast class."""
     return None if contrast is None else (contrast,)
 
@@ -130,8 +149,11 @@ def instance_chunks(n: int, rows_each: int, batch_rows: int) -> Iterator[slice]:
         yield slice(start, min(n, start + step))
 
 
-class Adapter(AttributionMethod):
-    """Common call path: move inputs, enable grad, silence captum's warnings, type the result.
+class CaptumAdapter(AttributionMethod):
+    """An attribution method as one `attribute(x, target, contrast) -> Tensor` (captum's shape).
+
+    The call moves the inputs to the oracle's device, enables grad, silences captum's warnings
+    and types the result (an AttrResult whose info says what `contrast` did).
 
     Class attributes beyond AttributionMethod's: `contrast_mode` (what `contrast` does:
     "margin", "native" or "ignored"), `uses_gradients`, `uses_model` (for tests and reports).
