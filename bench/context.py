@@ -1,9 +1,10 @@
-"""The typed run context: everything a run's tasks share, built once by `bench.runner.prepare`.
+"""The typed run context: everything a cell's tasks share, built once by `bench.cell.open_cell`.
 
-`RunContext` replaces the old untyped bag: the config, the data, the trained model and its
-metadata, the oracle, the error set, the store, the output folder, and the `MetricContext`
-(the run-wide services metrics and methods get through `bench.contract`). `metric_context` wires
-those services to bench's checkpoint cache and training loop.
+`RunContext`: the config, the data, the trained model and its metadata, the oracle, the error
+set, the store, the output folder, and the `MetricContext` (the run-wide services metrics and
+methods get through `bench.contract`). `metric_context` wires those services to bench's
+checkpoint cache and training loop. `RunStore` is what the pipeline asks of a store: the
+SQLite `bench.store.Store` and a Ray worker's `bench.study.memstore.MemoryStore` both offer it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,32 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
 
+from bench.config import RunConfig, TrainConfig
 from bench.contract.metrics import MetricContext
 from bench.contract.oracle import Oracle
-from bench.config import RunConfig, TrainConfig
 from bench.data.splits import Dataset
 from bench.error_set import ErrorSet
-from bench.store import Store, entry_key
+from bench.store import entry_key
+
+
+class RunStore(Protocol):
+    """Per-instance records and scores of a run's entries, keyed by entry key (see bench.store.Store)."""
+
+    def add_entry(self, key: str, task: str, method: str, mode: str, version: str, params: dict,
+                  context: dict) -> None: ...
+    def done_indices(self, key: str) -> set[int]: ...
+    def add_records(self, key: str, rows: list[dict]) -> None: ...
+    def records(self, key: str, indices: list[int] | None = None) -> list[dict]: ...
+    def set_fit_cost(self, key: str, queries: float, seconds: float, info: dict | None = None) -> None: ...
+    def scored_indices(self, key: str, metric: str, version: str) -> set[int]: ...
+    def add_scores(self, key: str, metric: str, version: str, indices: list[int], values: list[float]) -> None: ...
+    def scores(self, key: str, metric: str, version: str, indices: list[int]) -> np.ndarray: ...
+    def add_cost(self, key: str, metric: str, version: str, n: int, seconds: float) -> None: ...
 
 
 @dataclass
@@ -34,13 +52,14 @@ class RunContext:
     model_meta: dict
     oracle: Oracle
     errors: ErrorSet
-    store: Store
-    out_dir: Path
+    store: RunStore
+    out_dir: Path | None  # None in a Ray worker (it writes no files)
     key_parts: dict  # what every store key of this run shares (dataset, model, weights, manifest, seed)
     metric_ctx: MetricContext
     started: float = field(default_factory=time.perf_counter)
     solved_now: dict[str, int] = field(default_factory=dict)  # method -> instances produced in this run
-    background: set[str] = field(default_factory=set)  # methods produced in a background thread
+    background: set[str] = field(default_factory=set)  # methods produced in the local executor's lane
+    run_id: int | None = None  # the store's record of this run (bench runs), until bench.cell.end_run
 
     def key(self, **parts) -> str:
         return entry_key(context=self.key_parts, **parts)

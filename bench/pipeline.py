@@ -9,24 +9,23 @@ counting what its fit cost, progress, scoring, aggregating, provenance, files) i
 
 from __future__ import annotations
 
-import copy
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench import leaderboard, provenance
-from bench.contract.oracle import Oracle
 from bench.context import RunContext, method_seeds
+from bench.contract.oracle import Oracle
 from bench.instances import published, write_instances
 from bench.progress import bar as progress_bar
 from bench.progress import live_queries
 from bench.scoring import metric_cost, metric_meta, score_entry
 from bench.store import StoreError
+from bench.tasks import FinishedEntry, Task
 
 log = logging.getLogger("bench")
 
@@ -71,23 +70,29 @@ class Bound:
             self._method.close()
 
 
-def entries(ctx: RunContext, task, name: str) -> list[Entry]:
+def bind(ctx: RunContext, task: Task, name: str, oracle: Oracle | None = None) -> Bound:
+    """Method `name` of `task` bound (not yet fitted) to `oracle` (default the run's), with its derived seed."""
+    cls = task.registry.get(name)
+    return Bound(ctx, cls, method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed), oracle or ctx.oracle)
+
+
+def entries(ctx: RunContext, task: Task, name: str) -> list[Entry]:
     """The entries (one per target mode) of method `name`, registered in the store."""
     cls = task.registry.get(name)
     params = method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed)
     full = cls.param_dict(**params)
     out = []
     for mode in task.modes:
-        parts = dict(task=task.kind, method=name, params=full, version=cls.version)
+        parts = dict(task=task.table.kind, method=name, params=full, version=cls.version)
         if mode:
             parts["mode"] = mode
         key = ctx.key(**parts)
-        ctx.store.add_entry(key, task.kind, name, mode, cls.version, full, ctx.key_parts)
+        ctx.store.add_entry(key, task.table.kind, name, mode, cls.version, full, ctx.key_parts)
         out.append(Entry(name, mode, cls, params, full, key, ctx.first_n(task.cfg.subset, name)))
     return out
 
 
-def produce(ctx: RunContext, task, entry: Entry, bound: Bound, progress: bool, positions: range | None = None) -> int:
+def produce(ctx: RunContext, task: Task, entry: Entry, bound: Bound, progress: bool, positions: range | None = None) -> int:
     """Run the method on the entry's errors the store lacks; returns how many it did.
 
     `positions`: only these error positions (a study's explain unit, one chunk); default all
@@ -102,7 +107,7 @@ def produce(ctx: RunContext, task, entry: Entry, bound: Bound, progress: bool, p
     method = bound.get()
     if bound.fit_cost is not None:
         ctx.store.set_fit_cost(entry.key, *bound.fit_cost, info=bound.fit_info)
-    bar = progress_bar(len(todo), f"{task.short} {entry.name}{'/' + entry.mode if entry.mode else ''}",
+    bar = progress_bar(len(todo), f"{task.table.short} {entry.name}{'/' + entry.mode if entry.mode else ''}",
                        progress=progress)
     oracle.on_rows = live_queries(bar)
     bs = 1 if entry.cls.in_worker else task.cfg.batch_size  # a worker method goes image by image anyway
@@ -138,93 +143,56 @@ def _check_contract(name: str, artifact: torch.Tensor, x: torch.Tensor) -> None:
                         f"{artifact.device} for x {tuple(x.shape)} on {x.device}")
 
 
-def produce_only(ctx: RunContext, task, names: list[str], progress: bool, oracle: Oracle | None = None) -> None:
-    """Produce (what the store lacks of) each named method, without scoring; counts go to ctx.solved_now."""
-    for name in names:
-        cls = task.registry.get(name)
-        bound = Bound(ctx, cls, method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed),
-                      oracle or ctx.oracle)
-        try:
-            for entry in entries(ctx, task, name):
-                ctx.solved_now[name] = ctx.solved_now.get(name, 0) + produce(ctx, task, entry, bound, progress)
-        finally:
-            bound.close()
-
-
-class Background:
-    """Methods that work in a worker process (alibi), produced in a thread beside the rest of the run.
-
-    The thread counts on its own oracle over a copy of the model, so no hook a white-box
-    method puts on the model (captum) sees its rows, and no counter is shared. `join`
-    re-raises whatever the thread raised.
-    """
-
-    def __init__(self, ctx: RunContext, task, names: list[str], progress: bool) -> None:
-        self.names, self.error = names, None
-        oracle = Oracle(copy.deepcopy(ctx.model), ctx.device)
-        self.thread = threading.Thread(target=self._run, args=(ctx, task, names, progress, oracle),
-                                       name="bench-background", daemon=True)
-        self.thread.start()
-
-    def _run(self, ctx, task, names, progress, oracle) -> None:
-        # One intra-op thread here (OpenMP's setting is per calling thread): the worker's
-        # requests are mostly single rows, and a second thread team would only fight the
-        # main thread's for the cores.
-        torch.set_num_threads(1)
-        try:
-            produce_only(ctx, task, names, progress, oracle)
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread by join()
-            self.error = e
-
-    def join(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-def run_task(ctx: RunContext, task, progress: bool = True) -> list[Path]:
-    """Produce, score and aggregate every configured method of `task`; write its files.
+def run_task(ctx: RunContext, task: Task, progress: bool = True, failed_here: dict | None = None) -> list[Path]:
+    """Produce and score what the store still lacks of every configured method of `task`; aggregate; write.
 
     One method's crash leaves it out of the table (named under it), never aborts the run.
+    `failed_here`: (task kind, method) -> reason, for methods whose explain unit already failed
+    in this process: left out with that reason, not run again.
     """
     t0 = time.perf_counter()
     metric_fns = task.metric_fns()
-    rows, done, failed = [], [], []
+    done: list[FinishedEntry] = []
+    failed = []
     for name in task.names:
+        if (task.table.kind, name) in (failed_here or {}):
+            failed.append(dict(method=name, reason=failed_here[(task.table.kind, name)]))
+            continue
         try:
-            _run_method(ctx, task, name, metric_fns, rows, done, progress)
+            done += _run_method(ctx, task, name, metric_fns, progress)
         except StoreError:  # the store (damaged, disk full) is the run's failure, not the method's: stop
             raise
         except Exception as e:  # noqa: BLE001 - one method's crash must not abort the run
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             failed.append(dict(method=name, reason=reason))
-            log.warning("%s %s failed and is left out: %s", task.kind, name, reason)
+            log.warning("%s %s failed and is left out: %s", task.table.kind, name, reason)
     metas = [metric_meta(f) for f in metric_fns] + task.extra_metas()
+    rows, records = [d.scores for d in done], [d.record for d in done]
     df = leaderboard.aggregate(rows, metas, ctx.cfg.n_bootstrap, ctx.cfg.seed, ctx.errors.limited)
-    extra = task.finish(ctx, df, rows, done)
+    extra = task.finish(ctx, df, done)
     metric_prov = {}
     for f in metric_fns:  # what metrics built for themselves (trained models), by their own hook
         if f.provenance is not None:
             metric_prov.update(f.provenance(ctx.metric_ctx))
-    notes = (leaderboard_notes(ctx, task.stem, extra.figures, extra.notes + task.provenance_notes(metric_prov))
+    notes = (leaderboard_notes(ctx, task.table.stem, extra.figures, extra.notes + task.provenance_notes(metric_prov))
              + [f"\n**Failed and left out:** {f['method']}: {f['reason']}" for f in failed])
-    title = f"{task.title}: {ctx.cfg.dataset} / {ctx.out_dir.name}"
+    title = f"{task.table.title}: {ctx.cfg.dataset} / {ctx.out_dir.name}"
     md = leaderboard.to_markdown(extra.df, metas, title, notes + extra.stat_notes)
-    prov = provenance.build(ctx, task.stem, done, metas, time.perf_counter() - t0)
+    prov = provenance.build(ctx, task.table.stem, records, metas, time.perf_counter() - t0)
     for d, m in zip(prov["metrics"], metas):
         d["kind"] = m.kind
     prov.update(extra.provenance, failed=failed, title=title, notes=notes, statistics=leaderboard.statistics_record(
         ctx.cfg.n_bootstrap, ctx.cfg.seed))
     prov.update(metric_prov)
-    instances = write_instances(ctx.store, done, ctx.errors, ctx.out_dir, task.stem, metas)
+    instances = write_instances(ctx.store, records, ctx.errors, ctx.out_dir, task.table.stem, metas)
     tables = [leaderboard.write_table(df, ctx.out_dir / f"{stem}.csv") for stem, df in extra.tables.items()]
-    return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.stem) + extra.figures + instances + tables
+    return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.table.stem) + extra.figures + instances + tables
 
 
-def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, done: list, progress: bool) -> None:
+def _run_method(ctx: RunContext, task: Task, name: str, metric_fns: list, progress: bool) -> list[FinishedEntry]:
     """Produce, score and collect one method over every target mode."""
-    cls = task.registry.get(name)
-    bound = Bound(ctx, cls, method_seeds(cls, dict(task.cfg.params.get(name, {})), ctx.cfg.seed), ctx.oracle)
+    bound = bind(ctx, task, name)
+    cls, out = bound.cls, []
     try:
         for entry in entries(ctx, task, name):
             n_new = produce(ctx, task, entry, bound, progress)
@@ -237,33 +205,18 @@ def _run_method(ctx: RunContext, task, name: str, metric_fns: list, rows: list, 
             if "seconds" not in scores:  # attributions: the method's time (a counterfactual metric has it)
                 scores["seconds"] = np.array([r["seconds"] for r in ctx.store.records(entry.key)])[:entry.n]
             scores = {k: published(v) for k, v in scores.items()}  # the numbers the instances CSV ships
-            rows.append(leaderboard.EntryScores(name, entry.mode, cls.version, ctx.errors.index[indices].numpy(),
-                                                valid, scores, len(ctx.errors), task.metric_subset(metric_fns)))
+            row = leaderboard.EntryScores(name, entry.mode, cls.version, ctx.errors.index[indices].numpy(),
+                                          valid, scores, len(ctx.errors), task.metric_subset(metric_fns))
             fit, info = ctx.store.fit_cost(entry.key), ctx.store.fit_info(entry.key)
-            done.append(dict(method=name, **({"mode": entry.mode} if entry.mode else {}), version=cls.version,
+            out.append(FinishedEntry(row, dict(method=name, **({"mode": entry.mode} if entry.mode else {}), version=cls.version,
                              params=entry.full, entry_key=entry.key, n=entry.n,
                              **task.entry_info(ctx, entry), paper=getattr(cls, "paper", ""),
                              deterministic=cls.deterministic, metric_cost=metric_cost(ctx.store, entry.key),
                              **({} if fit is None else dict(fit_queries=fit[0], fit_seconds=round(fit[1], 3))),
-                             **({} if info is None else dict(fit_info=info))))
+                             **({} if info is None else dict(fit_info=info)))))
     finally:
         bound.close()
-
-
-@dataclass
-class Finished:
-    """What a task adds to the generic leaderboard: the table as written, notes, provenance, figures.
-
-    `stat_notes` and `tables` come from the task's `statistics` (recomputable from per-instance
-    scores: bench.restat); `notes` are the run's own (provenance lines, costs, figures).
-    """
-
-    df: object
-    notes: list
-    provenance: dict
-    figures: list
-    stat_notes: list = field(default_factory=list)
-    tables: dict = field(default_factory=dict)
+    return out
 
 
 def leaderboard_notes(ctx: RunContext, stem: str, figures: list[Path], extra: list[str] = ()) -> list[str]:

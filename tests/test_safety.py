@@ -384,16 +384,16 @@ def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path, monkeypat
     """The run folder is claimed with an exclusive mkdir when the run starts; 8 processes, one second."""
     import multiprocessing as mp
 
-    from bench import publish
+    from bench import folders
 
     cfg = make_config("tiny", out=str(tmp_path))
-    monkeypatch.setattr(publish.time, "strftime", lambda *a: "20260101T000000Z")  # the same second, always
+    monkeypatch.setattr(folders.time, "strftime", lambda *a: "20260101T000000Z")  # the same second, always
     ctx = mp.get_context("fork")
     queue, barrier = ctx.Queue(), ctx.Barrier(8)
 
     def claim():
         barrier.wait()
-        queue.put(str(publish.out_dir(cfg, "cnn")))
+        queue.put(str(folders.out_dir(cfg, "cnn")))
 
     procs = [ctx.Process(target=claim) for _ in range(8)]
     for p in procs:
@@ -582,8 +582,8 @@ def test_generated_every_numeric_parameter_refuses_nan_inf_and_out_of_range_valu
     import math
     import typing
 
-    from bench.contract.params import ConfigError, _strip, range_of
     from bench.config import AttributionConfig, CounterfactualConfig, RunConfig, StudyConfig, TrainConfig
+    from bench.contract.params import ConfigError, _strip, range_of
     from bench.data import DATASETS
     from bench.models import MODELS
     from bench.validate import _call_params

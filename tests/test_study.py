@@ -187,20 +187,55 @@ def test_study_cells_use_a_plain_runs_store_keys(preset, cache_dir, local, tmp_p
     """A cell's entries are keyed as `bench run` keys them: its store serves plain runs and back."""
     from dataclasses import replace
 
+    from bench.cell import open_cell
     from bench.config import make_config
+    from bench.data import load_dataset
     from bench.pipeline import entries
-    from bench.runner import prepare
+    from bench.store import Store
     from bench.study.cells import cells
-    from bench.tasks.counterfactuals import CounterfactualTask
+    from bench.tasks.for_run import task_of
 
     cell = cells(make_config(str(preset), cache_dir=cache_dir, device="cpu"))[1]
-    ctx = prepare(replace(cell.cfg, study=None, store=str(tmp_path / "plain.sqlite"), out=str(tmp_path)), progress=False)
+    cfg = replace(cell.cfg, study=None, store=str(tmp_path / "plain.sqlite"), out=str(tmp_path))
+    store = Store(cfg.store_path).acquire()
     try:
-        keys = {e.key for e in entries(ctx, CounterfactualTask(ctx), "gradient")}
+        ctx = open_cell(cfg, load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir), store, tmp_path)
+        keys = {e.key for e in entries(ctx, task_of(ctx, "counterfactual"), "gradient")}
     finally:
-        ctx.store.release()
+        store.release()
     with sqlite3.connect(preset.parent / "local.sqlite") as con:
         assert keys <= {r[0] for r in con.execute("SELECT entry_key FROM records")}
+
+
+def test_a_plain_run_is_a_one_cell_study_through_the_same_units(preset, cache_dir, local, tmp_path, monkeypatch):
+    """`bench run` of a cell's config (no study) goes through the study's units and writes the cell's tables.
+
+    The plain run gets a fresh store (it recomputes everything) and the study's one torch thread
+    (study.threads), so every non-timing cell must be equal to the study cell's.
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from bench.config import make_config
+    from bench.runner import run
+    from bench.study import units
+    from bench.study.cells import cells
+
+    calls = []
+    explain = units.explain
+    monkeypatch.setattr(units, "explain", lambda ctx, kind, name, *a, **k: calls.append((kind, name)) or
+                        explain(ctx, kind, name, *a, **k))
+    cell = next(c for c in cells(make_config(str(preset), cache_dir=cache_dir, device="cpu")) if c.name == "cnn-seed1")
+    cfg = replace(cell.cfg, preset="tiny", study=None, store=str(tmp_path / "plain.sqlite"), out=str(tmp_path / "plain"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = run(cfg, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(calls) == [("attribution", "random"), ("attribution", "saliency"), ("counterfactual", "gradient")]
+    assert assert_same_tables(local / cell.name, Path(summary["folder"])) >= 6
 
 
 def _count(path: Path, table: str) -> int:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.config import ConfigError, RunConfig, _set_dotted, build, folder_name
 
@@ -104,41 +102,3 @@ def reference_cell(cfg: RunConfig) -> dict | None:
     table["study"]["only"] = tuple(preset.study.only)
     return table
 
-
-def roots(cfg: RunConfig, datasets: list[str], create: bool = False) -> dict[str, Path]:
-    """dataset -> the study's folder for it.
-
-    Runs: `<out or runs>/<dataset>/<study>/<UTC time>/`; with --publish:
-    `<out or leaderboards>/<dataset>/<study>/`. Each cell writes to `<that>/<label>-seed<k>/`.
-    With `create`, a run's folders are made now with exclusive mkdirs, so two studies started in
-    the same second never share one.
-    """
-    from bench.publish import RUNS, leaderboards_root
-
-    name = study_name(cfg)
-    if cfg.publish:
-        return {d: Path(cfg.out or leaderboards_root()) / d / name for d in datasets}
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for n in range(1000):  # two studies in one second: never share a folder (exclusive mkdir, then the next name)
-        s = stamp if n == 0 else f"{stamp}-{n}"
-        out = {d: Path(cfg.out or RUNS) / d / name / s for d in datasets}
-        if create and not _claim_all(list(out.values())):
-            continue
-        if create or not any(p.exists() for p in out.values()):
-            return out
-    raise RuntimeError(f"no free study folder under {cfg.out or RUNS}")
-
-
-def _claim_all(folders: list[Path]) -> bool:
-    """mkdir every folder exclusively; if one is taken, undo the ones made here and say so (False)."""
-    made = []
-    for f in folders:
-        f.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            f.mkdir()
-        except FileExistsError:
-            for m in made:
-                m.rmdir()
-            return False
-        made.append(f)
-    return True

@@ -1,7 +1,11 @@
 """Executors: who runs a study's train and explain units. The driver writes and aggregates.
 
-- `local` (default): in this process, one cell at a time, the same code path as a plain run:
-  an explain unit writes its records and scores to the run store batch by batch.
+- `local` (default; a plain `bench run` is a one-cell study under it): in this process, one cell
+  at a time; an explain unit writes its records and scores to the run store batch by batch.
+  With `counterfactuals.overlap` (default on), the explain units of methods that work in a
+  worker process (alibi: single-threaded TensorFlow, mostly waiting on its pipe) produce their
+  records in the executor's *lane*, one thread beside the main one, while the main thread runs
+  the next units; each is scored in the main thread once its records are in.
 - `ray`: every train and explain unit is a Ray task (`study.threads` CPUs, 1 by default; 1 GPU
   when the config's device is CUDA). Workers get the cell's config, its weights (the state dict's bytes) and its error set
   through Ray's object store, load the dataset themselves (every node needs bench and the
@@ -13,14 +17,16 @@
   (`ray.init(...)` by the caller) is used as it is.
 
 Both executors offer `submit_train`, `submit_explain` and `next` (the next finished unit:
-handle, result or the exception it raised, seconds it ran). Both run every unit with
-`study.threads` torch threads, so a unit computes the same numbers under either.
+handle, result or the exception it raised, seconds it ran). In a study both run every unit
+with `study.threads` torch threads, so a unit computes the same numbers under either; a plain
+run keeps torch's own setting (threads=None).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import deque
 
@@ -30,64 +36,149 @@ log = logging.getLogger("bench")
 EXECUTORS = ("local", "ray")
 
 
-def make_executor(name: str, address: str | None = None, threads: int = 1):
-    """The executor `name`; every unit it runs uses `threads` torch threads (study.threads)."""
+def make_executor(name: str, address: str | None = None, threads: int | None = 1, lane: bool = True):
+    """The executor `name`; every unit it runs uses `threads` torch threads (None: leave torch's setting)."""
     if name == "local":
-        return LocalExecutor(threads)
+        return LocalExecutor(threads, lane)
     if name == "ray":
-        return RayExecutor(address, threads)
+        return RayExecutor(address, threads or 1)
     raise ValueError(f"unknown executor {name!r} ({' | '.join(EXECUTORS)})")
 
 
 class LocalExecutor:
-    """Runs each unit when it is submitted, in this process; `next` hands the results back in order."""
+    """Runs each unit when it is submitted, in this process (worker-process methods in its lane)."""
 
     name = "local"
     max_cells = 1  # one cell at a time: its tables are written before the next cell starts
+    retries_failed = False  # a unit that failed here would fail again here: its method is left out
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int | None = 1, lane: bool = True) -> None:
         self._done: deque = deque()
-        self._n, self.threads = 0, threads
+        self._n, self.threads, self.lane = 0, threads, lane
+        self._lane: Lane | None = None
+        self._waiting: deque = deque()  # (handle, lane job, unit, ctx, progress), in submission order
 
-    def _run(self, fn, *args) -> int:
+    def _run(self, fn, *args, started: float | None = None) -> tuple:
         import torch
 
-        self._n += 1
         before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        t0 = time.perf_counter()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        t0 = time.perf_counter() if started is None else started
         try:
             result = fn(*args)
         except Exception as e:  # noqa: BLE001 - handed to the driver, which decides
             result = e
         finally:
             torch.set_num_threads(before)
-        self._done.append((self._n, result, time.perf_counter() - t0))
-        return self._n
+        return result, time.perf_counter() - t0
 
     def share(self, ctx) -> dict:
         return {}
 
     def submit_train(self, cell, data, progress: bool) -> int:
-        from bench.runner import resolve_device
+        from bench.cell import resolve_device
         from bench.study.units import train
 
-        return self._run(train, cell.cfg, data, resolve_device(cell.cfg.device), progress)
+        self._n += 1
+        self._done.append((self._n, *self._run(train, cell.cfg, data, resolve_device(cell.cfg.device), progress)))
+        return self._n
 
     def submit_explain(self, unit: Unit, ctx, shared: dict, progress: bool) -> int:
         from bench.study.units import explain
+        from bench.tasks.for_run import task_of
 
-        return self._run(lambda: dict(n=explain(ctx, unit.task, unit.method, unit.start, unit.stop, progress),
-                                      added=None))
+        self._n += 1
+        if self.lane and ctx.cfg.counterfactuals.overlap and task_of(ctx, unit.task).registry.get(unit.method).in_worker:
+            if self._lane is None:
+                self._lane = Lane()
+            ctx.background.add(unit.method)
+            self._waiting.append((self._n, self._lane.submit(ctx, unit, progress), unit, ctx, progress))
+            return self._n
+        self._done.append((self._n, *self._run(lambda: dict(n=explain(ctx, unit.task, unit.method, unit.start,
+                                                                       unit.stop, progress), added=None))))
+        return self._n
 
     def next(self, handles: list):
-        return self._done.popleft()
+        """The next finished unit: those run in the main thread first, then each lane unit, scored here."""
+        from bench.study.units import explain
+
+        if self._done:
+            return self._done.popleft()
+        handle, job, unit, ctx, progress = self._waiting.popleft()
+        job.done.wait()
+        if job.error is not None:
+            return handle, job.error, time.perf_counter() - job.started
+        result, seconds = self._run(lambda: dict(n=job.n + explain(ctx, unit.task, unit.method, unit.start,
+                                                                     unit.stop, progress), added=None),
+                                    started=job.started)
+        return handle, result, seconds
 
     def info(self) -> dict:
         return dict(executor="local")
 
     def close(self) -> None:
-        pass
+        if self._lane is not None:
+            self._lane.close()
+
+
+class _Job:
+    def __init__(self) -> None:
+        self.done, self.error, self.n, self.started = threading.Event(), None, 0, time.perf_counter()
+
+
+class Lane:
+    """One thread that produces worker-process methods' records, one unit after another, in order.
+
+    It counts on its own oracle over a copy of the model, so no hook a white-box method puts on
+    the model in the main thread (captum) sees its rows and no counter is shared; it runs with
+    one intra-op thread (the worker's requests are mostly single rows; a second thread team
+    would only fight the main thread's for the cores).
+    """
+
+    def __init__(self) -> None:
+        import queue
+
+        self._jobs: queue.Queue = queue.Queue()
+        self._oracles: dict = {}
+        self.thread = threading.Thread(target=self._loop, name="bench-lane", daemon=True)
+        self.thread.start()
+
+    def submit(self, ctx, unit: Unit, progress: bool) -> _Job:
+        job = _Job()
+        self._jobs.put((job, ctx, unit, progress))
+        return job
+
+    def _oracle(self, ctx):
+        import copy
+
+        from bench.contract.oracle import Oracle
+
+        if id(ctx) not in self._oracles:
+            self._oracles = {id(ctx): Oracle(copy.deepcopy(ctx.model), ctx.device)}  # one cell at a time
+        return self._oracles[id(ctx)]
+
+    def _loop(self) -> None:
+        import torch
+
+        from bench.study.units import produce_only
+
+        torch.set_num_threads(1)  # OpenMP's setting is per calling thread
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, ctx, unit, progress = item
+            job.started = time.perf_counter()
+            try:
+                job.n = produce_only(ctx, unit.task, unit.method, unit.start, unit.stop, self._oracle(ctx), progress)
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread by LocalExecutor.next
+                job.error = e
+            job.done.set()
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self.thread.join()
 
 
 def _data(cfg):
@@ -99,7 +190,7 @@ def _data(cfg):
 def _ray_train(cfg, threads: int) -> dict:
     import torch
 
-    from bench.runner import resolve_device
+    from bench.cell import resolve_device
     from bench.study.units import train
 
     torch.set_num_threads(threads)
@@ -112,8 +203,9 @@ def _ray_explain(cfg, weights: bytes, meta: dict, errors, known: dict, kind: str
                  stop: int, threads: int) -> dict:
     import torch
 
+    from bench.cell import worker_context
     from bench.study.memstore import MemoryStore
-    from bench.study.units import explain, worker_context
+    from bench.study.units import explain
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -127,6 +219,7 @@ class RayExecutor:
     """Train and explain units as Ray tasks; results come back to the driver, which writes them."""
 
     name = "ray"
+    retries_failed = True  # a task that failed on a worker is run once more in the driver, at finish
 
     def __init__(self, address: str | None = None, threads: int = 1) -> None:
         import ray
@@ -145,7 +238,7 @@ class RayExecutor:
 
     def share(self, ctx) -> dict:
         """The cell's weights and error set in the object store, once per cell."""
-        from bench.study.units import state_bytes
+        from bench.cell import state_bytes
 
         meta = {k: v for k, v in ctx.model_meta.items() if isinstance(v, (str, int, float, bool, type(None)))}
         return dict(weights=self.ray.put(state_bytes(ctx.model)), errors=self.ray.put(ctx.errors), meta=meta)
@@ -155,8 +248,9 @@ class RayExecutor:
 
     def submit_explain(self, unit: Unit, ctx, shared: dict, progress: bool):
         from bench.study.memstore import snapshot
+        from bench.tasks.for_run import task_of
 
-        task = next(t for t in _tasks(ctx) if t.kind == unit.task)
+        task = task_of(ctx, unit.task)
         keys = unit.key.rsplit("[", 1)[0].split("+")
         metrics = [(f.metric_name, f.version) for f in task.metric_fns()]
         known = snapshot(ctx.store, keys, ctx.errors.index[unit.start:unit.stop].tolist(), metrics)
@@ -181,8 +275,3 @@ class RayExecutor:
         if self.started:
             self.ray.shutdown()
 
-
-def _tasks(ctx):
-    from bench.study.units import tasks
-
-    return tasks(ctx)

@@ -1,10 +1,19 @@
-"""The two task strategies the pipeline (bench/pipeline.py) runs: counterfactuals and attributions."""
+"""The two task strategies the pipeline (bench/pipeline.py) runs: counterfactuals and attributions.
+
+`Task` is the strategy's protocol; `Produced`, `FinishedEntry`, `Statistics` and `Finished`
+are the typed values that cross the seam between the pipeline and a task.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
+
+from bench.board import Table
 
 
 @dataclass
@@ -34,3 +43,56 @@ class Statistics:
     notes: list
     provenance: dict
     tables: dict
+
+
+@dataclass
+class FinishedEntry:
+    """One leaderboard row, done: its per-instance scores (`scores`) and what provenance records of it.
+
+    record: method, mode, version, params, entry_key, n, paper, deterministic, metric_cost,
+    fit cost, and what the task adds (Task.entry_info); the figures, cost notes and the
+    per-instance files read it.
+    """
+
+    scores: object  # bench.leaderboard.EntryScores
+    record: dict
+
+
+@dataclass
+class Finished:
+    """What a task adds to the generic leaderboard: the table as written, notes, provenance, figures.
+
+    `stat_notes` and `tables` come from the task's `statistics` (recomputable from per-instance
+    scores: bench.restat); `notes` are the run's own (provenance lines, costs, figures).
+    """
+
+    df: object
+    notes: list
+    provenance: dict
+    figures: list[Path]
+    stat_notes: list = field(default_factory=list)
+    tables: dict = field(default_factory=dict)
+
+
+class Task(Protocol):
+    """A task kind's strategy: which registry, what a row explains, how results are stored and scored."""
+
+    table: Table  # its board table: kind, stem, title, short label (bench.board)
+    registry: object  # bench.contract.registry.Registry of its methods
+    modes: tuple[str, ...]  # target modes, one leaderboard row per (method, mode); ("",) for none
+    names: list[str]  # the configured methods
+    cfg: object  # its config section
+
+    def metric_fns(self) -> list: ...
+    def metric_params(self) -> dict: ...
+    def metric_subset(self, metric_fns: list) -> dict: ...
+    def extra_metas(self) -> list: ...
+    def targets(self, errs, mode: str, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+    def call(self, method, x: torch.Tensor, target: torch.Tensor, contrast) -> Produced: ...
+    def make_batch(self, ctx, records: list[dict], bound, entry): ...
+    def valid(self, scores: dict, n: int) -> np.ndarray: ...
+    def entry_info(self, ctx, entry) -> dict: ...
+    def provenance_notes(self, metric_prov: dict) -> list[str]: ...
+    def statistics(self, df, rows: list, metas: list, n_boot: int, seed: int) -> Statistics: ...
+    def finish(self, ctx, df, finished: list[FinishedEntry]) -> Finished: ...
+

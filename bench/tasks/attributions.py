@@ -12,14 +12,13 @@ import logging
 import numpy as np
 import torch
 
-from bench import leaderboard
-from bench.contract.metrics import AttrBatch
-from bench.contract.registry import ATTR_METRICS, ATTRIBUTIONS
+from bench import board, leaderboard
 from bench.config import TARGET_MODES
 from bench.context import RunContext
-from bench.pipeline import Finished
+from bench.contract.metrics import AttrBatch
+from bench.contract.registry import ATTR_METRICS, ATTRIBUTIONS
 from bench.stats import ALPHA, holm, paired_pvalue
-from bench.tasks import Produced, Statistics
+from bench.tasks import Finished, FinishedEntry, Produced, Statistics
 
 CONTROL = "random"
 SANITY_METRIC = "deletion_auc"
@@ -27,7 +26,7 @@ log = logging.getLogger("bench")
 
 
 class AttributionTask:
-    kind, stem, title, short = "attribution", "attributions", "Attributions", "attr"
+    table = board.ATTRIBUTIONS
     registry = ATTRIBUTIONS
 
     def __init__(self, ctx: RunContext) -> None:
@@ -110,7 +109,8 @@ class AttributionTask:
         return Statistics(df, _sanity_notes(sanity),
                           dict(sanity_vs_random={f"{m}/{mode}": v for (m, mode), v in sanity.items()}), {})
 
-    def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
+    def finish(self, ctx: RunContext, df, finished: list[FinishedEntry]) -> Finished:
+        rows, entries = [f.scores for f in finished], [f.record for f in finished]
         from bench.report import attribution_figures
         from bench.scoring import metric_meta
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench import board
+from bench.context import RunContext
 from bench.contract.metrics import CFBatch
 from bench.contract.registry import CF_METRICS, SOLVERS
-from bench.context import RunContext
-from bench.pipeline import Finished
-from bench.tasks import Produced, Statistics
+from bench.tasks import Finished, FinishedEntry, Produced, Statistics
 from bench.tasks.common_subset import compare
 
 
 class CounterfactualTask:
-    kind, stem, title, short = "counterfactual", "counterfactuals", "Counterfactuals", "cf"
+    table = board.COUNTERFACTUALS
     registry = SOLVERS
     modes = ("",)
 
@@ -84,7 +84,8 @@ class CounterfactualTask:
         tables = {"counterfactuals_common": common.table, "counterfactuals_pairs": common.pairs}
         return Statistics(df, common.markdown(metas), prov, tables)
 
-    def finish(self, ctx: RunContext, df, rows: list, entries: list[dict]) -> Finished:
+    def finish(self, ctx: RunContext, df, finished: list[FinishedEntry]) -> Finished:
+        rows, entries = [f.scores for f in finished], [f.record for f in finished]
         from bench.report import counterfactual_figures
         from bench.scoring import metric_meta
         from bench.tasks.budget import equal_budget_table
