@@ -58,12 +58,12 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
 
 def _meta(cells: list, folder: Path, title: str, n_boot: int) -> tuple[list[Path], list[str]]:
     """bench.meta over each label's boards (its seeds), written to meta/<label>/."""
-    import bench
     from bench import meta
+    from bench.results import load
 
     paths, notes = [], []
     for label in dict.fromkeys(c.label for c in cells):
-        boards = [bench.load(folder / c.name) for c in cells if c.label == label]
+        boards = [load(folder / c.name) for c in cells if c.label == label]
         try:
             with warnings.catch_warnings():  # nanmean over metrics no pair of boards ranks: NaN, said in the table
                 warnings.simplefilter("ignore", RuntimeWarning)
