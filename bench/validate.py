@@ -189,7 +189,7 @@ def _call_params(where: str, fn, table: dict, kind: str) -> None:
 def _files(cfg: RunConfig) -> None:
     """The data folder exists; the run store, if there is one already, is a bench store (read only);
     the output folder can be made (no file in its way, no name too long)."""
-    from bench.publish import check_out, model_label
+    from bench.folders import check_out, model_label
     from bench.store import probe
 
     if cfg.data_dir is not None and cfg.data_dir != "download" and not cfg.data_dir.startswith("download:"):

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.contract.registry import SOLVERS
 from bench.context import RunContext
+from bench.contract.registry import SOLVERS
 
 
 def model_cost_ratios(ctx: RunContext, rows: list, entries: list[dict]) -> dict:
