@@ -50,12 +50,6 @@ def contour_masks(attr: torch.Tensor, top: float = 0.1, open_radius: int = 1,
     return torch.from_numpy(np.ascontiguousarray(hull, dtype=bool))
 
 
-def contour_patches(x: torch.Tensor, attr: torch.Tensor, **mask_params) -> torch.Tensor:
-    """x inside each attribution's hull, zeros elsewhere (shape, dtype and device of x)."""
-    hull = contour_masks(attr, **mask_params).to(x.device)
-    return x * hull[:, None].to(x.dtype)
-
-
 @metric(ATTR_METRICS, higher_is_better=True, version="1", kind="proportion",
         definition="1 if the model still predicts the explained class on x kept only inside the convex "
                    "hull of the opened+dilated top-10% attribution mask (zeros elsewhere)")
