@@ -162,7 +162,7 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     from bench.store import Store
     from bench.study.cells import cells
     from bench.study.executors import make_executor
-    from bench.study.table import write_study
+    from bench.study.outputs import write_study
 
     t0 = time.perf_counter()
     grid = cells(cfg)
