@@ -30,7 +30,7 @@ FLAGS_BEGIN, FLAGS_END = "<!-- meta-evaluation flags -->", "<!-- /meta-evaluatio
 class Table:
     """One task kind's table on a board.
 
-    kind: the task as store keys and the instances' `task` column name it ("counterfactual").
+    kind: the task as store keys and bench.load's `task` column name it ("counterfactual").
     stem: its files' stem and its config section ("counterfactuals").
     title: its heading; short: its progress-bar label; headline: the metrics a summary shows.
     Its files: `csv(folder)` and the like (`csv().name`: the bare file name).

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from bench import leaderboard
+from bench import board, leaderboard
 from bench.stats import mean_ci, paired_pvalue
 from bench.store import Store, entry_key
 
@@ -39,7 +39,7 @@ def test_paired_test_detects_a_shift_and_not_noise():
     assert paired_pvalue(a + rng.normal(0, 0.01, 80), a) > 0.05
 
 
-def test_aggregate_and_markdown_mark_direction_and_valid_only():
+def test_aggregate_and_markdown_mark_direction_and_valid_only(tmp_path):
     meta = [leaderboard.MetricMeta("validity", True, False, "flipped", "1", "proportion"),
             leaderboard.MetricMeta("l2", False, True, "distance", "1")]
     idx = np.arange(4)
@@ -54,6 +54,13 @@ def test_aggregate_and_markdown_mark_direction_and_valid_only():
     assert bool(df.loc[0, "subset"]) is True
     md = leaderboard.to_markdown(df, meta, "T", ["note"])
     assert "validity ↑" in md and "l2 ↓" in md and "4/5 (subset)" in md and "valid counterfactuals only" in md
+    paths = board.write(tmp_path, board.COUNTERFACTUALS, df, md, dict(metrics=[
+        dict(name=m.name, higher_is_better=m.higher_is_better) for m in meta], entries=[]))
+    assert [p.name for p in paths] == ["counterfactuals.csv", "counterfactuals.md", "counterfactuals.json"]
+    assert board.tables_in(tmp_path) == [board.COUNTERFACTUALS] and board.table("counterfactual").stem == "counterfactuals"
+    back = board.read_table(paths[0])
+    assert back["method"].tolist() == ["a", "b"] and back["l2"].tolist() == df["l2"].tolist()
+    assert board.directions([board.read_json(paths[2])]) == {"validity": True, "l2": False}
 
 
 def test_a_metric_that_raises_becomes_nan_rows_not_a_crash(tmp_path, oracle, errors, mnist, caplog):
