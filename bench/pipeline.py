@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import leaderboard, provenance
+from bench import board, leaderboard, provenance
 from bench.context import RunContext, method_seeds
 from bench.contract.oracle import Oracle
 from bench.instances import published, write_instances
@@ -185,8 +185,8 @@ def run_task(ctx: RunContext, task: Task, progress: bool = True, failed_here: di
         ctx.cfg.n_bootstrap, ctx.cfg.seed))
     prov.update(metric_prov)
     instances = write_instances(ctx.store, records, ctx.errors, ctx.out_dir, task.table.stem, metas)
-    tables = [leaderboard.write_table(df, ctx.out_dir / f"{stem}.csv") for stem, df in extra.tables.items()]
-    return leaderboard.write(extra.df, md, prov, ctx.out_dir, task.table.stem) + extra.figures + instances + tables
+    tables = [board.write_csv(df, ctx.out_dir / f"{stem}.csv") for stem, df in extra.tables.items()]
+    return board.write(ctx.out_dir, task.table, extra.df, md, prov) + extra.figures + instances + tables
 
 
 def _run_method(ctx: RunContext, task: Task, name: str, metric_fns: list, progress: bool) -> list[FinishedEntry]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import board
 from bench.context import RunContext
 from bench.contract.oracle import Oracle
 from bench.pipeline import bind, entries, produce
@@ -39,7 +40,7 @@ class Unit:
     kind: str
     cell: str  # the cell's key ("mnist/cnn-seed0")
     key: str  # train: checkpoint relpath; explain: its entry keys and chunk
-    task: str = ""  # explain: "attribution" | "counterfactual"
+    task: str = ""  # explain: its task's kind (bench.board: "attribution" | "counterfactual")
     method: str = ""
     start: int = 0
     stop: int = 0
@@ -104,7 +105,7 @@ def explain_units(ctx: RunContext, cell: Cell, chunk: int | None) -> list[Unit]:
     Registers the cell's entries in the store (the driver does; workers only report theirs).
     """
     out = []
-    for task in sorted(tasks(ctx), key=lambda t: t.table.kind != "counterfactual"):
+    for task in sorted(tasks(ctx), key=lambda t: t.table is not board.COUNTERFACTUALS):
         fns = task.metric_fns()
         names = sorted(task.names, key=lambda n: bool(task.registry.get(n).in_worker))
         for name in names:

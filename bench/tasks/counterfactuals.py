@@ -81,7 +81,8 @@ class CounterfactualTask:
         common = compare(rows, metas, n_boot, seed)
         prov = dict(common_subset=dict(solvers=common.solvers, left_out=common.left_out, n=len(common.index),
                                        test_index=common.index.tolist(), pair_tests=len(common.pairs)))
-        tables = {"counterfactuals_common": common.table, "counterfactuals_pairs": common.pairs}
+        stem = board.COUNTERFACTUALS.stem
+        tables = {f"{stem}_common": common.table, f"{stem}_pairs": common.pairs}
         return Statistics(df, common.markdown(metas), prov, tables)
 
     def finish(self, ctx: RunContext, df, finished: list[FinishedEntry]) -> Finished:
@@ -100,6 +101,6 @@ class CounterfactualTask:
         notes += budget_lines
         stats = self.statistics(df, rows, [metric_meta(f) for f in self.metric_fns()], ctx.cfg.n_bootstrap,
                                 ctx.cfg.seed)
-        tables = dict(stats.tables, **({"counterfactuals_equal_budget": budget} if len(budget) else {}))
+        tables = dict(stats.tables, **({f"{self.table.stem}_equal_budget": budget} if len(budget) else {}))
         return Finished(stats.df, notes, dict(model_cost=model_cost, amortised=amortised, **stats.provenance),
                         figures, stats.notes, tables)
