@@ -162,16 +162,6 @@ def statistics_record(n_boot: int, seed: int) -> dict:
                 "(method, mode); the board's rows one family, Holm")
 
 
-def write_table(df: pd.DataFrame, path: Path) -> Path:
-    """Temporary: bench.board.write_csv (bench.pipeline moves to it)."""
-    return board.write_csv(df, path)
-
-
-def write(df: pd.DataFrame, markdown: str, provenance: dict, out_dir: Path, stem: str) -> list[Path]:
-    """Temporary: bench.board.write (bench.pipeline moves to it)."""
-    return board.write(out_dir, board.table(stem), df, markdown, provenance)
-
-
 def headline(folder: Path) -> str:
     """The run's headline tables as plain text: method, n, each table's headline metrics as mean [95% CI]."""
     blocks = []

@@ -111,12 +111,3 @@ def headline_columns(df: pd.DataFrame) -> list[str]:
 def provenances(folders: list[Path]) -> list[dict]:
     """The provenance of every board table in the cells' folders (cell by cell, in bench.board.TABLES order)."""
     return [board.read_json(t.json(f)) for f in folders for t in board.tables_in(f)]
-
-
-def __getattr__(name: str):
-    """Temporary: `write_study` moved to bench.study.outputs (bench.study.driver still imports it from here)."""
-    if name == "write_study":
-        from bench.study.outputs import write_study
-
-        return write_study
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
