@@ -378,9 +378,9 @@ def _logging(quiet: bool, verbose: int = 0) -> None:
 
 
 def _train(cfg, args) -> int:
+    from bench.cell import resolve_device
     from bench.data import load_dataset
     from bench.models.train import load_or_train
-    from bench.cell import resolve_device
 
     device = resolve_device(cfg.device)
     model, meta = load_or_train(cfg, load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir), device,

@@ -14,6 +14,7 @@ import inspect
 import typing
 from pathlib import Path
 
+from bench import board
 from bench.config import RunConfig
 from bench.contract.params import ConfigError
 
@@ -72,7 +73,7 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
             raise ConfigError(f"unknown key attributions.subset_by_need.{need} (a metric need: {', '.join(NEEDS)})")
     DATASETS.get(cfg.dataset)
     _model_params(cfg.model, MODELS.get(cfg.model), cfg.model_params)
-    for registry, section in ((SOLVERS, "counterfactuals"), (ATTRIBUTIONS, "attributions")):
+    for registry, section in ((SOLVERS, board.COUNTERFACTUALS.stem), (ATTRIBUTIONS, board.ATTRIBUTIONS.stem)):
         task = getattr(cfg, section)
         names = task.solvers if registry is SOLVERS else task.methods
         for name in names:

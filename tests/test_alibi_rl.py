@@ -32,8 +32,8 @@ def _needs_alibi():
 @pytest.fixture(scope="module")
 def fitted(cnn, mnist, tmp_path_factory):
     """alibi_rl fitted once through a real metric context (cache in a fresh folder)."""
-    from bench.contract.oracle import Oracle
     from bench.context import metric_context
+    from bench.contract.oracle import Oracle
 
     cache = str(tmp_path_factory.mktemp("rl_cache"))
     oracle = Oracle(cnn[0], "cpu")
@@ -74,8 +74,8 @@ def test_explains_real_errors_with_two_queries_each(fitted, errors):
 
 
 def test_cached_training_is_reloaded_with_its_recorded_cost(fitted, cnn, mnist, errors):
-    from bench.contract.oracle import Oracle
     from bench.context import metric_context
+    from bench.contract.oracle import Oracle
 
     solver, oracle, cache, _ = fitted
     assert solver.ae_meta["source"] == "trained" and solver.actor_meta["source"] == "trained"

@@ -96,8 +96,8 @@ def test_cost_metric_measures_once_per_run_and_records_it(cnn, errors):
 def test_plausibility_provenance_hooks_load_what_resumed_scores_came_from(mnist, cnn, cache_dir):
     """Every score resumed from the store: no metric ran, the memo is empty, yet each hook records its model
     and its quality (this was `{}` on every published board)."""
-    from bench.contract.oracle import Oracle
     from bench.context import metric_context
+    from bench.contract.oracle import Oracle
 
     ctx = metric_context(mnist, Oracle(cnn[0], "cpu"), "cpu", cache_dir=cache_dir, seed=0, dataset="mnist")
     assert P.plausibility_provenance(ctx) == {}
@@ -116,8 +116,8 @@ def test_plausibility_provenance_hooks_load_what_resumed_scores_came_from(mnist,
 def test_im1_class_and_l2_ae_on_real_digits(mnist, cnn, cache_dir, errors):
     """A real test digit of the target class: class-normalised IM1 below 1 on most errors; the metrics'
     metadata follow the contract (float64, n, cpu, valid-only, lower is better)."""
-    from bench.contract.oracle import Oracle
     from bench.context import metric_context
+    from bench.contract.oracle import Oracle
 
     ctx = metric_context(mnist, Oracle(cnn[0], "cpu"), "cpu", cache_dir=cache_dir, seed=0, dataset="mnist")
     x, target = errors.x[:30], errors.true[:30]

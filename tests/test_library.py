@@ -112,8 +112,8 @@ def test_reproduce_command_is_built_from_the_config():
 def test_every_stochastic_method_draws_from_the_run_seed():
     import torch
 
-    from bench.contract import ATTRIBUTIONS, SOLVERS
     from bench.context import method_seeds
+    from bench.contract import ATTRIBUTIONS, SOLVERS
 
     seeded = []
     for reg in (SOLVERS, ATTRIBUTIONS):

@@ -19,8 +19,8 @@ NAMES = ["knn_ratio", "im1", "im2", "oracle_agreement"]
 
 @pytest.fixture(scope="module")
 def ctx(mnist, cnn, cache_dir) -> MetricContext:
-    from bench.contract.oracle import Oracle
     from bench.context import metric_context
+    from bench.contract.oracle import Oracle
 
     return metric_context(mnist, Oracle(cnn[0], "cpu"), "cpu", cache_dir=cache_dir, seed=0, dataset="mnist")
 

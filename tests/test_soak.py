@@ -30,8 +30,8 @@ def _fds() -> int:
 @pytest.mark.soak
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_ci_preset_repeated_in_one_process_does_not_grow(tmp_path, cache_dir):
-    from bench.contract.memory import keep_freed_memory
     from bench.config import make_config
+    from bench.contract.memory import keep_freed_memory
     from bench.runner import run
 
     keep_freed_memory()  # as the CLI does

@@ -17,18 +17,18 @@ import numpy as np  # noqa: E402
 from bench.report.image_grid import image_grid, sample_positions  # noqa: E402
 
 
-def _artifacts(prep, entry_key: str, test_idx: list[int]) -> dict[int, dict]:
-    return {r["test_index"]: r for r in prep.store.records(entry_key, test_idx)}
+def _artifacts(ctx, entry_key: str, test_idx: list[int]) -> dict[int, dict]:
+    return {r["test_index"]: r for r in ctx.store.records(entry_key, test_idx)}
 
 
-def counterfactual_figures(prep, entries: list[dict], out_dir: Path) -> list[Path]:
+def counterfactual_figures(ctx, entries: list[dict], out_dir: Path) -> list[Path]:
     """Overlay grid and query-budget curve for the counterfactual leaderboard."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [overlay_grid(prep, entries, out_dir / "counterfactuals_overlays.png"),
-            budget_curve(prep, entries, out_dir / "counterfactuals_budget.png")]
+    return [overlay_grid(ctx, entries, out_dir / "counterfactuals_overlays.png"),
+            budget_curve(ctx, entries, out_dir / "counterfactuals_budget.png")]
 
 
-def overlay_grid(prep, entries: list[dict], path: Path) -> Path:
+def overlay_grid(ctx, entries: list[dict], path: Path) -> Path:
     """Rows: a fixed sample of errors. Columns: original | each x_cf | each signed delta.
 
     Each delta column has its own colour scale (printed in its title), so a solver's small
@@ -36,13 +36,13 @@ def overlay_grid(prep, entries: list[dict], path: Path) -> Path:
     outside a solver's subset; a grey "failed" cell one where it ran and found no valid
     counterfactual (with its reason, shortened).
     """
-    errs = prep.errors
-    pos = sample_positions(len(errs), prep.cfg.n_figure)
+    errs = ctx.errors
+    pos = sample_positions(len(errs), ctx.cfg.n_figure)
     test_idx = [int(errs.index[p]) for p in pos]
     cf_cols, diff_cols = [], []
     for e in entries:
-        recs = _artifacts(prep, e["entry_key"], test_idx)
-        valid = prep.store.scores(e["entry_key"], "validity", "1", test_idx)
+        recs = _artifacts(ctx, e["entry_key"], test_idx)
+        valid = ctx.store.scores(e["entry_key"], "validity", "1", test_idx)
         cfs, diffs = [], []
         for p, t, v in zip(pos, test_idx, valid):
             if t not in recs:
@@ -72,20 +72,20 @@ def failed_label(record: dict) -> str:
     return "\n".join(["failed", *textwrap.wrap(reason, 16, max_lines=3, placeholder="…")])
 
 
-def budget_curve(prep, entries: list[dict], path: Path) -> Path:
+def budget_curve(ctx, entries: list[dict], path: Path) -> Path:
     """Share of errors flipped (valid) vs model rows spent, one line per solver, log x."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for e in entries:
-        recs = prep.store.records(e["entry_key"])
+        recs = ctx.store.records(e["entry_key"])
         if not recs:
             continue
         test_idx = [r["test_index"] for r in recs]
-        valid = prep.store.scores(e["entry_key"], "validity", "1", test_idx) > 0.5
+        valid = ctx.store.scores(e["entry_key"], "validity", "1", test_idx) > 0.5
         cost = np.array([r["queries"] + r["grad_queries"] for r in recs])
         top = max(cost.max(), e.get("fit_queries", 0.0) / len(recs) + cost.mean(), 10)
         budgets = np.logspace(0, max(1.0, np.log10(top) + 0.1), 200)
         share = [(valid & (cost <= b)).mean() for b in budgets]
-        label = e["method"] + (f" (subset n={len(recs)})" if len(recs) < len(prep.errors) else "")
+        label = e["method"] + (f" (subset n={len(recs)})" if len(recs) < len(ctx.errors) else "")
         line = ax.step(budgets, share, where="post", label=label + (" per error" if e.get("fit_queries") else ""))[0]
         if e.get("fit_queries"):  # a one-off fit: where the solver really stands once its training is shared out
             amortised = e["fit_queries"] / len(recs) + cost.mean()
@@ -104,18 +104,18 @@ def budget_curve(prep, entries: list[dict], path: Path) -> Path:
     return path
 
 
-def attribution_figures(prep, entries: list[dict], out_dir: Path) -> list[Path]:
+def attribution_figures(ctx, entries: list[dict], out_dir: Path) -> list[Path]:
     """Heatmap grid: a fixed sample of errors x methods, overlaid on the digits."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    errs = prep.errors
-    pos = sample_positions(len(errs), prep.cfg.n_figure)
+    errs = ctx.errors
+    pos = sample_positions(len(errs), ctx.cfg.n_figure)
     test_idx = [int(errs.index[p]) for p in pos]
     path = out_dir / "attributions_heatmaps.png"
     from bench.report.image_grid import heatmap_grid
 
     cols = []
     for e in entries:
-        recs = _artifacts(prep, e["entry_key"], test_idx)
+        recs = _artifacts(ctx, e["entry_key"], test_idx)
         cols.append((f"{e['method']}\n({e['mode']})", [recs[t]["artifact"][0] if t in recs else None for t in test_idx],
                      [recs[t]["explained"] if t in recs else None for t in test_idx]))
     digits = [errs.x[p, 0].numpy() for p in pos]

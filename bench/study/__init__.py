@@ -4,14 +4,15 @@ A preset with a `[study]` table (bench.config.StudyConfig) is a study. It expand
 (bench/study/cells.py), each an ordinary run config, and each cell into work units with
 explicit dependencies (bench/study/units.py):
 
-    train (cell)  ->  explain (cell, method, chunk of errors) ...  ->  write (cell)  ->  table (study)
+    train (cell) -> [open (cell)] -> explain (cell, method, chunk of errors) ... -> [finish (cell)] -> table (study)
 
 Every unit is idempotent: training is keyed and cached by bench.checkpoints (file lock), and
 an explain unit's records and scores are keyed by the same store entries as a plain run's,
 so a study resumes after any interruption. An executor runs the units (bench/study/executors.py):
 `local` in this process, `ray` as Ray tasks whose results only the driver writes to the store.
-The driver (bench/study/driver.py) writes each cell's leaderboards and then the study table
-(bench/study/table.py). This module imports no torch.
+The driver (bench/study/driver.py) opens and finishes each cell (bench/cell.py: its boards), and
+bench/study/outputs.py writes the study table (built by bench/study/table.py). A plain `bench run`
+is a one-cell study through the same driver and units. This module imports no torch.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.leaderboard import MIN_BEST_N, EntryScores, MetricMeta, fmt, fmt_cell
+from bench.board import fmt, fmt_cell
+from bench.leaderboard import MIN_BEST_N, EntryScores, MetricMeta
 from bench.stats import ALPHA, cell, holm, paired_pvalue
 
 MIN_N = MIN_BEST_N
