@@ -46,7 +46,8 @@ def _kernel(dtype, device) -> torch.Tensor:
 
 
 def linear_impute(x: torch.Tensor, removed: torch.Tensor, tol: float = 1e-6, max_iter: int = 2000,
-                  dtype: torch.dtype = torch.float32, init: torch.Tensor | None = None) -> torch.Tensor:
+                  dtype: torch.dtype = torch.float32, init: torch.Tensor | None = None,
+                  atol: float = 0.0) -> torch.Tensor:
     """ROAD's linear imputation without noise: each removed pixel = weighted mean of its neighbours.
 
     The system of every image (and channel) is solved at once by conjugate gradients on the
@@ -64,12 +65,14 @@ def linear_impute(x: torch.Tensor, removed: torch.Tensor, tol: float = 1e-6, max
             ROAD's noise of 0.01; float64 with a smaller tol for tests of the last digits).
         init: (N,C,H,W) a starting guess for the removed pixels (None: zeros, as the ROAD metrics
             use); a smooth fill (metrics.removal) saves most iterations on large holes.
+        atol: also stop a system once its residual norm is below atol (0: never; metrics.removal
+            sets one so that near-zero systems stop before float32 underflows into slow denormals).
     Returns:
         (N,C,H,W): kept pixels as in x, removed ones solved for (dtype and device of x).
     """
     if len(x) > CHUNK:  # small batches: a 3x3 convolution over 91 images is ~50x cheaper than over 819
         return torch.cat([linear_impute(x[i:i + CHUNK], removed[i:i + CHUNK], tol, max_iter, dtype,
-                                        None if init is None else init[i:i + CHUNK])
+                                        None if init is None else init[i:i + CHUNK], atol)
                           for i in range(0, len(x), CHUNK)])
     import torch.nn.functional as F
 
@@ -86,7 +89,7 @@ def linear_impute(x: torch.Tensor, removed: torch.Tensor, tol: float = 1e-6, max
     p = r.clone()
     rr = (r * r).sum((1, 2, 3), keepdim=True)
     tiny = torch.finfo(dtype).tiny
-    stop = (tol ** 2) * (rhs * rhs).sum((1, 2, 3), keepdim=True).clamp_min(tiny)
+    stop = ((tol ** 2) * (rhs * rhs).sum((1, 2, 3), keepdim=True)).clamp_min(max(tiny, atol ** 2))
     for _ in range(max_iter):
         if bool((rr <= stop).all()):
             break
