@@ -30,7 +30,7 @@ def run(cfg, progress: bool = True) -> dict:
 
     started = time.perf_counter()
     store = Store(cfg.store_path).acquire()
-    folder = ex = None
+    folder = ex = driver = None
     try:
         folder = out_dir(cfg, model_label(cfg))  # claimed now (exclusive mkdir), marked INCOMPLETE until done
         cell = Cell(cfg.dataset, model_label(cfg), cfg.seed, cfg)
@@ -39,8 +39,8 @@ def run(cfg, progress: bool = True) -> dict:
                         cell_json=False)
         driver.run()
     except BaseException:
-        if folder is not None and not cfg.publish:
-            discard_if_empty(folder, cfg.out)  # refused before any table: leave no empty run folder behind
+        if folder is not None and not cfg.publish and (driver is None or not driver.opened):
+            discard_if_empty(folder, cfg.out)  # refused before any work: leave no empty run folder behind
         raise
     finally:
         if ex is not None:

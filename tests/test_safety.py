@@ -604,7 +604,7 @@ def test_generated_every_numeric_parameter_refuses_nan_inf_and_out_of_range_valu
             for p in list(inspect.signature(fn).parameters.values())[skip:]:
                 if p.name in hints and p.name != "n_classes" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
                     cases.append((name, p.name, hints[p.name],
-                                  lambda v, f=fn, k=p.name, s=skip, w=name: _call_params(w, f, {k: v}, s)))
+                                  lambda v, f=fn, k=p.name, r=reg, w=name: _call_params(w, f, {k: v}, r.kind)))
     for prefix, cls in (("", RunConfig), ("train.", TrainConfig), ("counterfactuals.", CounterfactualConfig),
                         ("attributions.", AttributionConfig)):
         for key, hint in typing.get_type_hints(cls, include_extras=True).items():

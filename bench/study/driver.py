@@ -45,6 +45,7 @@ class Driver:
 
         self.cells, self.folders, self.ex, self.stores, self.chunk = cells, folders, executor, stores, chunk
         self.progress, self.cell_json, self.timings, self.failed, self.finished = progress, cell_json, [], [], {}
+        self.opened = 0  # cells opened (their runs recorded in a store): work has begun
         self.bar = bar(0, f"study {executor.name}", unit="unit", progress=progress and cell_json)  # (a study's)
 
     def data(self, cfg):
@@ -122,6 +123,7 @@ class Driver:
 
         cell, t0 = run.cell, time.perf_counter()
         run.ctx = open_cell(cell.cfg, self.data(cell.cfg), self.stores[cell.cfg.store_path], run.folder, self.progress)
+        self.opened += 1
         units = explain_units(run.ctx, cell, self.chunk)
         self._timed(f"prepare:{cell.key}", "prepare", time.perf_counter() - t0)
         if units:
