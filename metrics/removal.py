@@ -59,7 +59,7 @@ def remove(x: torch.Tensor, removed: torch.Tensor, operator: Operator = "zeros",
     if callable(operator):
         return operator(x, removed, generator)
     if operator == "road":  # as metrics.road.noisy_linear_impute, from a smooth start, to ROAD_TOL
-        by_size = removed.flatten(1).sum(1).argsort()  # chunks of alike holes stop together
+        by_size = removed.flatten(1).sum(1).argsort(stable=True)  # chunks of alike holes stop together
         out = torch.empty_like(x)
         out[by_size] = linear_impute(x[by_size], removed[by_size], tol=ROAD_TOL, max_iter=ROAD_MAX_ITER,
                                      init=smooth_fill(x[by_size], removed[by_size]), atol=ROAD_ATOL)
