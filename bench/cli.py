@@ -295,11 +295,12 @@ def cmd_meta(folders: list[str], out: str | None, title: str | None, n_boot: int
             raise ConfigError(f"meta: {f}: no such folder (a board or run folder)")
         if not any(t.instances(f).is_file() for t in TABLES):
             raise ConfigError(f"meta: {f}: not a board (no counterfactuals_instances.csv or attributions_instances.csv)")
-    import bench
     from bench import meta
+    from bench.folders import RUNS
+    from bench.results import load
 
-    target = Path(out) if out else Path("runs") / "meta" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    tables = meta.summary([bench.load(f) for f in folders], n_boot=n_boot)
+    target = Path(out) if out else Path(RUNS) / "meta" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    tables = meta.summary([load(f) for f in folders], n_boot=n_boot)
     paths = meta.write(tables, target, title or ", ".join(Path(f).name for f in folders))
     if annotate:
         for f in folders:
