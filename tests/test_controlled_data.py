@@ -1,0 +1,126 @@
+"""Controlled datasets (bench.data.controlled): determinism, exact masks, and the mask check on a trained CNN.
+
+The mask check: the default CNN trained briefly on a slice of a set must fall to about chance
+when the masked region is replaced (by another image's same region, or zeroed for the decoy
+patch) and keep its accuracy when everything outside the mask is replaced.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import controlled as C
+
+N_TRAIN, N_TEST, STEPS = 6000, 1000, 300
+
+
+@pytest.fixture(scope="module")
+def sets(mnist):
+    return {name: C.build(name, mnist) for name in ("mnist-distractor", "mnist-decoy", "mnist-decoy-shortcut")}
+
+
+def _sha(split, n=64):
+    h = hashlib.sha256()
+    for t in (split.x[:n], split.y[:n], split.mask[:n]):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_registered_and_deterministic_from_the_seed(mnist, sets):
+    from bench.data import DATASETS
+
+    assert {"mnist-distractor", "mnist-decoy", "mnist-decoy-shortcut"} <= set(DATASETS.names())
+    for name, data in sets.items():
+        again = C.build(name, mnist)
+        for s in C.SPLITS:
+            a, b = getattr(data, s), getattr(again, s)
+            assert isinstance(a, C.MaskedSplit) and _sha(a) == _sha(b), (name, s)
+            assert a.x.shape == a.mask.shape == (len(getattr(mnist, s)), 1, 28, 28) and a.mask.dtype == torch.bool
+            assert float(a.x.min()) >= 0.0 and float(a.x.max()) <= 1.0
+        assert _sha(C.build(name, mnist, seed=1).train) != _sha(data.train), name
+
+
+def test_distractor_mask_is_the_label_half(mnist, sets):
+    d = sets["mnist-distractor"].test
+    assert d.mask[:, :, :, :14].all() and not d.mask[:, :, :, 14:].any()
+    assert torch.equal(d.y, mnist.test.y)
+    left = mnist.test.x[:, :, :, 0::2].add(mnist.test.x[:, :, :, 1::2]).div(2)  # the documented resize
+    assert torch.allclose(d.x[:, :, :, :14], left, atol=1e-6)
+    other = C.other_index(np.random.default_rng([C.SEED, 1, 2]), len(d.y))  # the documented stream: set 1, test
+    assert (other != np.arange(len(other))).all()
+    right = mnist.test.x[other][:, :, :, 0::2].add(mnist.test.x[other][:, :, :, 1::2]).div(2)
+    assert torch.allclose(d.x[:, :, :, 14:], right, atol=1e-6)  # the other side: another digit, same resize
+    # the right digit is independent of the label: its class agrees with the label about 10% of the time
+    assert float((mnist.test.y[other] == d.y).float().mean()) < 0.15
+
+
+@pytest.mark.parametrize("name", ["mnist-decoy", "mnist-decoy-shortcut"])
+def test_decoy_mask_is_exactly_the_patch(mnist, sets, name):
+    for s in C.SPLITS:
+        d = getattr(sets[name], s)
+        assert (d.mask.flatten(1).sum(1) == C.PATCH ** 2).all()
+        grey = (d.x * d.mask).flatten(1).sum(1) / C.PATCH ** 2
+        levels = torch.from_numpy(C.patch_level(np.arange(10)))
+        patch_class = (grey[:, None] - levels[None]).abs().argmin(1)
+        assert torch.allclose(grey, levels[patch_class], atol=1e-6)  # one exact DecoyMNIST grey per patch
+        base = getattr(mnist, s)
+        assert torch.equal(d.x[~d.mask], base.x[~d.mask])  # outside the patch: the MNIST digit untouched
+        agree = float((patch_class == d.y).float().mean())
+        digit_agree = float((base.y == d.y).float().mean())
+        if name == "mnist-decoy":
+            assert agree == 1.0 and digit_agree < 0.15  # the label is the patch's, not the digit's
+        elif s == "test":
+            assert agree < 0.15 and digit_agree == 1.0  # shortcut broken: only the digit carries the label
+        else:
+            assert agree == 1.0 and digit_agree == 1.0  # shortcut: both carry it
+
+
+def _train(split):
+    from bench.config import TrainConfig
+    from bench.models import MODELS
+    from bench.models.train import fit
+
+    torch.manual_seed(0)
+    model = MODELS.get("cnn")(n_classes=10)
+    part = C.MaskedSplit(split.x[:N_TRAIN], split.y[:N_TRAIN], split.mask[:N_TRAIN])
+    few = C.MaskedSplit(split.x[:256], split.y[:256], split.mask[:256])
+    data = type("D", (), dict(train=part, val=few, test=few))
+    fit(model, data, TrainConfig(epochs=100, max_steps=STEPS), seed=0, device="cpu", progress=False)
+    return model.eval()
+
+
+def _same_mask_donors(mask):
+    """For each image, another image with the identical mask (so a swap moves whole regions)."""
+    keys = mask.flatten(1).numpy()
+    donors = np.arange(len(keys))
+    _, groups = np.unique(keys, axis=0, return_inverse=True)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        donors[idx] = np.roll(idx, 1)
+    return torch.from_numpy(donors)
+
+
+def mask_check(model, split):
+    """Accuracies: intact, masked region replaced by a donor's, everything else replaced by a donor's."""
+    from bench.models.train import accuracy
+
+    x, y, m = split.x[-N_TEST:], split.y[-N_TEST:], split.mask[-N_TEST:]
+    donor = x[_same_mask_donors(m)]
+    return dict(intact=accuracy(model, x, y, "cpu"),
+                masked_replaced=accuracy(model, C.swap_region(x, m, donor), y, "cpu"),
+                rest_replaced=accuracy(model, C.swap_region(x, ~m, donor), y, "cpu"),
+                masked_zeroed=accuracy(model, x.masked_fill(m, 0.0), y, "cpu"))
+
+
+@pytest.mark.parametrize("name", ["mnist-distractor", "mnist-decoy"])
+def test_a_trained_model_needs_the_masked_pixels_and_only_them(sets, name):
+    data = sets[name]
+    acc = mask_check(_train(data.train), data.test)
+    print(name, {k: round(v, 3) for k, v in acc.items()})
+    assert acc["intact"] > 0.75, acc
+    assert acc["masked_replaced"] < 0.25, acc  # about chance (0.1): the evidence is gone
+    assert acc["rest_replaced"] > acc["intact"] - 0.08, acc  # nothing outside the mask mattered
+    if name == "mnist-decoy":
+        assert acc["masked_zeroed"] < 0.25, acc
