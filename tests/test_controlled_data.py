@@ -14,6 +14,10 @@ import torch
 from bench.data import controlled as C
 
 N_TRAIN, N_TEST, STEPS = 6000, 1000, 300
+# sha256 of the first 64 test images' (x, y, mask) of each set at SEED (a change means the set changed: bump VERSION)
+GOLDEN = {"mnist-distractor": "4f89d2c8f15d361711270a58203d729f51ffeab907206a526e2d5301b8037d64",
+          "mnist-decoy": "29dba5024c98930df062a54f0763039e14694b6627f0e4bb69b9e18ff19643b3",
+          "mnist-decoy-shortcut": "77f3b74c5e08ddc369230e7ca6615868658a45ea22145f64cc71d93a9c0b518f"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,8 @@ def test_registered_and_deterministic_from_the_seed(mnist, sets):
             assert isinstance(a, C.MaskedSplit) and _sha(a) == _sha(b), (name, s)
             assert a.x.shape == a.mask.shape == (len(getattr(mnist, s)), 1, 28, 28) and a.mask.dtype == torch.bool
             assert float(a.x.min()) >= 0.0 and float(a.x.max()) <= 1.0
-        assert _sha(C.build(name, mnist, seed=1).train) != _sha(data.train), name
+        assert _sha(C.build(name, mnist, seed=1).test) != _sha(data.test), name  # the seed matters
+        assert _sha(data.test) == GOLDEN[name], (name, _sha(data.test))  # same bytes in any process
 
 
 def test_distractor_mask_is_the_label_half(mnist, sets):
@@ -56,25 +61,28 @@ def test_distractor_mask_is_the_label_half(mnist, sets):
     assert float((mnist.test.y[other] == d.y).float().mean()) < 0.15
 
 
-@pytest.mark.parametrize("name", ["mnist-decoy", "mnist-decoy-shortcut"])
-def test_decoy_mask_is_exactly_the_patch(mnist, sets, name):
+def test_decoy_mask_is_exactly_the_patch_and_only_it_carries_the_label(mnist, sets):
+    levels = torch.from_numpy(C.patch_level(np.arange(10)))
     for s in C.SPLITS:
-        d = getattr(sets[name], s)
+        d, base = getattr(sets["mnist-decoy"], s), getattr(mnist, s)
         assert (d.mask.flatten(1).sum(1) == C.PATCH ** 2).all()
         grey = (d.x * d.mask).flatten(1).sum(1) / C.PATCH ** 2
-        levels = torch.from_numpy(C.patch_level(np.arange(10)))
         patch_class = (grey[:, None] - levels[None]).abs().argmin(1)
         assert torch.allclose(grey, levels[patch_class], atol=1e-6)  # one exact DecoyMNIST grey per patch
-        base = getattr(mnist, s)
         assert torch.equal(d.x[~d.mask], base.x[~d.mask])  # outside the patch: the MNIST digit untouched
-        agree = float((patch_class == d.y).float().mean())
-        digit_agree = float((base.y == d.y).float().mean())
-        if name == "mnist-decoy":
-            assert agree == 1.0 and digit_agree < 0.15  # the label is the patch's, not the digit's
-        elif s == "test":
-            assert agree < 0.15 and digit_agree == 1.0  # shortcut broken: only the digit carries the label
-        else:
-            assert agree == 1.0 and digit_agree == 1.0  # shortcut: both carry it
+        assert torch.equal(patch_class, d.y)  # the label is the patch's grey level...
+        assert float((base.y == d.y).float().mean()) < 0.15  # ...and not the digit's
+
+
+def test_shortcut_mask_is_the_patch_whose_slot_is_the_label_in_training_only(mnist, sets):
+    for s in C.SPLITS:
+        d, base = getattr(sets["mnist-decoy-shortcut"], s), getattr(mnist, s)
+        assert (d.mask.flatten(1).sum(1) == C.PATCH ** 2).all() and (d.x[d.mask] == 1.0).all()
+        assert torch.equal(d.x[~d.mask], base.x[~d.mask]) and torch.equal(d.y, base.y)
+        corner = d.mask[:, 0].float().flatten(1).argmax(1)  # the patch's top-left pixel
+        slot = torch.tensor([C.SLOTS.index((int(i) // 28, int(i) % 28)) for i in corner])
+        agree = float((slot == d.y).float().mean())
+        assert agree == 1.0 if s != "test" else agree < 0.15, (s, agree)
 
 
 def _train(split):
@@ -124,3 +132,17 @@ def test_a_trained_model_needs_the_masked_pixels_and_only_them(sets, name):
     assert acc["rest_replaced"] > acc["intact"] - 0.08, acc  # nothing outside the mask mattered
     if name == "mnist-decoy":
         assert acc["masked_zeroed"] < 0.25, acc
+
+
+def test_the_decoy_shortcut_is_lost_at_test(mnist, sets):
+    data = sets["mnist-decoy-shortcut"]
+    model = _train(data.train)
+    from bench.models.train import accuracy
+
+    rng = np.random.default_rng(7)
+    x, y = mnist.test.x[-N_TEST:, 0].numpy(), mnist.test.y[-N_TEST:].numpy()
+    with_shortcut = C.masked_split(*C.shortcut_split(x, y, rng, shortcut=True))
+    acc_with = accuracy(model, with_shortcut.x, with_shortcut.y, "cpu")
+    acc_without = accuracy(model, data.test.x[-N_TEST:], data.test.y[-N_TEST:], "cpu")
+    print("mnist-decoy-shortcut", dict(test_with_shortcut=round(acc_with, 3), test_without=round(acc_without, 3)))
+    assert acc_with > 0.9 and acc_without < acc_with - 0.3, (acc_with, acc_without)

@@ -21,7 +21,7 @@ DATASETS.declare("mnist-distractor", "bench.data.controlled:load_mnist_distracto
 DATASETS.declare("mnist-decoy", "bench.data.controlled:load_mnist_decoy",
                  "DecoyMNIST-style: shuffled digit + 4x4 corner patch whose grey is the label; mask = patch")
 DATASETS.declare("mnist-decoy-shortcut", "bench.data.controlled:load_mnist_decoy_shortcut",
-                 "DecoyMNIST (Ross 2017): patch grey = label in train/val, random in test; mask = patch")
+                 "DecoyMNIST-style shortcut: white patch's slot = label in train/val, random in test; mask = patch")
 
 
 def load_dataset(name: str, data_dir: str | None = None, cache_dir: str | None = None):
