@@ -32,8 +32,8 @@ def run(cfg, progress: bool = True) -> dict:
     store = Store(cfg.store_path).acquire()
     folder = ex = driver = None
     try:
-        folder = out_dir(cfg, model_label(cfg))  # claimed now (exclusive mkdir), marked INCOMPLETE until done
         cell = Cell(cfg.dataset, model_label(cfg), cfg.seed, cfg)
+        folder = out_dir(cfg, cell.label)  # claimed now (exclusive mkdir), marked INCOMPLETE until done
         ex = LocalExecutor(threads=None, lane=True)
         driver = Driver([cell], {cell.key: folder}, ex, {cfg.store_path: store}, progress=progress and enabled(),
                         cell_json=False)

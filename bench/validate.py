@@ -125,6 +125,9 @@ def config_params(fn, kind: str) -> dict[str, inspect.Parameter]:
     return {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in supplied}
 
 
+_BUILT: set = set()  # (model, its params) that built on the meta device in this process
+
+
 def _model_params(model: str, build_fn, table: dict) -> None:
     """model_params against the builder's parameters; a builder that passes unknown keys on (timm's
     `**timm_kwargs`) is also built once on the meta device (no memory, no weights), so whatever the
@@ -134,11 +137,15 @@ def _model_params(model: str, build_fn, table: dict) -> None:
     _call_params("model_params", build_fn, table, "model")
     if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(build_fn).parameters.values()):
         return
+    key = (model, repr(sorted(table.items())))
+    if key in _BUILT:  # a study's seeds share their model: built once
+        return
     import torch
 
     try:
         with torch.device("meta"):
             build_fn(n_classes=10, **table)  # the class count does not change what the builder accepts
+        _BUILT.add(key)
     except Exception as e:  # noqa: BLE001 - the builder's (or its library's) refusal, in one line
         first = (str(e).splitlines() or [""])[0]
         bad = [k for k in table if f"'{k}'" in first]

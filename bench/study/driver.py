@@ -53,7 +53,7 @@ class Driver:
 
         return load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)  # cached per process
 
-    def _timed(self, unit: str, kind: str, seconds: float, where: str = "driver") -> None:
+    def timed(self, unit: str, kind: str, seconds: float, where: str = "driver") -> None:
         self.timings.append(dict(unit=unit, kind=kind, seconds=round(seconds, 3), where=where))
 
     def run(self) -> None:
@@ -89,7 +89,7 @@ class Driver:
         handle, result, seconds = self.ex.next(list(inflight))
         unit = inflight.pop(handle)
         run = active[unit.cell]
-        self._timed(unit.id, unit.kind, seconds, self.ex.name)
+        self.timed(unit.id, unit.kind, seconds, self.ex.name)
         self.bar.update(1)
         if unit.kind == "train":
             if isinstance(result, BaseException):
@@ -125,7 +125,7 @@ class Driver:
         run.ctx = open_cell(cell.cfg, self.data(cell.cfg), self.stores[cell.cfg.store_path], run.folder, self.progress)
         self.opened += 1
         units = explain_units(run.ctx, cell, self.chunk)
-        self._timed(f"prepare:{cell.key}", "prepare", time.perf_counter() - t0)
+        self.timed(f"prepare:{cell.key}", "prepare", time.perf_counter() - t0)
         if units:
             run.shared = self.ex.share(run.ctx)
         self._submitted(len(units))
@@ -148,7 +148,7 @@ class Driver:
 
         t0 = time.perf_counter()
         summary = finish_cell(run.ctx, run.cell if self.cell_json else None, run.failed, progress=self.progress)
-        self._timed(f"write:{run.cell.key}", "write", time.perf_counter() - t0)
+        self.timed(f"write:{run.cell.key}", "write", time.perf_counter() - t0)
         self.finished[run.cell.key] = dict(summary, ctx=run.ctx)
         active.pop(run.cell.key)
         log.info("%s written to %s", run.cell.key, run.folder)
@@ -199,7 +199,7 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
         mine = [c for c in grid if c.dataset == dataset]
         written += write_study(cfg, dataset, mine, folder, dict(info, units=driver.timings, failed=driver.failed,
                                                                 wall_seconds=round(time.perf_counter() - t0, 2)))
-        driver._timed(f"table:{dataset}", "table", time.perf_counter() - t1)
+        driver.timed(f"table:{dataset}", "table", time.perf_counter() - t1)
     for f in roots.values():
         mark_complete(f)
     return dict(folders={d: str(f) for d, f in roots.items()}, cells=[c.key for c in grid], paths=[str(p) for p in written],

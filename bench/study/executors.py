@@ -140,7 +140,7 @@ class Lane:
         import queue
 
         self._jobs: queue.Queue = queue.Queue()
-        self._oracles: dict = {}
+        self._for = self._copy = None  # the cell whose model the lane's oracle copies, and that oracle
         self.thread = threading.Thread(target=self._loop, name="bench-lane", daemon=True)
         self.thread.start()
 
@@ -154,9 +154,9 @@ class Lane:
 
         from bench.contract.oracle import Oracle
 
-        if id(ctx) not in self._oracles:
-            self._oracles = {id(ctx): Oracle(copy.deepcopy(ctx.model), ctx.device)}  # one cell at a time
-        return self._oracles[id(ctx)]
+        if self._for is not ctx:  # one cell at a time: a new cell, a new copy
+            self._for, self._copy = ctx, Oracle(copy.deepcopy(ctx.model), ctx.device)
+        return self._copy
 
     def _loop(self) -> None:
         import torch

@@ -137,24 +137,8 @@ def explain(ctx: RunContext, kind: str, name: str, start: int, stop: int, progre
 
     Returns the records produced (0 when the store had them all).
     """
-    task = task_of(ctx, kind)
     torch.manual_seed(ctx.cfg.seed)  # a unit never depends on what ran before it in this process
-    bound = bind(ctx, task, name)
-    fns, n_new = task.metric_fns(), 0
-    cut = task.metric_subset(fns)
-    try:
-        for entry in entries(ctx, task, name):
-            stop_e = min(stop, entry.n)
-            if start >= stop_e:
-                continue
-            n_new += produce(ctx, task, entry, bound, progress, positions=range(start, stop_e))
-            chunk_cut = {m: max(0, min(stop_e, n) - start) for m, n in cut.items()}  # the global first n
-            score_entry(ctx, entry.key, np.arange(start, stop_e), fns,
-                        lambda records, e=entry: task.make_batch(ctx, records, bound, e), progress,
-                        task.metric_params(), chunk_cut)
-    finally:
-        bound.close()
-    return n_new
+    return _unit(ctx, kind, name, start, stop, progress, ctx.oracle, score=True)
 
 
 def produce_only(ctx: RunContext, kind: str, name: str, start: int, stop: int, oracle: Oracle,
@@ -165,12 +149,26 @@ def produce_only(ctx: RunContext, kind: str, name: str, start: int, stop: int, o
     draws from torch's global generator (the method works in its own process) and counts on its
     own oracle. The unit's `explain` then finds the records made and only scores them.
     """
+    return _unit(ctx, kind, name, start, stop, progress, oracle, score=False)
+
+
+def _unit(ctx: RunContext, kind: str, name: str, start: int, stop: int, progress: bool, oracle: Oracle,
+          score: bool) -> int:
     task = task_of(ctx, kind)
     bound, n_new = bind(ctx, task, name, oracle), 0
+    fns = task.metric_fns() if score else []
+    cut = task.metric_subset(fns)
     try:
         for entry in entries(ctx, task, name):
-            if start < min(stop, entry.n):
-                n_new += produce(ctx, task, entry, bound, progress, positions=range(start, min(stop, entry.n)))
+            stop_e = min(stop, entry.n)
+            if start >= stop_e:
+                continue
+            n_new += produce(ctx, task, entry, bound, progress, positions=range(start, stop_e))
+            if score:
+                chunk_cut = {m: max(0, min(stop_e, n) - start) for m, n in cut.items()}  # the global first n
+                score_entry(ctx, entry.key, np.arange(start, stop_e), fns,
+                            lambda records, e=entry: task.make_batch(ctx, records, bound, e), progress,
+                            task.metric_params(), chunk_cut)
     finally:
         bound.close()
     return n_new
