@@ -29,6 +29,7 @@ from metrics._quantus_impl import (
     run_quantus,
     ssim_2d,
 )
+from metrics.quantus_robustness import avg_sensitivity, local_lipschitz, max_sensitivity
 
 STEP = 28  # pixels per step on 28x28: 28 steps, as deletion_auc
 
@@ -90,8 +91,9 @@ def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: An
     return torch.from_numpy(np.concatenate([np.asarray(o, dtype=np.float64) for o in outs]))
 
 
-@metric(ATTR_METRICS, higher_is_better=False, version="1",
-        definition="Quantus PixelFlipping, 28 px/step to 0, p(explained); np.trapz of the 28-point curve / 27, in [0,1]")
+@metric(ATTR_METRICS, higher_is_better=False, version="1", board=False,
+        definition="Quantus PixelFlipping, 28 px/step to 0, p(explained); np.trapz of the 28-point curve / 27, in [0,1]. "
+                   "Off the boards: deletion_auc's curve without its first point (Kendall tau 0.992)")
 def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: Annotated[int, Range("[1, 784]")] = STEP,
                      baseline: Annotated[float, Range("[0, 1]")] = 0.0) -> torch.Tensor:
     """Pixel flipping (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140), normalised.
@@ -105,51 +107,51 @@ def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: Annotat
     return torch.from_numpy(np.trapz(c.numpy(), axis=1) / max(1, c.shape[1] - 1))
 
 
-def _sensitivity(name, b, ctx, nr_samples, lower_bound):
-    init = dict(nr_samples=nr_samples, lower_bound=lower_bound, abs=False, normalise=False,
-                return_nan_when_prediction_changes=False)
-    return _q(name, b, ctx, init, softmax=False, explain=True)
-
-
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
-        definition="Quantus MaxSensitivity: max over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
+        definition="Quantus MaxSensitivity: max over 10 noisy x' (U(-0.2,0.2) on the digit, clipped to [0,1]) "
+                   "of ||a(x')-a(x)|| / ||a(x)||")
 def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
                       lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
     """Max-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); re-explains via b.explain_fn.
 
-    Quantus: nr_samples=10 (Quantus 200), uniform noise U(-0.2, 0.2) on every pixel
-    (lower_bound=0.2, Quantus default), Frobenius norms, abs=False, normalise=False,
-    return_nan_when_prediction_changes=False. Returns (N,) >= 0.
+    Quantus (the reference, metrics.quantus_robustness.quantus_init): nr_samples=10 (Quantus
+    200), noise U(-0.2, 0.2) (Quantus' bound) on the foreground pixels only, clipped to [0, 1],
+    Frobenius norms, abs=False, normalise=False, return_nan_when_prediction_changes=False.
+    Computed from the noisy re-explanations it shares with q_avg_sensitivity and
+    q_local_lipschitz_estimate (equal to Quantus' own, tested). Returns (N,) >= 0.
     """
-    return _sensitivity("MaxSensitivity", b, ctx, nr_samples, lower_bound)
+    return max_sensitivity(b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
-        definition="Quantus AvgSensitivity: mean over 10 U(-0.2,0.2) noisy x' of ||a(x')-a(x)|| / ||a(x)||")
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
+        definition="Quantus AvgSensitivity: mean over 10 noisy x' (U(-0.2,0.2) on the digit, clipped to [0,1]) "
+                   "of ||a(x')-a(x)|| / ||a(x)||")
 def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
                       lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
-    """Avg-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); same settings as max."""
-    return _sensitivity("AvgSensitivity", b, ctx, nr_samples, lower_bound)
+    """Avg-sensitivity (Yeh et al. 2019, https://arxiv.org/abs/1901.09392); the same samples as max."""
+    return avg_sensitivity(b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
-        definition="Quantus LocalLipschitzEstimate: max over 10 N(0,0.1) noisy x' of ||a(x)-a(x')|| / ||x-x'||")
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
+        definition="Quantus LocalLipschitzEstimate: max over 10 noisy x' (U(-0.2,0.2) on the digit, clipped "
+                   "to [0,1]) of ||a(x)-a(x')|| / ||x-x'||, maps normalised by their max |a|")
 def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
-                               perturb_std: Annotated[float, Range("(0, 10]")] = 0.1) -> torch.Tensor:
+                               lower_bound: Annotated[float, Range("(0, 1]")] = 0.2) -> torch.Tensor:
     """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018, https://arxiv.org/abs/1806.08049).
 
-    Quantus: nr_samples=10 (Quantus 200), Gaussian noise std 0.1 on every pixel, Euclidean
-    distances, abs=False, per-sample normalise (maps and re-explanations), logits,
+    Quantus (reference: quantus_robustness.quantus_init): nr_samples=10 (Quantus 200), the
+    sensitivity metrics' neighbourhood (Quantus' default is N(0, 0.1) on every pixel; one
+    neighbourhood lets the three metrics share their re-explanations), Euclidean distances,
+    abs=False, per-sample normalise (maps and re-explanations), logits,
     return_nan_when_prediction_changes=False. Returns (N,) >= 0.
     """
-    init = dict(nr_samples=nr_samples, perturb_std=perturb_std, perturb_mean=0.0, abs=False,
-                return_nan_when_prediction_changes=False, **NORM)
-    return _q("LocalLipschitzEstimate", b, ctx, init, softmax=False, explain=True)
+    return local_lipschitz(b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1",
+@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="1", board=False,
         definition="Quantus RelativeOutputStability: max over 10 U(-0.05,0.05) noisy x' of "
-                   "||(a-a')/a|| / ||logits-logits'||; NaN if any x' changes the prediction")
+                   "||(a-a')/a|| / ||logits-logits'||; NaN if any x' changes the prediction. Off the boards: "
+                   "(a-a')/a divides by the maps' exact zeros")
 def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
                                 noise: Annotated[float, Range("(0, 10]")] = 0.05) -> torch.Tensor:
     """Relative output stability (Agarwal et al. 2022, https://arxiv.org/abs/2203.06877).

@@ -180,9 +180,10 @@ def road_curves(oracle, x: torch.Tensor, attr: torch.Tensor, explained: torch.Te
     return p.view(len(levels), n).T / p0[:, None]
 
 
-@metric(ATTR_METRICS, higher_is_better=False, version="1",
+@metric(ATTR_METRICS, higher_is_better=False, version="1", board=False,
         definition="ROAD MoRF (Rong et al. 2022): mean over 10..90% of the most relevant pixels removed by noisy "
-                   "linear imputation (noise 0.01) of p(explained) / p(explained | x)")
+                   "linear imputation (noise 0.01) of p(explained) / p(explained | x). Off the boards: they show "
+                   "del_morf_road, the same operator on deletion's 28-px grid")
 def road_morf(b: AttrBatch, ctx: MetricContext, noise: Annotated[float, Range("[0, 1]")] = NOISE) -> torch.Tensor:
     """ROAD, most relevant first (https://arxiv.org/abs/2202.00449): a quick drop is good.
 
@@ -194,8 +195,9 @@ def road_morf(b: AttrBatch, ctx: MetricContext, noise: Annotated[float, Range("[
     return _curves(b, ctx, "morf", noise).mean(1)
 
 
-@metric(ATTR_METRICS, higher_is_better=True, version="1",
-        definition="ROAD LeRF (Rong et al. 2022): as road_morf with the least relevant pixels removed first")
+@metric(ATTR_METRICS, higher_is_better=True, version="1", board=False,
+        definition="ROAD LeRF (Rong et al. 2022): as road_morf with the least relevant pixels removed first. "
+                   "Off the boards (del_lerf_road)")
 def road_lerf(b: AttrBatch, ctx: MetricContext, noise: Annotated[float, Range("[0, 1]")] = NOISE) -> torch.Tensor:
     """ROAD, least relevant first: removing what the map calls unimportant should keep the class.
 
@@ -207,8 +209,8 @@ def road_lerf(b: AttrBatch, ctx: MetricContext, noise: Annotated[float, Range("[
     return _curves(b, ctx, "lerf", noise).mean(1)
 
 
-@metric(ATTR_METRICS, higher_is_better=True, version="1",
-        definition="ROAD LeRF - MoRF (the SRG-style difference of the two orders' areas; same imputation and seed)")
+@metric(ATTR_METRICS, higher_is_better=True, version="1", board=False,
+        definition="ROAD LeRF - MoRF (the SRG-style difference of the two orders' areas; same imputation and seed). Off the boards (srg_road)")
 def road_srg(b: AttrBatch, ctx: MetricContext, noise: Annotated[float, Range("[0, 1]")] = NOISE) -> torch.Tensor:
     """LeRF minus MoRF area under ROAD's imputation: one score that rewards both orders.
 

@@ -108,7 +108,7 @@ KINDS = ("mean", "proportion", "timing")  # what kind of quantity: it decides th
 
 def metric(registry, name: str | None = None, *, higher_is_better: bool, version: str, definition: str,
            valid_only: bool = False, needs: tuple[str, ...] = (), provenance: Callable | None = None,
-           kind: str = "mean"):
+           kind: str = "mean", board: bool = True):
     """Register a metric function with its metadata.
 
     Args:
@@ -127,6 +127,9 @@ def metric(registry, name: str | None = None, *, higher_is_better: bool, version
             into the leaderboard's provenance JSON.
         kind: "mean" (a continuous score: BCa bootstrap interval), "proportion" (a 0/1 score:
             Wilson interval) or "timing" (seconds shared by a batch: no interval).
+        board: False keeps the metric off a board that names no metrics (a run that names it
+            still gets it): for metrics measured to be degenerate or redundant on the boards'
+            data, the reason in their definition and in the README.
     """
 
     def deco(fn: Callable) -> Callable:
@@ -145,6 +148,7 @@ def metric(registry, name: str | None = None, *, higher_is_better: bool, version
         fn.needs = tuple(needs)
         fn.provenance = provenance
         fn.kind = kind
+        fn.board = board
         return fn
 
     return deco

@@ -74,6 +74,13 @@ class Finished:
     tables: dict = field(default_factory=dict)
 
 
+def metric_fns(registry, names) -> list:
+    """The metrics a run scores: those it names, else every registered one meant for boards (`board`)."""
+    if names:
+        return [registry.get(n) for n in names]
+    return [f for f in map(registry.get, registry.names()) if getattr(f, "board", True)]
+
+
 class Task(Protocol):
     """A task kind's strategy: which registry, what a row explains, how results are stored and scored."""
 

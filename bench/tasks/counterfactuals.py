@@ -14,7 +14,7 @@ from bench import board
 from bench.context import RunContext
 from bench.contract.metrics import CFBatch
 from bench.contract.registry import CF_METRICS, SOLVERS
-from bench.tasks import Finished, FinishedEntry, Produced, Statistics
+from bench.tasks import Finished, FinishedEntry, Produced, Statistics, metric_fns
 from bench.tasks.common_subset import compare
 
 
@@ -28,7 +28,7 @@ class CounterfactualTask:
         self.names = list(self.cfg.solvers)
 
     def metric_fns(self) -> list:
-        return [CF_METRICS.get(n) for n in (list(self.cfg.metrics) or CF_METRICS.names())]
+        return metric_fns(CF_METRICS, self.cfg.metrics)
 
     def metric_params(self) -> dict:
         return {}
