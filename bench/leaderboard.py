@@ -158,8 +158,8 @@ def statistics_record(n_boot: int, seed: int) -> dict:
     """How the board's statistics were made (its provenance `statistics`)."""
     return dict(schema_version=SCHEMA_VERSION, intervals=METHODS, n_bootstrap=n_boot, seed=seed, alpha=ALPHA,
                 min_best_n=MIN_BEST_N, best_vs_runner_up="paired sign-flip test on shared instances; "
-                "the table's tests one family, Holm", vs_random="paired sign-flip test on deletion_auc per "
-                "(method, mode); the board's rows one family, Holm")
+                "the table's tests one family, Holm", vs_random="paired sign-flip test on the headline deletion "
+                "(del_morf_zeros; deletion_auc on a board without it) per (method, mode); the board's rows one family, Holm")
 
 
 def headline(folder: Path) -> str:

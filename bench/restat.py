@@ -23,7 +23,7 @@ from bench import board, leaderboard, provenance
 from bench.leaderboard import EntryScores, MetricMeta
 
 STAT_SUFFIXES = ("", "_lo", "_hi", "_n", "_nan", "_ci", "_best", "_p_next", "_p_next_holm")
-STAT_COLUMNS = {"beats_random", "vs_random_p", "vs_random_p_holm", "not_for_publication", "schema_version"}
+STAT_COLUMNS = {"beats_random", "vs_random_p", "vs_random_p_holm", "vs_random_metric", "not_for_publication", "schema_version"}
 
 
 def _kind(t: board.Table, name: str) -> str:

@@ -37,7 +37,17 @@ for _name, _summary in [
 ]:
     CF_METRICS.declare(_name, f"{_PL}:{_name}", _summary)
 
-# Attribution metrics (ATTR_METRICS) are declared below.
+# Attribution metrics (ATTR_METRICS): the removal operators first (the board's headline is
+# del_morf_zeros, the operator that leaks least on MNIST; README "Removal operators"), then the rest.
+for _op, _what in [("zeros", "zeros"), ("blur", "RISE's blur"), ("mean", "the image's mean"),
+                   ("road", "ROAD's noisy linear imputation")]:
+    ATTR_METRICS.declare(f"del_morf_{_op}", f"metrics.removal:del_morf_{_op}",
+                         f"deletion, most relevant first, onto {_what}: AUC of p(explained)/p0 (lower better)")
+    ATTR_METRICS.declare(f"del_lerf_{_op}", f"metrics.removal:del_lerf_{_op}",
+                         f"deletion, least relevant first (the reversed map: inverse control), onto {_what}: "
+                         f"AUC of p(explained)/p0 (higher better)")
+    ATTR_METRICS.declare(f"srg_{_op}", f"metrics.removal:srg_{_op}",
+                         f"SRG under {_what}: del_lerf - del_morf, both p0-normalised (higher better)")
 ATTR_METRICS.declare("deletion_auc", "metrics.deletion_insertion:deletion_auc",
                      "RISE deletion AUC: p(explained) as most-important pixels go to 0, 28 px/step (lower better)")
 ATTR_METRICS.declare("insertion_auc", "metrics.deletion_insertion:insertion_auc",
@@ -74,12 +84,3 @@ ATTR_METRICS.declare("road_srg", "metrics.road:road_srg",
                      "ROAD LeRF - MoRF: both orders in one score (higher better)")
 ATTR_METRICS.declare("q_mprt", "metrics.quantus_metrics:q_mprt",
                      "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers")
-for _op, _what in [("zeros", "zeros"), ("blur", "RISE's blur"), ("mean", "the image's mean"),
-                   ("road", "ROAD's noisy linear imputation")]:
-    ATTR_METRICS.declare(f"del_morf_{_op}", f"metrics.removal:del_morf_{_op}",
-                         f"deletion, most relevant first, onto {_what}: AUC of p(explained)/p0 (lower better)")
-    ATTR_METRICS.declare(f"del_lerf_{_op}", f"metrics.removal:del_lerf_{_op}",
-                         f"deletion, least relevant first (the reversed map: inverse control), onto {_what}: "
-                         f"AUC of p(explained)/p0 (higher better)")
-    ATTR_METRICS.declare(f"srg_{_op}", f"metrics.removal:srg_{_op}",
-                         f"SRG under {_what}: del_lerf - del_morf, both p0-normalised (higher better)")

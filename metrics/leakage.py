@@ -115,7 +115,8 @@ def class_from_mask(removed: torch.Tensor, y: torch.Tensor, seed: int = 0) -> di
 
 
 def leakage_table(x: torch.Tensor, y: torch.Tensor, rank: torch.Tensor, operators: Sequence = ("none", "zeros",
-                  "blur", "mean", "road"), fractions: Sequence[float] = FRACTIONS, seed: int = 0) -> list[dict]:
+                  "blur", "mean", "road"), fractions: Sequence[float] = FRACTIONS, seed: int = 0,
+                  epochs: int = 6) -> list[dict]:
     """One row per operator: the detector's held-out AUC / accuracy, and class-from-mask accuracy (shared).
 
     Args:
@@ -127,8 +128,49 @@ def leakage_table(x: torch.Tensor, y: torch.Tensor, rank: torch.Tensor, operator
     rows = []
     for op in operators:
         label, op = op if isinstance(op, tuple) else (op, op)
-        det = detectability(x, removed, identity if op == "none" else op, seed)
+        det = detectability(x, removed, identity if op == "none" else op, seed, epochs=epochs)
         rows.append({"operator": label, "detector_auc": det["auc"], "detector_accuracy": det["accuracy"],
                      "detector_chance": det["chance_accuracy"], "class_from_mask": from_mask["accuracy"],
                      "class_chance": from_mask["chance_accuracy"], "n_test": det["n_test"]})
     return rows
+
+
+BOARD_IMAGES, BOARD_EPOCHS = 500, 4  # test images the board's leakage table uses (masks: the model's saliency, MoRF)
+BOARD_OPERATORS = ("none", "zeros", "blur", "mean", "road")
+
+
+def board_leakage(ctx, n: int = BOARD_IMAGES, seed: int = 0, epochs: int = BOARD_EPOCHS) -> dict:
+    """The leakage table a board prints beside its removal columns, for the run's model and data.
+
+    Masks: MoRF removal of the first `n` test images by the model's own saliency for its predicted
+    class, at 10..90% (image i gets FRACTIONS[i % 5]); the detector trained on 3/4, scored on 1/4.
+    Cached as JSON under <cache_dir>/leakage/<dataset>/ by the model's weights hash.
+
+    Returns:
+        {"images", "ranking", "fractions", "rows": leakage_table's rows, "least_leaking"} where
+        "least_leaking" is the removing operator with the lowest detector AUC.
+    """
+    import json
+    from pathlib import Path
+
+    from metrics.removal import order_rank
+    from solvers import ATTRIBUTIONS
+
+    path = (Path(ctx.cache_dir).expanduser() / "leakage" / ctx.dataset
+            / f"{(ctx.model_sha256 or 'unpinned')[:16]}-n{n}-e{epochs}-s{seed}.json")
+    if ctx.model_sha256 and path.exists():
+        return json.loads(path.read_text())
+    x = ctx.data.test.x[:n].to(getattr(ctx.oracle, "device", "cpu"))
+    y = ctx.data.test.y[:n]
+    pred = ctx.oracle.probs(x).argmax(1)
+    attr = ATTRIBUTIONS.get("saliency")(ctx.oracle)(x, pred, None).attr.detach().cpu()
+    rank = order_rank(attr, "morf").view(len(x), *x.shape[2:])
+    rows = leakage_table(x.cpu(), y, rank, BOARD_OPERATORS, FRACTIONS, seed, epochs)
+    removing = [r for r in rows if r["operator"] != "none"]
+    out = dict(images=len(x), epochs=epochs, ranking="saliency of the predicted class, MoRF", fractions=list(FRACTIONS),
+               seed=seed, rows=rows, least_leaking=min(removing, key=lambda r: r["detector_auc"])["operator"])
+    if ctx.model_sha256:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+    return out
+

@@ -177,7 +177,17 @@ def _make(operator: str, which: str) -> Callable:
     definition = (f"{'SRG: del_lerf - del_morf' if which == 'srg' else 'deletion ' + which.upper()} onto "
                   f"{_OPS[operator]}: AUC of p(explained)/p0, p0 = p(explained | x), 28 px/step"
                   + (", LeRF = MoRF of the reversed map (inverse control)" if which == "lerf" else ""))
-    return metric(ATTR_METRICS, higher_is_better=hib, version="1", definition=definition, kind="mean")(score)
+    return metric(ATTR_METRICS, higher_is_better=hib, version="1", definition=definition, kind="mean",
+                  provenance=_leakage_provenance)(score)
+
+
+def _leakage_provenance(ctx: MetricContext) -> dict:
+    """The board's leakage table (metrics.leakage.board_leakage), built once per run for all removal columns."""
+    from metrics.leakage import board_leakage
+
+    if ctx.data is None or ctx.oracle is None:
+        return {}
+    return {"removal_leakage": ctx.once("removal_leakage", lambda: board_leakage(ctx))}
 
 
 for _op in OPERATORS:

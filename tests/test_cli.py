@@ -59,7 +59,7 @@ def test_tiny_run_writes_leaderboards_and_resumes(tmp_path, cache_dir):
     [folder] = list((out / "mnist" / "cnn").iterdir())  # runs/<dataset>/<model>/<UTC time>/
     assert first.stdout.rstrip().endswith(str(folder))
     headline = first.stdout.split("attributions:")[1]  # the headline tables are printed
-    assert "deletion_auc" in headline and "saliency/predicted" in headline
+    assert "del_morf_zeros" in headline and "saliency/predicted" in headline
     cf = pd.read_csv(folder / "counterfactuals.csv")
     assert list(cf["method"]) == ["gradient", "growing_spheres"]
     assert (cf["n"] == 6).all() and cf["not_for_publication"].all()  # --limit via the preset

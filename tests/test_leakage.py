@@ -35,3 +35,23 @@ def test_masks_at_removes_the_first_fractions_of_the_order():
     rank = torch.arange(784).view(1, 28, 28).repeat(5, 1, 1)
     m = masks_at(rank, (0.1, 0.5))
     assert m.flatten(1).sum(1).tolist() == [78, 392, 78, 392, 78] and bool(m[0].flatten()[:78].all())
+
+
+def test_the_board_leakage_table_is_built_once_cached_and_said_under_the_table(oracle, mnist, cnn, tmp_path):
+    """On the real CNN: mean-filling leaks far more than zeros (MNIST's own background value), the
+    table is cached by the weights' hash, and the board's note names every operator."""
+    from bench.contract.metrics import MetricContext
+    from bench.tasks.quality import leakage_note
+    from metrics.leakage import BOARD_OPERATORS, board_leakage
+
+    ctx = MetricContext(oracle=oracle, data=mnist, cache_dir=str(tmp_path), model_sha256=cnn[1]["weights_sha256"])
+    table = board_leakage(ctx, n=200, epochs=2)
+    rows = {r["operator"]: r for r in table["rows"]}
+    assert list(rows) == list(BOARD_OPERATORS) and table["images"] == 200
+    assert rows["mean"]["detector_auc"] > rows["zeros"]["detector_auc"] + 0.2
+    assert table["least_leaking"] == min((op for op in rows if op != "none"), key=lambda op: rows[op]["detector_auc"])
+    [cached] = list(tmp_path.glob("leakage/mnist/*.json"))
+    assert board_leakage(ctx, n=200, epochs=2) == table  # read back, not retrained
+    note = " ".join(leakage_note(table))
+    assert all(f"{op} {rows[op]['detector_auc']:.3f}" in note for op in ("zeros", "blur", "mean", "road"))
+    assert f"Least leaking: {table['least_leaking']}" in note and leakage_note({}) == []

@@ -19,7 +19,8 @@ ACCURACY_FLOORS = {"mnist": 0.99, "fashion-mnist": 0.90}
 MIN_N = MIN_BEST_N  # the smallest n a best mark is given on (bench.leaderboard): below it a row is never shaded best
 CONTROLS = {"random": "random control: the floor a real method must beat"}
 # per table stem: the metrics the site's findings and cross-board summary rank by
-HEADLINE = {COUNTERFACTUALS.stem: ("validity", "l2"), ATTRIBUTIONS.stem: ("deletion_auc", "insertion_auc")}
+HEADLINE = {COUNTERFACTUALS.stem: ("validity", "l2"), ATTRIBUTIONS.stem: ("del_morf_zeros", "del_lerf_zeros",
+                                                                       "deletion_auc", "insertion_auc")}
 
 
 def split_flags(md: str | None) -> tuple[str | None, dict[str, str], str]:

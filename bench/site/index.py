@@ -121,7 +121,7 @@ def _family_summary(boards: list[dict]) -> tuple[list[str], str]:
                      f"on a subset (n={esc(n)}): not counted</li>" for t, m, row, n in f["uncounted"]]
             flags = [f'<li>{esc(t)} <code>{esc(m)}</code>: {esc(row)} is marked best on a metric the meta-evaluation '
                      f"flags ({esc(why)})</li>" for t, m, row, why in f["flagged"]]
-            flags += [f"<li>{esc(t)}: {esc(row)} is not better than the random control on deletion_auc (Holm-adjusted "
+            flags += [f"<li>{esc(t)}: {esc(row)} is not better than the random control on deletion (del_morf_zeros; deletion_auc on older boards; Holm-adjusted "
                       f"p={esc(p)})</li>" for t, row, p in f["not_random"]]
             n_hold = sum(w[3] for w in f["wins"])
             if fam == CONTROL:
@@ -188,7 +188,7 @@ def _summary(boards: list[dict]) -> str:
     table = ('<div class="scroll"><table class="summary"><thead><tr><th>task</th><th>method</th><th>boards</th>'
              '<th title="best on a headline metric, lead significant after Holm correction">best, significant</th>'
              '<th title="best on a headline metric, lead not shown after Holm correction">best, not significant</th>'
-             '<th title="boards where it is not better than the random control on deletion_auc">not better than '
+             '<th title="boards where it is not better than the random control on deletion (del_morf_zeros; deletion_auc on older boards)">not better than '
              f'random</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     return (f'<section class="headline" id="summary"><h2>Across boards</h2><ul>{"".join(f"<li>{x}</li>" for x in lines)}'
             f"</ul><p>How often each method is best on a headline metric (counterfactuals: {esc(metrics.get(COUNTERFACTUALS.stem))}; "

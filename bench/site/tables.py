@@ -112,7 +112,7 @@ def board_table(df: pd.DataFrame, metrics: list[dict], table_id: str, flagged: d
             flags += f'<span class="control-tag" title="{esc(CONTROLS[r["method"]])}">control</span>'
         if r.get("beats_random", "") == "False":
             p = r.get("vs_random_p_holm", r.get("vs_random_p", ""))
-            flags += (f'<span class="flag">not better than random on deletion_auc '
+            flags += (f'<span class="flag">not better than random on {esc(r.get("vs_random_metric") or "deletion_auc")} '
                       f'(Holm-adjusted p={fmt(p)})</span>')
         cells = [(r["method"], f"<strong>{esc(r['method'])}</strong>{flags}", "")]
         if with_mode:

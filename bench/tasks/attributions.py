@@ -18,10 +18,11 @@ from bench.context import RunContext
 from bench.contract.metrics import AttrBatch
 from bench.contract.registry import ATTR_METRICS, ATTRIBUTIONS
 from bench.stats import ALPHA, holm, paired_pvalue
-from bench.tasks import Finished, FinishedEntry, Produced, Statistics
+from bench.tasks import Finished, FinishedEntry, Produced, Statistics, metric_fns
 
 CONTROL = "random"
-SANITY_METRIC = "deletion_auc"
+# the control test's metric: the headline deletion, or RISE's deletion_auc on a board that lacks it
+SANITY_METRICS = ("del_morf_zeros", "deletion_auc")
 log = logging.getLogger("bench")
 
 
@@ -35,7 +36,7 @@ class AttributionTask:
         self.modes = tuple(self.cfg.targets)
 
     def metric_fns(self) -> list:
-        return [ATTR_METRICS.get(n) for n in (list(self.cfg.metrics) or ATTR_METRICS.names())]
+        return metric_fns(ATTR_METRICS, self.cfg.metrics)
 
     def metric_params(self) -> dict:
         return self.cfg.metric_params
@@ -77,8 +78,11 @@ class AttributionTask:
         dev_contrast = None if contrast is None else contrast.to(ctx.device)
 
         def explain_fn(x: torch.Tensor, explained: torch.Tensor) -> torch.Tensor:
-            c = dev_contrast if dev_contrast is not None and len(dev_contrast) == len(x) else None
-            return bound.get()(x.to(ctx.device), explained.to(ctx.device), c).attr
+            # x: the batch's own rows, perturbed (a contrast class belongs to its row: never dropped)
+            if dev_contrast is not None and len(dev_contrast) != len(x):
+                raise ValueError(f"explain_fn got {len(x)} rows for a batch of {len(dev_contrast)} with contrast "
+                                 "classes: re-explain the batch's rows in their order")
+            return bound.get()(x.to(ctx.device), explained.to(ctx.device), dev_contrast).attr
 
         return AttrBatch(x=ctx.errors.x[pos].to(ctx.device),
                          attr=torch.from_numpy(np.stack([r["artifact"] for r in records])).to(ctx.device),
@@ -96,7 +100,10 @@ class AttributionTask:
 
     @staticmethod
     def provenance_notes(metric_prov: dict) -> list[str]:
-        return []
+        """Lines from what the metrics recorded: what each removal operator leaks."""
+        from bench.tasks.quality import leakage_note
+
+        return leakage_note(metric_prov.get("removal_leakage") or {})
 
     @staticmethod
     def statistics(df, rows: list, metas: list, n_boot: int, seed: int) -> Statistics:
@@ -106,6 +113,7 @@ class AttributionTask:
             df["beats_random"] = [sanity.get((r.method, r.mode), {}).get("beats", None) for r in rows]
             df["vs_random_p"] = [sanity.get((r.method, r.mode), {}).get("p", np.nan) for r in rows]
             df["vs_random_p_holm"] = [sanity.get((r.method, r.mode), {}).get("p_holm", np.nan) for r in rows]
+            df["vs_random_metric"] = [sanity.get((r.method, r.mode), {}).get("metric", "") for r in rows]
         return Statistics(df, _sanity_notes(sanity),
                           dict(sanity_vs_random={f"{m}/{mode}": v for (m, mode), v in sanity.items()}), {})
 
@@ -123,22 +131,29 @@ class AttributionTask:
         return Finished(stats.df, notes, prov, figures, stats.notes, stats.tables)
 
 
+def sanity_metric(rows: list) -> str | None:
+    """The control test's metric: the first of SANITY_METRICS the random control's rows carry."""
+    have = [r.scores for r in rows if r.method == CONTROL]
+    return next((m for m in SANITY_METRICS if have and all(m in s for s in have)), None)
+
+
 def sanity_against_control(rows: list) -> dict:
-    """Per (method, mode): does it beat the random control on deletion AUC?
+    """Per (method, mode): does it beat the random control on the headline deletion (sanity_metric)?
 
     A paired sign-flip test per row on the errors both share; the board's rows are one family,
     Holm-corrected (`p_holm`); `beats` = better mean and adjusted p < 0.05.
     """
-    control = {r.mode: r for r in rows if r.method == CONTROL and SANITY_METRIC in r.scores}
+    metric = sanity_metric(rows)
+    control = {r.mode: r for r in rows if r.method == CONTROL and metric in r.scores}
     out = {}
     for r in rows:
         c = control.get(r.mode)
-        if c is None or r.method == CONTROL or SANITY_METRIC not in r.scores:
+        if c is None or r.method == CONTROL or metric not in r.scores:
             continue
         common, ia, ib = np.intersect1d(r.index, c.index, return_indices=True)
-        a, b = r.scores[SANITY_METRIC][ia], c.scores[SANITY_METRIC][ib]
+        a, b = r.scores[metric][ia], c.scores[metric][ib]
         ok = np.isfinite(a) & np.isfinite(b)
-        out[(r.method, r.mode)] = dict(p=paired_pvalue(a, b), n=int(ok.sum()),
+        out[(r.method, r.mode)] = dict(metric=metric, p=paired_pvalue(a, b), n=int(ok.sum()),
                                        deletion=float(np.nanmean(a[ok])) if ok.any() else float("nan"),
                                        random=float(np.nanmean(b[ok])) if ok.any() else float("nan"))
     for v, q in zip(out.values(), holm([v["p"] for v in out.values()])):
@@ -152,15 +167,16 @@ def _warn_failures(sanity: dict) -> None:
         m, mode = key.split("/", 1) if isinstance(key, str) else key
         if not v["beats"]:
             log.warning("%s (%s) is no better than the random control on %s (%.3f vs %.3f, Holm-adjusted p=%.3g)",
-                        m, mode, SANITY_METRIC, v["deletion"], v["random"], v["p_holm"])
+                        m, mode, v.get("metric", "deletion_auc"), v["deletion"], v["random"], v["p_holm"])
 
 
 def _sanity_notes(sanity: dict) -> list[str]:
     if not sanity:
         return []
+    metric = next(iter(sanity.values())).get("metric", "deletion_auc")
     bad = [f"{m} ({mode})" for (m, mode), v in sanity.items() if not v["beats"]]
     return ["", f"Sanity: {len(sanity) - len(bad)} of {len(sanity)} method/mode rows beat the random control on "
-            f"{SANITY_METRIC} (paired sign-flip test on the errors both share; the {len(sanity)} tests are one "
+            f"{metric} (paired sign-flip test on the errors both share; the {len(sanity)} tests are one "
             "family, Holm-corrected, adjusted p < 0.05; `vs_random_p` raw, `vs_random_p_holm` adjusted)"
             + (f"; NOT: {', '.join(bad)}." if bad else ".")]
 
