@@ -68,6 +68,13 @@ def _tau(a: pd.Series, b: pd.Series) -> float:
     return kendall_tau(a[common].to_numpy(float), b[common].to_numpy(float))
 
 
+def no_control(metric: str) -> str:
+    """Why the random control means nothing for a registered metric ("" when it is a meaningful floor)."""
+    from metrics import ATTR_METRICS
+
+    return getattr(ATTR_METRICS.get(metric), "control", "") if metric in ATTR_METRICS.names() else ""
+
+
 def separation(results, task: str = ATTR.kind) -> pd.DataFrame:
     """Per metric and method: effect size and p-value of (method - random control), signed better > 0."""
     rows = []
@@ -175,6 +182,7 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
         attr["bootstrap_tau"] = pd.concat([bootstrap_stability(b, ATTR.kind, n_boot) for b in boards],
                                           axis=1).mean(axis=1)
         attr["seed_tau"] = seed_stability(boards, ATTR.kind)
+        attr["no_control"] = [no_control(m) for m in attr.index]
         out[ATTR.stem] = attr.reset_index()
         out["separation"] = sep
         out.update(agreement(boards[0], n_boot=n_boot))
@@ -245,7 +253,13 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
     lines = [f"# Meta-evaluation: {title}", "", LEGEND, ""]
     for name in TASKS:
         if name in tables:
-            lines += [f"## {name}", "", _markdown(tables[name]), ""]
+            lines += [f"## {name}", "", _markdown(tables[name].drop(columns=["no_control"], errors="ignore")), ""]
+    if ATTR.stem in tables and "no_control" in tables[ATTR.stem]:
+        none = tables[ATTR.stem].loc[tables[ATTR.stem]["no_control"].fillna("") != "", ["metric", "no_control"]]
+        if len(none):
+            lines += ["## Metrics without a meaningful control", "", "Their separation from the random control "
+                      "above is no test of them:", ""]
+            lines += [f"- `{r.metric}`: {r.no_control}" for r in none.itertuples()] + [""]
     flags = flagged(tables)
     if any(flags.values()):
         lines += ["## Flagged metrics", "", f"Separation below {MIN_SEPARATED:.0%} of methods, or a ranking "

@@ -32,6 +32,14 @@ from metrics._quantus_impl import (
 from metrics.quantus_robustness import avg_sensitivity, local_lipschitz, max_sensitivity
 
 STEP = 28  # pixels per step on 28x28: 28 steps, as deletion_auc
+# why sparseness and complexity have no meaningful control (bench.contract.metrics.metric(control=...))
+HISTOGRAM_ONLY = ("a function of the map's value histogram alone: the matched null (the method's own values at "
+                  "random positions) scores exactly the same, so no control can separate it; it measures "
+                  "concentration, not correctness")
+# why the robustness metrics have none
+INPUT_INDEPENDENT = ("minimised (0) by any map that ignores the input, e.g. a constant or a fixed random map, and "
+                     "maximal for a random map drawn afresh per input: every null is trivially beaten or trivially "
+                     "wins; read it beside the method's faithfulness, never alone")
 
 
 def _q(name, b, ctx, init, softmax, explain=False, batch_size=128):
@@ -107,7 +115,7 @@ def q_pixel_flipping(b: AttrBatch, ctx: MetricContext, features_in_step: Annotat
     return torch.from_numpy(np.trapz(c.numpy(), axis=1) / max(1, c.shape[1] - 1))
 
 
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
+@metric(ATTR_METRICS, control=INPUT_INDEPENDENT, needs=("explain_fn",), higher_is_better=False, version="2",
         definition="Quantus MaxSensitivity: max over 10 noisy x' (U(-0.2,0.2) on the digit, clipped to [0,1]) "
                    "of ||a(x')-a(x)|| / ||a(x)||")
 def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
@@ -123,7 +131,7 @@ def q_max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[in
     return max_sensitivity(b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
+@metric(ATTR_METRICS, control=INPUT_INDEPENDENT, needs=("explain_fn",), higher_is_better=False, version="2",
         definition="Quantus AvgSensitivity: mean over 10 noisy x' (U(-0.2,0.2) on the digit, clipped to [0,1]) "
                    "of ||a(x')-a(x)|| / ||a(x)||")
 def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
@@ -132,7 +140,7 @@ def q_avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[in
     return avg_sensitivity(b, ctx, nr_samples, lower_bound)
 
 
-@metric(ATTR_METRICS, needs=("explain_fn",), higher_is_better=False, version="2",
+@metric(ATTR_METRICS, control=INPUT_INDEPENDENT, needs=("explain_fn",), higher_is_better=False, version="2",
         definition="Quantus LocalLipschitzEstimate: max over 10 noisy x' (U(-0.2,0.2) on the digit, clipped "
                    "to [0,1]) of ||a(x)-a(x')|| / ||x-x'||, maps normalised by their max |a|")
 def q_local_lipschitz_estimate(b: AttrBatch, ctx: MetricContext, nr_samples: Annotated[int, Range("[1, 100000]")] = 10,
@@ -169,14 +177,14 @@ def q_relative_output_stability(b: AttrBatch, ctx: MetricContext, nr_samples: An
     return _q("RelativeOutputStability", b, ctx, init, softmax=False, explain=True)
 
 
-@metric(ATTR_METRICS, higher_is_better=True, version="1",
+@metric(ATTR_METRICS, control=HISTOGRAM_ONLY, higher_is_better=True, version="1",
         definition="Quantus Sparseness: Gini index of |attr| (1 = all mass on one pixel)")
 def q_sparseness(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     """Sparseness (Chalasani et al. 2020, https://arxiv.org/abs/1810.06583): abs=True, per-sample normalise."""
     return _q("Sparseness", b, ctx, dict(abs=True, **NORM), softmax=False)
 
 
-@metric(ATTR_METRICS, higher_is_better=False, version="1",
+@metric(ATTR_METRICS, control=HISTOGRAM_ONLY, higher_is_better=False, version="1",
         definition="Quantus Complexity: entropy of |attr| / sum |attr| (NaN for an all-zero map)")
 def q_complexity(b: AttrBatch, ctx: MetricContext) -> torch.Tensor:
     """Complexity (Bhatt et al. 2020, https://arxiv.org/abs/2005.00631): abs=True, per-sample normalise."""

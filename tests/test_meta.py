@@ -19,8 +19,9 @@ def board():
 
 
 def test_separation_matches_the_boards_own_sanity_check(board):
-    sep = meta.separation(board).query("metric == 'deletion_auc'").set_index("method")
     prov = board.provenance["attributions"]["sanity_vs_random"]
+    [metric] = {v.get("metric", "deletion_auc") for v in prov.values()}  # the board's control-test metric
+    sep = meta.separation(board).query("metric == @metric").set_index("method")
     for key, v in prov.items():  # the board's paired test against random, same data, same test
         assert sep.loc[key, "p"] == pytest.approx(v["p"])
         assert (sep.loc[key, "mean_diff"] > 0) == (v["deletion"] < v["random"])  # lower deletion = better
@@ -66,7 +67,11 @@ def test_write_produces_tables_markdown_and_heatmap(board, tmp_path):
             "meta_agreement.png"} <= names
     table = pd.read_csv(tmp_path / "meta_attributions.csv")
     assert set(table.columns) >= {"metric", "separated_share", "median_d_z", "bootstrap_tau"}
-    assert "| metric" in (tmp_path / "meta.md").read_text()
+    md = (tmp_path / "meta.md").read_text()
+    assert "| metric" in md and "no_control" not in md.split("## Metrics without")[0]
+    none = table.set_index("metric")["no_control"].fillna("")
+    assert none["q_sparseness"].startswith("a function of the map's value histogram") and none["deletion_auc"] == ""
+    assert "- `q_sparseness`: a function of the map's value histogram" in md  # said, not tested against random
 
 
 def test_flags_name_weak_metrics_and_annotate_is_idempotent(board, tmp_path):

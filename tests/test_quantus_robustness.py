@@ -84,3 +84,20 @@ def test_known_answers(oracle, errors):
     b.attr = torch.zeros_like(b.attr)  # ||a|| = 0: the ratio is undefined, NaN (never inf)
     ctx.memo.clear()
     assert torch.isnan(rob.max_sensitivity(b, ctx)).all()
+
+
+def test_histogram_metrics_cannot_be_separated_by_a_matched_null(oracle, errors):
+    """Why sparseness and complexity carry no control: the method's own values at random positions
+    (the histogram-matched null) score exactly what the map scores."""
+    from metrics import ATTR_METRICS
+
+    b = method_batch(oracle, errors, "saliency", slice(0, 12))
+    ctx = MetricContext(oracle=oracle, seed=0)
+    perm = torch.randperm(784, generator=torch.Generator().manual_seed(0))
+    null = AttrBatch(x=b.x, attr=b.attr.flatten(1)[:, perm].view_as(b.attr), explained=b.explained,
+                     seconds=b.seconds, method="null")
+    for name in ("q_sparseness", "q_complexity"):
+        f = ATTR_METRICS.get(name)
+        np.testing.assert_allclose(f(null, ctx).numpy(), f(b, ctx).numpy(), rtol=1e-6)
+        assert f.control.startswith("a function of the map's value histogram")
+    assert ATTR_METRICS.get("q_max_sensitivity").control and not ATTR_METRICS.get("del_morf_zeros").control

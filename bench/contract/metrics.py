@@ -108,7 +108,7 @@ KINDS = ("mean", "proportion", "timing")  # what kind of quantity: it decides th
 
 def metric(registry, name: str | None = None, *, higher_is_better: bool, version: str, definition: str,
            valid_only: bool = False, needs: tuple[str, ...] = (), provenance: Callable | None = None,
-           kind: str = "mean", board: bool = True):
+           kind: str = "mean", board: bool = True, control: str = ""):
     """Register a metric function with its metadata.
 
     Args:
@@ -130,6 +130,9 @@ def metric(registry, name: str | None = None, *, higher_is_better: bool, version
         board: False keeps the metric off a board that names no metrics (a run that names it
             still gets it): for metrics measured to be degenerate or redundant on the boards'
             data, the reason in their definition and in the README.
+        control: "" when the random map is a meaningful floor for the metric (a method must beat
+            it); else why no control means anything for it (e.g. the score depends on the map's
+            value histogram only), which the meta-evaluation prints instead of a separation test.
     """
 
     def deco(fn: Callable) -> Callable:
@@ -149,6 +152,7 @@ def metric(registry, name: str | None = None, *, higher_is_better: bool, version
         fn.provenance = provenance
         fn.kind = kind
         fn.board = board
+        fn.control = control
         return fn
 
     return deco
