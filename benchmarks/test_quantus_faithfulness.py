@@ -1,4 +1,4 @@
-"""pytest-benchmark: Quantus 0.6 faithfulness metrics (metrics.quantus_metrics, the reference)
+"""pytest-benchmark: Quantus 0.6 faithfulness metrics (metrics.quantus_reference, the reference)
 against their batched versions (metrics.quantus_faithfulness), one run, seconds per instance.
 
     pytest benchmarks/test_quantus_faithfulness.py -o addopts= --benchmark-only \\
@@ -21,13 +21,13 @@ import torch
 
 from bench.contract.metrics import AttrBatch, MetricContext
 from metrics import quantus_faithfulness as fast
-from metrics import quantus_metrics as quantus
+from metrics import quantus_reference as quantus
 
 PAIRS = {  # name: (Quantus reference, fast version)
-    "faithfulness_correlation": (quantus.q_faithfulness_correlation, fast.faithfulness_correlation),
-    "faithfulness_estimate": (quantus.q_faithfulness_estimate, fast.faithfulness_estimate),
-    "monotonicity_correlation": (quantus.q_monotonicity_correlation, fast.monotonicity_correlation),
-    "pixel_flipping": (quantus.q_pixel_flipping, fast.pixel_flipping),
+    "faithfulness_correlation": (quantus.faithfulness_correlation, fast.faithfulness_correlation),
+    "faithfulness_estimate": (quantus.faithfulness_estimate, fast.faithfulness_estimate),
+    "monotonicity_correlation": (quantus.monotonicity_correlation, fast.monotonicity_correlation),
+    "pixel_flipping": (quantus.pixel_flipping, fast.pixel_flipping),
 }
 
 

@@ -1,4 +1,4 @@
-"""pytest-benchmark: Quantus MPRT / RandomLogit (metrics.quantus_metrics) against the fast path
+"""pytest-benchmark: Quantus MPRT / RandomLogit (metrics.quantus_reference) against the fast path
 (metrics.quantus_randomisation), one run.
 
     pytest benchmarks/test_quantus_randomisation.py -o addopts= --benchmark-only \\
@@ -45,10 +45,10 @@ METRICS = ("mprt", "random_logit")
 
 
 def _paths(metric: str):
-    from metrics import quantus_metrics as reference
+    from metrics import quantus_reference as reference
     from metrics import quantus_randomisation as fast
 
-    return {"mprt": (reference.q_mprt, fast.mprt), "random_logit": (reference.q_random_logit, fast.random_logit)}[metric]
+    return {"mprt": (reference.mprt, fast.mprt), "random_logit": (reference.random_logit, fast.random_logit)}[metric]
 
 
 @pytest.fixture(scope="module")

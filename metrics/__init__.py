@@ -63,11 +63,11 @@ ATTR_METRICS.declare("q_monotonicity_correlation", "metrics.quantus_metrics:q_mo
 ATTR_METRICS.declare("q_pixel_flipping", "metrics.quantus_metrics:q_pixel_flipping",
                      "Quantus PixelFlipping (Bach et al. 2015), 28 px/step to 0, AUC normalised to [0,1]")
 ATTR_METRICS.declare("q_max_sensitivity", "metrics.quantus_metrics:q_max_sensitivity",
-                     "Quantus MaxSensitivity (Yeh et al. 2019), 10 U(-0.2,0.2) noisy re-explanations")
+                     "Quantus MaxSensitivity (Yeh et al. 2019), 10 re-explanations, U(-0.2,0.2) on the digit")
 ATTR_METRICS.declare("q_avg_sensitivity", "metrics.quantus_metrics:q_avg_sensitivity",
-                     "Quantus AvgSensitivity (Yeh et al. 2019), 10 U(-0.2,0.2) noisy re-explanations")
+                     "Quantus AvgSensitivity (Yeh et al. 2019), the same 10 re-explanations")
 ATTR_METRICS.declare("q_local_lipschitz_estimate", "metrics.quantus_metrics:q_local_lipschitz_estimate",
-                     "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018), 10 N(0,0.1) samples")
+                     "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018), the same 10 re-explanations")
 ATTR_METRICS.declare("q_relative_output_stability", "metrics.quantus_metrics:q_relative_output_stability",
                      "Quantus RelativeOutputStability (Agarwal et al. 2022), 10 U(-0.05,0.05) samples, NaN if one flips")
 ATTR_METRICS.declare("q_sparseness", "metrics.quantus_metrics:q_sparseness",
@@ -83,4 +83,4 @@ ATTR_METRICS.declare("road_lerf", "metrics.road:road_lerf",
 ATTR_METRICS.declare("road_srg", "metrics.road:road_srg",
                      "ROAD LeRF - MoRF: both orders in one score (higher better)")
 ATTR_METRICS.declare("q_mprt", "metrics.quantus_metrics:q_mprt",
-                     "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers")
+                     "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers (constant map: 0)")

@@ -22,7 +22,8 @@ from metrics.deletion_insertion import (
     insertion_curves,
     make_substrate,
 )
-from metrics.quantus_metrics import mprt_layers, pixel_flipping_curves, q_complexity, q_pixel_flipping
+from metrics.quantus_metrics import q_complexity, q_pixel_flipping
+from metrics.quantus_reference import mprt_layers, pixel_flipping_curves
 from solvers import ATTRIBUTIONS
 
 

@@ -1,4 +1,4 @@
-"""metrics.quantus_faithfulness against its reference, Quantus 0.6 itself (metrics.quantus_metrics).
+"""metrics.quantus_faithfulness against its reference, Quantus 0.6 itself (metrics.quantus_reference).
 
 Real maps (saliency, input x gradient, a map of mostly exact zeros) of the real default CNN on
 real MNIST errors; 150 rows (the errors, then correct test images) cross run_quantus' 128-row
@@ -24,7 +24,7 @@ from torch import nn
 from bench.contract.metrics import AttrBatch, MetricContext
 from bench.contract.oracle import Oracle
 from metrics import quantus_faithfulness as F
-from metrics import quantus_metrics as Q
+from metrics import quantus_reference as Q
 from metrics.deletion_insertion import deletion_curves
 from solvers import ATTRIBUTIONS
 
@@ -119,7 +119,7 @@ def check(ref_fn, fast_fn, b, o, eager=None, seed=0, **kw):
 
 
 def test_estimate_equals_quantus_at_board_defaults_on_150_rows(o, saliency150):
-    check(Q.q_faithfulness_estimate, F.faithfulness_estimate, saliency150, o)
+    check(Q.faithfulness_estimate, F.faithfulness_estimate, saliency150, o)
 
 
 def test_pixel_flipping_equals_quantus_at_board_defaults(o, ixg150):
@@ -131,20 +131,20 @@ def test_pixel_flipping_equals_quantus_at_board_defaults(o, ixg150):
 
 def test_correlation_equals_quantus_across_chunks(o, eager, ixg150):
     """nr_runs=6 (fewer runs, the same draws per run): the 128-row chunking and the RNG stream across it."""
-    check(Q.q_faithfulness_correlation, F.faithfulness_correlation, ixg150, o, eager, seed=5, nr_runs=6)
+    check(Q.faithfulness_correlation, F.faithfulness_correlation, ixg150, o, eager, seed=5, nr_runs=6)
 
 
 def test_monotonicity_equals_quantus_across_chunks(o, saliency150):
     """7 groups of 112 pixels, 2 draws each (fewer rows; the same draw order: group, draw, image)."""
-    check(Q.q_monotonicity_correlation, F.monotonicity_correlation, saliency150, o,
+    check(Q.monotonicity_correlation, F.monotonicity_correlation, saliency150, o,
           features_in_step=112, nr_samples=2)
 
 
 def test_all_four_equal_quantus_on_a_map_of_ties_and_zeros(o, eager, tied):
     """Exact ties (stable order, average ranks) and an all-zero map (row 2: NaN for the correlations)."""
-    fc = check(Q.q_faithfulness_correlation, F.faithfulness_correlation, tied, o, eager, seed=1, nr_runs=10)
-    fe = check(Q.q_faithfulness_estimate, F.faithfulness_estimate, tied, o, eager, seed=1)
-    mc = check(Q.q_monotonicity_correlation, F.monotonicity_correlation, tied, o, eager, seed=1, nr_samples=2)
+    fc = check(Q.faithfulness_correlation, F.faithfulness_correlation, tied, o, eager, seed=1, nr_runs=10)
+    fe = check(Q.faithfulness_estimate, F.faithfulness_estimate, tied, o, eager, seed=1)
+    mc = check(Q.monotonicity_correlation, F.monotonicity_correlation, tied, o, eager, seed=1, nr_samples=2)
     check(Q.pixel_flipping_curves, F.pixel_flipping_curves, tied, o, eager, seed=1)
     for baseline in ("uniform", "mean"):  # Quantus' string baselines: a draw per step, the current image's mean
         check(Q.pixel_flipping_curves, F.pixel_flipping_curves, tied, o, seed=1, baseline=baseline)
@@ -171,7 +171,7 @@ def test_quantus_spearman_fails_on_a_chunk_whose_second_row_is_constant(o, tied)
     b = make_batch(o, tied.x[1:4], tied.explained[1:4], tied.attr[1:4], "tied")  # its row 1 is all zero
     ctx = ctx_of(o)
     with pytest.raises(AttributeError, match="shape"):
-        Q.q_monotonicity_correlation(b, ctx, nr_samples=1)
+        Q.monotonicity_correlation(b, ctx, nr_samples=1)
     got = F.monotonicity_correlation(b, ctx, nr_samples=1)
     assert got.shape == (3,) and torch.isnan(got[1]) and not torch.isnan(got[[0, 2]]).any()
 
@@ -198,7 +198,7 @@ def test_estimate_is_one_for_a_map_of_each_groups_logit_drop(o, errors):
     ctx = ctx_of(o)
     for sign in (1.0, -1.0):
         b = make_batch(o, x, t, sign * attr, "row drops")
-        for s in (F.faithfulness_estimate(b, ctx), Q.q_faithfulness_estimate(b, ctx)):
+        for s in (F.faithfulness_estimate(b, ctx), Q.faithfulness_estimate(b, ctx)):
             np.testing.assert_allclose(s.numpy(), sign, atol=1e-5)
 
 
@@ -220,7 +220,7 @@ def test_correlation_is_one_for_input_x_weight_of_a_linear_model(errors):
     lin = Oracle(Linear(w), "cpu")
     b = make_batch(lin, x, torch.zeros(5, dtype=torch.long), x * w, "x*w")
     for s in (F.faithfulness_correlation(b, ctx_of(lin), nr_runs=20),
-              Q.q_faithfulness_correlation(b, ctx_of(lin), nr_runs=20)):
+              Q.faithfulness_correlation(b, ctx_of(lin), nr_runs=20)):
         np.testing.assert_allclose(s.numpy(), 1.0, atol=1e-5)
 
 
@@ -252,7 +252,7 @@ def test_monotonicity_known_value_with_ties_in_the_variances(errors):
     for attr, want in ((up, rho), (29.0 - up, -rho)):
         b = make_batch(lr, x, torch.zeros(4, dtype=torch.long), attr, "rows")
         for s in (F.monotonicity_correlation(b, ctx_of(lr), nr_samples=3),
-                  Q.q_monotonicity_correlation(b, ctx_of(lr), nr_samples=3)):
+                  Q.monotonicity_correlation(b, ctx_of(lr), nr_samples=3)):
             np.testing.assert_allclose(s.numpy(), want, atol=1e-12)
 
 

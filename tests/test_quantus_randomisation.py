@@ -1,6 +1,6 @@
 """metrics.quantus_randomisation (fast MPRT and RandomLogit) against Quantus 0.6 itself.
 
-The reference is metrics.quantus_metrics (mprt_layers, q_random_logit), which runs Quantus in
+The reference is metrics.quantus_reference (mprt_layers, random_logit), which runs Quantus in
 128-row chunks. On real errors of the real default CNN, with real methods from the registry.
 
 Tolerances. With the same explain calls (N <= 128: one chunk, one call per layer on both
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from bench.contract.metrics import AttrBatch, MetricContext
-from metrics import quantus_metrics as reference
+from metrics import quantus_reference as reference
 from metrics import quantus_randomisation as fast
 from metrics._quantus_impl import foreground_spearman
 from solvers import ATTRIBUTIONS
@@ -79,7 +79,7 @@ def test_mprt_layers_equal_quantus(oracle, errors, ctx, name, n):
     if name == "gradcam":
         assert any(bool(v.isnan().any()) for v in want.values())  # the NaN rows are exercised
     if name == "saliency":
-        assert_same(fast.mprt(b, ctx, constant="nan"), reference.q_mprt(b, ctx), 1e-12)
+        assert_same(fast.mprt(b, ctx, constant="nan"), reference.mprt(b, ctx), 1e-12)
     randomised = torch.stack([want[k] for k in LAYERS[1:]], 1)  # q_mprt's reductions of the same layers
     assert_same(fast.mprt(b, ctx, constant="nan"), randomised.mean(1), 1e-12)
     assert_same(fast.mprt(b, ctx, constant="nan", reduce="last"), randomised[:, -1], 1e-12)
@@ -116,8 +116,8 @@ def test_a_method_drawing_from_the_global_rngs_sees_quantus_draws(oracle, errors
     want, got = reference.mprt_layers(b, ctx), fast.mprt_layers(b, ctx, constant="nan")
     for k in want:
         assert_same(got[k], want[k], 1e-12)
-    assert_same(fast.mprt(b, ctx, constant="nan", original=True), reference.q_mprt(b, ctx), 1e-12)
-    assert_same(fast.random_logit(b, ctx), reference.q_random_logit(b, ctx), 1e-12)
+    assert_same(fast.mprt(b, ctx, constant="nan", original=True), reference.mprt(b, ctx), 1e-12)
+    assert_same(fast.random_logit(b, ctx), reference.random_logit(b, ctx), 1e-12)
 
 
 @pytest.mark.parametrize("name", ["saliency", "gradcam"])
@@ -125,13 +125,13 @@ def test_random_logit_equals_quantus_across_chunks(oracle, errors, ctx, name):
     """182 rows: the reference runs two Quantus calls (128 + 54), each re-drawing its classes from seed."""
     explain = counted(method_fn(oracle, name))
     b = make_batch(errors, 182, explain)
-    want = reference.q_random_logit(b, ctx)
+    want = reference.random_logit(b, ctx)
     explain.calls = 0
     got = fast.random_logit(b, ctx)
     assert explain.calls == 1  # all rows in one explain call
     assert_same(got, want, 1e-6)
     small = make_batch(errors, 40, explain)  # one chunk: the very same call on both sides
-    assert_same(fast.random_logit(small, ctx), reference.q_random_logit(small, ctx), 1e-12)
+    assert_same(fast.random_logit(small, ctx), reference.random_logit(small, ctx), 1e-12)
 
 
 def test_off_classes_follow_quantus_draws_per_chunk():
