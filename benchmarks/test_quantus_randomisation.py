@@ -45,8 +45,8 @@ METRICS = ("mprt", "random_logit")
 
 
 def _paths(metric: str):
-    from metrics import quantus_reference as reference
     from metrics import quantus_randomisation as fast
+    from metrics import quantus_reference as reference
 
     return {"mprt": (reference.mprt, fast.mprt), "random_logit": (reference.random_logit, fast.random_logit)}[metric]
 

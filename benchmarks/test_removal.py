@@ -3,6 +3,7 @@
     pytest benchmarks/test_removal.py -o addopts= --benchmark-only --benchmark-json=.benchmarks/removal.json
     python -m benchmarks.test_removal .benchmarks/removal.json     # the ratio table
     python -m benchmarks.test_removal leakage                      # the leakage table (metrics/leakage.py)
+    python -m benchmarks.test_removal operators leaderboards/mnist/cnn   # a board's operators compared
 
 Same maps (saliency on every error of the default CNN), same oracle, same process for both sides.
 """
@@ -91,5 +92,49 @@ def leakage(n: int = 2000) -> None:
                   f"{r['detector_chance']:>7.3f} {r['class_from_mask']:>16.3f} {r['class_chance']:>7.3f}")
 
 
+def operators(folder: str, k: int = 112) -> None:
+    """A board's removal columns side by side: method rankings per operator against zeros (Kendall tau over
+    the real methods, the random control left out), the methods whose rank moves most, and how much each
+    operator's MoRF score follows the share of ink (x > 0) among each map's first k removed pixels."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import kendalltau, spearmanr
+
+    from bench import board
+    from bench.data import load_dataset
+    from metrics.removal import order_rank
+
+    df = board.read_table(board.ATTRIBUTIONS.csv(folder)).set_index("method")
+    real = df[df.index != "random"]
+    ops = [op for op in OPERATORS if f"del_morf_{op}" in df.columns]
+    errors = pd.read_csv(f"{folder}/errors.csv")
+    x = load_dataset("mnist").test.x[torch.as_tensor(errors["test_index"].to_numpy())].flatten(1).numpy()
+    maps = np.load(board.ATTRIBUTIONS.artifacts(folder))
+    ink = {}
+    for m in real.index:
+        a = torch.from_numpy(maps[f"{m}|predicted"].astype(np.float32)).unsqueeze(1)
+        first = order_rank(a, "morf").numpy() < k
+        ink[m] = float(((x > 0) & first).sum(1).mean() / k)
+    ink = pd.Series(ink)
+    print(f"{len(real)} real methods; ink share of the first {k} MoRF pixels: {ink.min():.2f}..{ink.max():.2f}\n")
+    print(f"{'column':<16} {'tau vs zeros':>12} {'Spearman(ink share, score)':>27}   most moved (rank zeros -> rank here)")
+    for which in ("del_morf", "del_lerf", "srg"):
+        base = real[f"{which}_zeros"].astype(float)
+        hib = which != "del_morf"
+        for op in ops:
+            col = real[f"{which}_{op}"].astype(float)
+            tau = kendalltau(base, col).statistic
+            rho = spearmanr(ink[col.index], col).statistic
+            r0, r1 = base.rank(ascending=not hib), col.rank(ascending=not hib)
+            moved = (r1 - r0).abs().sort_values(ascending=False).index[:3]
+            print(f"{which + '_' + op:<16} {tau:>12.3f} {rho:>27.3f}   "
+                  + ", ".join(f"{m} {int(r0[m])}->{int(r1[m])}" for m in moved))
+
+
 if __name__ == "__main__":
-    leakage() if sys.argv[1:] == ["leakage"] else ratios(sys.argv[1] if len(sys.argv) > 1 else ".benchmarks/removal.json")
+    if sys.argv[1:2] == ["leakage"]:
+        leakage()
+    elif sys.argv[1:2] == ["operators"]:
+        operators(sys.argv[2])
+    else:
+        ratios(sys.argv[1] if len(sys.argv) > 1 else ".benchmarks/removal.json")

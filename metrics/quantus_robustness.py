@@ -29,6 +29,7 @@ Every sample's prediction may change (return_nan_when_prediction_changes=False, 
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import numpy as np
 import torch
@@ -128,6 +129,13 @@ def sensitivities(b: AttrBatch, ctx: MetricContext, nr_samples: int = NR_SAMPLES
         return (np.linalg.norm(maps - a[None], axis=2) / np.linalg.norm(a, axis=1)[None]).T
 
 
+def _reduce(f, values: np.ndarray) -> torch.Tensor:
+    """f (np.nanmax / np.nanmean) over the samples; a row with no finite sample (||a|| = 0) is NaN, silently."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _finite(f(values, axis=1))
+
+
 def _finite(v: np.ndarray) -> torch.Tensor:
     v = np.asarray(v, np.float64)
     v[~np.isfinite(v)] = np.nan
@@ -137,15 +145,13 @@ def _finite(v: np.ndarray) -> torch.Tensor:
 def max_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = NR_SAMPLES,
                     lower_bound: float = BOUND) -> torch.Tensor:
     """Quantus MaxSensitivity in quantus_init's configuration: float64 (N,), >= 0."""
-    with np.errstate(invalid="ignore"):
-        return _finite(np.nanmax(sensitivities(b, ctx, nr_samples, lower_bound), axis=1))
+    return _reduce(np.nanmax, sensitivities(b, ctx, nr_samples, lower_bound))
 
 
 def avg_sensitivity(b: AttrBatch, ctx: MetricContext, nr_samples: int = NR_SAMPLES,
                     lower_bound: float = BOUND) -> torch.Tensor:
     """Quantus AvgSensitivity in quantus_init's configuration: float64 (N,), >= 0."""
-    with np.errstate(invalid="ignore"):
-        return _finite(np.nanmean(sensitivities(b, ctx, nr_samples, lower_bound), axis=1))
+    return _reduce(np.nanmean, sensitivities(b, ctx, nr_samples, lower_bound))
 
 
 def local_lipschitz(b: AttrBatch, ctx: MetricContext, nr_samples: int = NR_SAMPLES,
@@ -157,5 +163,4 @@ def local_lipschitz(b: AttrBatch, ctx: MetricContext, nr_samples: int = NR_SAMPL
     a = normalise_per_sample(_stored(b))
     an = normalise_per_sample(maps.reshape(-1, maps.shape[2])).reshape(maps.shape)
     ratio = np.linalg.norm(an - a[None], axis=2) / (np.linalg.norm(xs - x[None], axis=2) + EPS)
-    with np.errstate(invalid="ignore"):
-        return _finite(np.nanmax(ratio, axis=0))
+    return _reduce(np.nanmax, ratio.T)

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from bench.contract.metrics import AttrBatch, MetricContext
-from metrics import quantus_reference as reference
 from metrics import quantus_randomisation as fast
+from metrics import quantus_reference as reference
 from metrics._quantus_impl import foreground_spearman
 from solvers import ATTRIBUTIONS
 
