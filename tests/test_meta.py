@@ -33,8 +33,8 @@ def test_agreement_is_a_symmetric_tau_matrix_with_unit_diagonal(board):
     m = tau.to_numpy(float)
     assert np.allclose(np.diag(m), 1.0) and np.allclose(m, m.T, equal_nan=True)
     assert np.nanmin(m) >= -1 and np.nanmax(m) <= 1
-    # deletion AUC and Quantus pixel flipping measure the same thing (zeroing the top pixels first)
-    assert tau.loc["deletion_auc", "q_pixel_flipping"] > 0.6
+    # RISE's deletion AUC and the p0-normalised deletion onto zeros remove the same pixels in the same order
+    assert tau.loc["deletion_auc", "del_morf_zeros"] > 0.8
     assert lo.loc["deletion_auc", "insertion_auc"] <= tau.loc["deletion_auc", "insertion_auc"] \
         <= hi.loc["deletion_auc", "insertion_auc"]
 
@@ -74,15 +74,25 @@ def test_write_produces_tables_markdown_and_heatmap(board, tmp_path):
     assert "- `q_sparseness`: a function of the map's value histogram" in md  # said, not tested against random
 
 
+def _shuffled(instances: pd.DataFrame, metric: str = "del_morf_zeros", seed: int = 0) -> pd.DataFrame:
+    """A metric that cannot rank: `metric`'s scores of each error dealt out to the methods at random."""
+    rng = np.random.default_rng(seed)
+    one = instances[(instances["task"] == "attribution") & (instances["metric"] == metric)].copy()
+    one["value"] = one.groupby("test_index")["value"].transform(lambda v: rng.permutation(v.to_numpy()))
+    return one.assign(metric="shuffled")
+
+
 def test_flags_name_weak_metrics_and_annotate_is_idempotent(board, tmp_path):
+    import copy
     import shutil
 
-    tables = meta.summary([board], n_boot=20)
+    weak = copy.copy(board)
+    weak.instances = pd.concat([board.instances, _shuffled(board.instances)], ignore_index=True)
+    tables = meta.summary([weak], n_boot=20)
     attr = tables["attributions"].set_index("metric")
-    # on this board q_relative_output_stability separates 9% of methods from random (< 50%): flagged
-    assert attr.loc["q_relative_output_stability", "separated_share"] < 0.5
-    assert "from random" in attr.loc["q_relative_output_stability", "flag"]
-    assert attr.loc["deletion_auc", "flag"] == ""  # separates 95%, stable
+    # scores dealt out at random separate hardly any method from the random control: flagged
+    assert attr.loc["shuffled", "separated_share"] < 0.5 and "from random" in attr.loc["shuffled", "flag"]
+    assert attr.loc["del_morf_zeros", "flag"] == "" and attr.loc["deletion_auc", "flag"] == ""  # 96%, stable
     for name in ("attributions.md", "counterfactuals.md"):
         shutil.copy(ROOT / "leaderboards" / "mnist" / "cnn" / name, tmp_path / name)
     before = (tmp_path / "attributions.md").read_text()
@@ -91,7 +101,7 @@ def test_flags_name_weak_metrics_and_annotate_is_idempotent(board, tmp_path):
     once = (tmp_path / "attributions.md").read_text()
     meta.annotate(tmp_path, tables, "meta.md")
     assert (tmp_path / "attributions.md").read_text() == once  # replaced, not appended twice
-    assert once.startswith(before.rstrip("\n")) and "`q_relative_output_stability`: separates" in once
+    assert once.startswith(before.rstrip("\n")) and "`shuffled`: separates" in once
     assert once.count(FLAGS_BEGIN) == 1 and "(meta.md)" in once
     assert "## Flagged metrics" in (meta.write(tables, tmp_path / "m", "x")[-1]).read_text()
 
@@ -106,12 +116,16 @@ def test_meta_command_writes_tables_and_annotates_the_boards(tmp_path, capsys):
     shutil.copytree(ROOT / "leaderboards" / "mnist" / "cnn", board, ignore=shutil.ignore_patterns("*.png", "meta"))
     for name in ("attributions.md", "counterfactuals.md"):  # as published before any meta-evaluation
         (board / name).write_text((board / name).read_text().split(FLAGS_BEGIN)[0])
+    inst = pd.read_csv(board / "attributions_instances.csv")  # add a metric that cannot rank (scores shuffled)
+    rng = np.random.default_rng(0)
+    inst["shuffled"] = inst.groupby("test_index")["del_morf_zeros"].transform(lambda v: rng.permutation(v.to_numpy()))
+    inst.to_csv(board / "attributions_instances.csv", index=False)
     assert main(["meta", str(board), "--out", str(tmp_path / "m"), "--n-boot", "10", "--annotate"]) == 0
     assert "meta-evaluation of 1 board(s)" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "m" / "meta_attributions.csv")
-    assert "q_relative_output_stability" in set(table.loc[table["flag"].notna(), "metric"])
+    assert set(table.loc[table["flag"].notna(), "metric"]) == {"shuffled"}
     md = (board / "attributions.md").read_text()
-    assert md.count(FLAGS_BEGIN) == 1 and "(../m/meta.md)" in md and "`q_relative_output_stability`" in md
+    assert md.count(FLAGS_BEGIN) == 1 and "(../m/meta.md)" in md and "`shuffled`" in md
 
 
 def test_separation_shares_are_corrected_within_each_metric(board):
