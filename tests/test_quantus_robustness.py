@@ -101,3 +101,16 @@ def test_histogram_metrics_cannot_be_separated_by_a_matched_null(oracle, errors)
         np.testing.assert_allclose(f(null, ctx).numpy(), f(b, ctx).numpy(), rtol=1e-6)
         assert f.control.startswith("a function of the map's value histogram")
     assert ATTR_METRICS.get("q_max_sensitivity").control and not ATTR_METRICS.get("del_morf_zeros").control
+
+
+def test_metrics_off_the_boards_stay_available_by_name():
+    """metric(board=False): left off a board that names no metrics, scored when a run names it."""
+    from bench.tasks import metric_fns
+    from metrics import ATTR_METRICS
+
+    off = {"q_relative_output_stability", "q_pixel_flipping", "q_monotonicity_correlation", "road_morf", "road_lerf",
+           "road_srg"}
+    board = [f.metric_name for f in metric_fns(ATTR_METRICS, [])]
+    assert off.isdisjoint(board) and board[:3] == ["del_morf_zeros", "del_lerf_zeros", "srg_zeros"]
+    assert {f.metric_name for f in metric_fns(ATTR_METRICS, sorted(off))} == off
+    assert all("Off the boards" in ATTR_METRICS.get(n).definition for n in off)  # each says why
