@@ -262,19 +262,28 @@ def _groups(a: np.ndarray, step: int, descending: bool) -> np.ndarray:
     return order.reshape(len(a), -1, step)
 
 
+def _grouped_chunks(b: AttrBatch, ctx: MetricContext, step: int, normalise: bool, abs_: bool, descending: bool):
+    """Quantus' per-chunk view of a grouped metric: yields (xc, yc, ac, ar, groups, shape, rng) per 128 rows.
+
+    xc (B, D) inputs, yc (B,) classes, ac (B, D) maps, ar = arange(B), groups (B, D/step, step) pixel
+    indices (most important first when `descending`), the image shape, and the seeded RNG shared by
+    all chunks (Quantus' global stream from np.random.seed(ctx.seed)).
+    """
+    x, y, a = _inputs(b, normalise=normalise, abs_=abs_)
+    _check_step(step, x.shape[1:])
+    shape, d = tuple(x.shape[1:]), a.shape[1]
+    rng = np.random.RandomState(ctx.seed)
+    for rows in _chunks(len(x)):
+        xc, ac = x[rows].reshape(-1, d), a[rows]
+        yield xc, y[rows], ac, np.arange(len(xc)), _groups(ac, step, descending), shape, rng
+
+
 def faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
                           perturb_baseline=0.0) -> torch.Tensor:
     """Quantus FaithfulnessEstimate (q_faithfulness_estimate's settings), float64 (N,) in [-1, 1]."""
-    x, y, a = _inputs(b, normalise=True, abs_=False)
-    _check_step(features_in_step, x.shape[1:])
-    n, shape, d = len(x), tuple(x.shape[1:]), a.shape[1]
-    rng = np.random.RandomState(ctx.seed)
     out = []
-    for rows in _chunks(n):
-        xc, yc, ac = x[rows].reshape(-1, d), y[rows], a[rows]
-        bsz, ar = len(xc), np.arange(len(xc))
-        groups = _groups(ac, features_in_step, descending=True)
-        steps = groups.shape[1]
+    for xc, yc, ac, ar, groups, shape, rng in _grouped_chunks(b, ctx, features_in_step, True, False, True):
+        bsz, steps = len(xc), groups.shape[1]
         y_pred = _outputs(ctx, xc, shape, softmax=False)[ar, yc]
         yp = np.repeat(y_pred[:, None], steps, axis=1)  # an unchanged input: Quantus' drop is exactly 0
         per_call = max(1, ROWS // bsz)  # groups per oracle call: ~ROWS rows, bounded memory
@@ -295,16 +304,9 @@ def faithfulness_estimate(b: AttrBatch, ctx: MetricContext, features_in_step: in
 def monotonicity_correlation(b: AttrBatch, ctx: MetricContext, features_in_step: int = STEP,
                              nr_samples: int = 10, eps: float = 1e-5, perturb_baseline="uniform") -> torch.Tensor:
     """Quantus MonotonicityCorrelation (q_monotonicity_correlation's settings), float64 (N,) in [-1, 1]."""
-    x, y, a = _inputs(b, normalise=True, abs_=True)
-    _check_step(features_in_step, x.shape[1:])
-    n, shape, d = len(x), tuple(x.shape[1:]), a.shape[1]
-    rng = np.random.RandomState(ctx.seed)
     out = []
-    for rows in _chunks(n):
-        xc, yc, ac = x[rows].reshape(-1, d), y[rows], a[rows]
-        bsz, ar = len(xc), np.arange(len(xc))
-        groups = _groups(ac, features_in_step, descending=False)
-        steps = groups.shape[1]
+    for xc, yc, ac, ar, groups, shape, rng in _grouped_chunks(b, ctx, features_in_step, True, True, False):
+        bsz, steps, d = len(xc), groups.shape[1], xc.shape[1]
         # all draws first, in Quantus' order: group, then draw, one baseline per image each
         fills = [[_fill(perturb_baseline, xc, rng) for _ in range(nr_samples)] for _ in range(steps)]
         y_pred = _outputs(ctx, xc, shape, softmax=True)[ar, yc]
@@ -337,16 +339,10 @@ def pixel_flipping_curves(b: AttrBatch, ctx: MetricContext, features_in_step: in
     curve starts after the first step. A string baseline is taken from the current perturbed image
     at each step, as in Quantus.
     """
-    x, y, a = _inputs(b, normalise=False, abs_=False)
-    _check_step(features_in_step, x.shape[1:])
-    n, shape, d = len(x), tuple(x.shape[1:]), a.shape[1]
-    rng = np.random.RandomState(ctx.seed)
     out = []
-    for rows in _chunks(n):
-        xc, yc, ac = x[rows].reshape(-1, d), y[rows], a[rows]
-        bsz, ar = len(xc), np.arange(len(xc))
-        groups = _groups(ac, features_in_step, descending=True)
-        steps = groups.shape[1]
+    d = int(np.prod(b.x.shape[1:]))
+    for xc, yc, _ac, ar, groups, shape, rng in _grouped_chunks(b, ctx, features_in_step, False, False, True):
+        bsz, steps = len(xc), groups.shape[1]
         curve = np.empty((bsz, steps), np.float64)
         cur, last = xc, None
         per_call = max(1, ROWS // bsz)  # steps per oracle call: ~ROWS rows, bounded memory

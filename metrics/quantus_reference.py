@@ -132,18 +132,8 @@ def mprt_layers(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down",
 
 
 def mprt(b: AttrBatch, ctx: MetricContext, layer_order: str = "top_down", foreground: bool = True,
-           reduce: str = "mean", explain_model_fn=None) -> torch.Tensor:
-    """Model parameter randomisation test (Adebayo et al. 2018, https://arxiv.org/abs/1810.03292).
-
-    Quantus MPRT: layer_order="top_down" (cascading), seed=ctx.seed, abs=True, per-sample
-    normalise, similarity = Spearman on the foreground pixels x > 0 only: on MNIST ~81% of
-    pixels are 0 and a black-baseline method (IG, x*grad) gives exact zeros there in every
-    model, so a whole-image rank correlation stays ~0.99 whatever the weights. The score is
-    the mean over the randomised layers ("original" excluded; Quantus' own
-    return_average_correlation skips a key "orig" and so averages it in), or the fully
-    randomised model's value with reduce="last". Lower = the explanation depends more on the
-    learned weights = better. Returns (N,) in [-1, 1].
-    """
+         reduce: str = "mean", explain_model_fn=None) -> torch.Tensor:
+    """Quantus MPRT reduced as q_mprt reduces it (mean over the randomised layers, or "last"), NaN rule."""
     layers = mprt_layers(b, ctx, layer_order, foreground, explain_model_fn)
     randomised = torch.stack([v for k, v in layers.items() if k != "original"], 1)
     if reduce == "last":

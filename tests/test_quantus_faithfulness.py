@@ -27,19 +27,10 @@ from metrics import quantus_faithfulness as F
 from metrics import quantus_reference as Q
 from metrics.deletion_insertion import deletion_curves
 from solvers import ATTRIBUTIONS
+from tests.test_attribution_metrics import saliency_fn
 
 ATOL = 1e-6  # eager oracle: Quantus' float32 Pearson against our float64 one
 ATOL_TS = 1e-5  # the oracle's TorchScript copy: its float rounding of the logits on top
-
-
-def saliency_fn(oracle):
-    def explain(x, target):
-        x = x.detach().clone().requires_grad_(True)
-        out = oracle.logits_grad(x)
-        (g,) = torch.autograd.grad(out.gather(1, target.view(-1, 1)).sum(), x)
-        return g.abs()
-
-    return explain
 
 
 def make_batch(oracle, x, t, attr, method):
