@@ -84,3 +84,18 @@ ATTR_METRICS.declare("road_srg", "metrics.road:road_srg",
                      "ROAD LeRF - MoRF: both orders in one score (higher better)")
 ATTR_METRICS.declare("q_mprt", "metrics.quantus_metrics:q_mprt",
                      "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers (constant map: 0)")
+
+# Localisation against a ground-truth mask (needs=("mask",), off the default boards: the controlled
+# sets' presets name them; bench.data.controlled).
+_LOC = "metrics.localisation"
+for _name, _summary in [
+    ("loc_pointing_game", "Quantus PointingGame: 1 if the map's maximum lies in the ground-truth mask"),
+    ("loc_attribution_localisation", "Quantus AttributionLocalisation: positive attribution in the mask / all positive attribution"),
+    ("loc_top_k_intersection", "Quantus TopKIntersection: share of the map's 16 highest pixels inside the mask"),
+    ("loc_relevance_rank_accuracy", "Quantus RelevanceRankAccuracy: share of the |mask| top-|attr| pixels inside the mask"),
+    ("loc_relevance_mass_accuracy", "Quantus RelevanceMassAccuracy: sum |attr| in the mask / sum |attr|"),
+    ("loc_auc", "Quantus AUC: ROC AUC of |attr| as a pixel score for the mask (0.5 = chance)"),
+]:
+    ATTR_METRICS.declare(_name, f"{_LOC}:{_name}", _summary)
+CF_METRICS.declare("cf_mask_share", f"{_LOC}:cf_mask_share",
+                   "share of sum |x_cf - x| inside the ground-truth mask (NaN when nothing changed)")

@@ -20,6 +20,8 @@ class CFBatch:
     x, x_cf: float32 (N,C,H,W) in [0,1]; target: int64 (N,); probs_cf: (N,K) softmax of
     the model at x_cf (computed by the harness, not counted against the solver);
     queries, grad_queries: float64 (N,) counted by the oracle; seconds: (N,) wall time.
+    mask: bool shaped like x, the ground-truth pixels that carry the label (bench.data.controlled),
+    or None when the data has none.
     """
 
     x: torch.Tensor
@@ -30,6 +32,7 @@ class CFBatch:
     grad_queries: torch.Tensor
     seconds: torch.Tensor
     index: torch.Tensor | None = None  # test-set indices of the rows
+    mask: torch.Tensor | None = None  # bool like x: the ground-truth pixels; None without one
 
     @property
     def valid(self) -> torch.Tensor:
@@ -39,7 +42,9 @@ class CFBatch:
 @dataclass
 class AttrBatch:
     """A batch of attributions: x (N,C,H,W), attr shaped like x, explained (N,) the class
-    explained, contrast (N,) or None, and seconds (N,) spent computing them.
+    explained, contrast (N,) or None, and seconds (N,) spent computing them; mask, bool shaped
+    like x, the ground-truth pixels that carry the label (bench.data.controlled), or None when
+    the data has none.
 
     `explain_fn(x, explained) -> attr` re-runs the same method with the same parameters
     (for metrics that perturb the input and re-explain, e.g. MaxSensitivity)."""
@@ -51,6 +56,7 @@ class AttrBatch:
     contrast: torch.Tensor | None = None
     method: str = ""
     explain_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    mask: torch.Tensor | None = None  # bool like x: the ground-truth pixels; None without one
 
 
 @dataclass
@@ -102,7 +108,7 @@ class MetricContext:
         return self.train_fn(model, settings, seed)
 
 
-NEEDS = ("explain_fn", "train_data")
+NEEDS = ("explain_fn", "train_data", "mask")
 KINDS = ("mean", "proportion", "timing")  # what kind of quantity: it decides the interval (bench.stats)
 
 
@@ -122,7 +128,8 @@ def metric(registry, name: str | None = None, *, higher_is_better: bool, version
             failed counterfactual mean nothing); the leaderboard says so.
         needs: what the metric uses beyond the batch: "explain_fn" (it re-runs the method on
             perturbed inputs: the harness scores it on the `attributions.subset_by_need` errors)
-            and/or "train_data" (the training split, or models trained on it).
+            and/or "train_data" (the training split, or models trained on it); "mask": it scores
+            only batches whose data has a ground-truth mask (`batch.mask`, bench.data.controlled).
         provenance: (ctx) -> dict of what the metric built (trained models, sizes), merged
             into the leaderboard's provenance JSON.
         kind: "mean" (a continuous score: BCa bootstrap interval), "proportion" (a 0/1 score:
