@@ -1,8 +1,9 @@
 """Per attribution metric of the default board: seconds per instance over its own model-call floor.
 
 The floor of a metric is the model rows it makes the oracle evaluate (forwards, and the forwards
-of re-explanations) divided by the raw forward rate measured in the same run (rows/s of the bare
-model at 256 rows per call, no grad). ratio = seconds / floor: 1 would be a metric that costs
+of re-explanations) divided by the forward rate measured in the same run (rows/s of the oracle's
+gradient-free forward at 256 rows per call, the path the metrics' forwards take; the bare eager
+model's rate is printed beside it). ratio = seconds / floor: 1 would be a metric that costs
 only its forward passes; re-explaining metrics also pay backward passes and the method's own
 work, so their ratio is above their rows' forward cost by construction. Saliency maps of every
 error of the default CNN; each metric on a fresh context (the robustness metrics' shared noisy
@@ -14,6 +15,7 @@ re-explanations are charged to each of them; `robustness_shared` is the three to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -42,21 +44,22 @@ def saliency(cnn, errors, mnist):
     return o, b, mnist
 
 
-def _rate(model, x) -> float:
+def _rate(forward, x) -> float:
     with torch.no_grad():
-        for c in x[:512].split(256):
-            model(c)
+        forward(x[:512])
         t0 = time.perf_counter()
-        for c in x.split(256):
-            model(c)
+        forward(x)
     return len(x) / (time.perf_counter() - t0)
 
 
 @pytest.mark.benchmark(group="metric_cost")
-def test_raw_forward_rate(benchmark, cnn, mnist):
-    x = mnist.test.x[:4096]
-    benchmark.extra_info["rows_per_s"] = _rate(cnn[0], x)
-    benchmark.pedantic(_rate, args=(cnn[0], x), rounds=3, warmup_rounds=0)
+def test_raw_forward_rate(benchmark, saliency, cnn, mnist):
+    """The floor's rate: the oracle's gradient-free forward (its optimised copy, as the metrics get it)."""
+    o, x = saliency[0], mnist.test.x[:4096]
+    rates = []
+    benchmark.pedantic(lambda: rates.append(_rate(o.logits, x)), rounds=3, warmup_rounds=1)
+    benchmark.extra_info["rows_per_s"] = max(rates)
+    benchmark.extra_info["eager_rows_per_s"] = _rate(lambda v: torch.cat([cnn[0](c) for c in v.split(256)]), x)
 
 
 @pytest.mark.parametrize("names", [(n,) for n in BOARD] + [SHARED], ids=lambda n: n[0] if len(n) == 1 else "robustness_shared")
@@ -66,15 +69,16 @@ def test_metric(benchmark, saliency, cnn, mnist, names):
     fns = [ATTR_METRICS.get(n) for n in names]
     rows = []
 
-    def once():
+    def once():  # a fresh batch and context: nothing a metric caches carries over
         ctx = MetricContext(oracle=o, data=data, seed=0, cache_dir="/tmp/bench-benchmark-cache",
                             model_sha256=cnn[1]["weights_sha256"])
+        fresh = dataclasses.replace(b)
         before = o.total_rows
         for f in fns:
-            f(b, ctx)
+            f(fresh, ctx)
         rows.append(o.total_rows - before)
 
-    benchmark.pedantic(once, rounds=1, warmup_rounds=0)
+    benchmark.pedantic(once, rounds=2, warmup_rounds=1)
     benchmark.extra_info.update(n=len(b.x), rows=rows[-1], metrics=list(names))
 
 
@@ -82,7 +86,9 @@ def main(path: str) -> None:
     data = json.load(open(path))
     by = {x["name"]: x for x in data["benchmarks"]}
     rate = by["test_raw_forward_rate"]["extra_info"]["rows_per_s"]
-    print(f"raw forward rate: {rate:,.0f} rows/s (256 rows per call, no grad)\n")
+    eager = by["test_raw_forward_rate"]["extra_info"].get("eager_rows_per_s", float("nan"))
+    print(f"forward rate: {rate:,.0f} rows/s through the oracle (its optimised copy; the bare eager model "
+          f"{eager:,.0f}), 256 rows per call, no grad\n")
     print(f"{'metric':<30} {'s / instance':>12} {'rows / instance':>16} {'floor s / inst':>15} {'ratio':>8}")
     out = []
     for name, x in by.items():
