@@ -59,9 +59,9 @@ ATTR_METRICS.declare("q_faithfulness_correlation", "metrics.quantus_metrics:q_fa
 ATTR_METRICS.declare("q_faithfulness_estimate", "metrics.quantus_metrics:q_faithfulness_estimate",
                      "Quantus FaithfulnessEstimate (Alvarez-Melis & Jaakkola 2018), 28-px groups set to 0")
 ATTR_METRICS.declare("q_monotonicity_correlation", "metrics.quantus_metrics:q_monotonicity_correlation",
-                     "Quantus MonotonicityCorrelation (Nguyen & Martinez 2020), 28-px groups, 10 uniform draws")
+                     "Quantus MonotonicityCorrelation (Nguyen & Martinez 2020), 28-px groups, 10 uniform draws; off the boards")
 ATTR_METRICS.declare("q_pixel_flipping", "metrics.quantus_metrics:q_pixel_flipping",
-                     "Quantus PixelFlipping (Bach et al. 2015), 28 px/step to 0, AUC normalised to [0,1]")
+                     "Quantus PixelFlipping (Bach et al. 2015), 28 px/step to 0, AUC normalised to [0,1]; off the boards")
 ATTR_METRICS.declare("q_max_sensitivity", "metrics.quantus_metrics:q_max_sensitivity",
                      "Quantus MaxSensitivity (Yeh et al. 2019), 10 re-explanations, U(-0.2,0.2) on the digit")
 ATTR_METRICS.declare("q_avg_sensitivity", "metrics.quantus_metrics:q_avg_sensitivity",
@@ -69,7 +69,7 @@ ATTR_METRICS.declare("q_avg_sensitivity", "metrics.quantus_metrics:q_avg_sensiti
 ATTR_METRICS.declare("q_local_lipschitz_estimate", "metrics.quantus_metrics:q_local_lipschitz_estimate",
                      "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018), the same 10 re-explanations")
 ATTR_METRICS.declare("q_relative_output_stability", "metrics.quantus_metrics:q_relative_output_stability",
-                     "Quantus RelativeOutputStability (Agarwal et al. 2022), 10 U(-0.05,0.05) samples, NaN if one flips")
+                     "Quantus RelativeOutputStability (Agarwal et al. 2022), 10 U(-0.05,0.05) samples, NaN if one flips; off the boards")
 ATTR_METRICS.declare("q_sparseness", "metrics.quantus_metrics:q_sparseness",
                      "Quantus Sparseness: Gini index of |attr| (Chalasani et al. 2020)")
 ATTR_METRICS.declare("q_complexity", "metrics.quantus_metrics:q_complexity",
@@ -77,11 +77,11 @@ ATTR_METRICS.declare("q_complexity", "metrics.quantus_metrics:q_complexity",
 ATTR_METRICS.declare("q_random_logit", "metrics.quantus_metrics:q_random_logit",
                      "Quantus RandomLogit (Sixt et al. 2020): 2-D SSIM with the map for a random other class")
 ATTR_METRICS.declare("road_morf", "metrics.road:road_morf",
-                     "ROAD MoRF (Rong et al. 2022): most relevant 10..90% imputed from neighbours, p(explained)/p0 (lower better)")
+                     "ROAD MoRF (Rong et al. 2022): most relevant 10..90% imputed from neighbours, p(explained)/p0 (lower better); off the boards")
 ATTR_METRICS.declare("road_lerf", "metrics.road:road_lerf",
-                     "ROAD LeRF: least relevant 10..90% imputed from neighbours, p(explained)/p0 (higher better)")
+                     "ROAD LeRF: least relevant 10..90% imputed from neighbours, p(explained)/p0 (higher better); off the boards")
 ATTR_METRICS.declare("road_srg", "metrics.road:road_srg",
-                     "ROAD LeRF - MoRF: both orders in one score (higher better)")
+                     "ROAD LeRF - MoRF: both orders in one score (higher better); off the boards")
 ATTR_METRICS.declare("q_mprt", "metrics.quantus_metrics:q_mprt",
                      "Quantus MPRT (Adebayo et al. 2018), cascading, foreground Spearman, mean over layers (constant map: 0)")
 
@@ -96,6 +96,6 @@ for _name, _summary in [
     ("loc_relevance_mass_accuracy", "Quantus RelevanceMassAccuracy: sum |attr| in the mask / sum |attr|"),
     ("loc_auc", "Quantus AUC: ROC AUC of |attr| as a pixel score for the mask (0.5 = chance)"),
 ]:
-    ATTR_METRICS.declare(_name, f"{_LOC}:{_name}", _summary)
+    ATTR_METRICS.declare(_name, f"{_LOC}:{_name}", f"{_summary}; needs a ground-truth mask")
 CF_METRICS.declare("cf_mask_share", f"{_LOC}:cf_mask_share",
-                   "share of sum |x_cf - x| inside the ground-truth mask (NaN when nothing changed)")
+                   "share of sum |x_cf - x| inside the ground-truth mask (NaN when nothing changed); needs a mask")
