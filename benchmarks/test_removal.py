@@ -19,7 +19,7 @@ import torch
 
 from bench.contract.metrics import AttrBatch, MetricContext
 from metrics import ATTR_METRICS
-from metrics.removal import OPERATORS
+from metrics.operators import OPERATORS
 
 NAMES = ["deletion_auc"] + [f"{w}_{op}" for op in OPERATORS for w in ("del_morf", "del_lerf", "srg")]
 
@@ -71,7 +71,7 @@ def leakage(n: int = 2000) -> None:
     from bench.data import load_dataset
     from bench.models.train import load_or_train
     from metrics.leakage import FRACTIONS, leakage_table
-    from metrics.removal import order_rank, remove
+    from metrics.operators import order_rank, remove
     from solvers import ATTRIBUTIONS
 
     torch.set_num_threads(2)
@@ -102,7 +102,7 @@ def operators(folder: str, k: int = 112) -> None:
 
     from bench import board
     from bench.data import load_dataset
-    from metrics.removal import order_rank
+    from metrics.operators import order_rank
 
     df = board.read_table(board.ATTRIBUTIONS.csv(folder)).set_index("method")
     real = df[df.index != "random"]

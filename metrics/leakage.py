@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from metrics.removal import NOISE, Operator, remove
+from metrics.operators import Operator, order_rank, remove
+from metrics.road import NOISE
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -53,7 +54,7 @@ def masks_at(rank: torch.Tensor, fractions: Sequence[float] = FRACTIONS) -> torc
     """bool (N,H,W) removal masks: image i loses the first fractions[i % len] of its order.
 
     Args:
-        rank: int64 (N,H,W), 0 = removed first (metrics.removal.order_rank viewed as images).
+        rank: int64 (N,H,W), 0 = removed first (metrics.operators.order_rank viewed as images).
     """
     frac = torch.tensor([fractions[i % len(fractions)] for i in range(len(rank))], dtype=torch.float64)
     n_removed = (frac * rank[0].numel()).round().long()
@@ -66,7 +67,7 @@ def detectability(x: torch.Tensor, removed: torch.Tensor, operator: Operator, se
 
     Args:
         x: (N,C,H,W) images in [0,1]; removed: bool (N,H,W).
-        operator: anything metrics.removal.remove takes ("zeros", "blur", "mean", "road", a callable).
+        operator: anything metrics.operators.remove takes ("zeros", "blur", "mean", "road", a callable).
         seed: seeds the operator's noise, the split's order and the detector.
     Returns:
         {"auc", "accuracy", "chance_accuracy", "n_train", "n_test"}: held-out per-pixel scores.
@@ -153,7 +154,6 @@ def board_leakage(ctx, n: int = BOARD_IMAGES, seed: int = 0, epochs: int = BOARD
     import json
     from pathlib import Path
 
-    from metrics.removal import order_rank
     from solvers import ATTRIBUTIONS
 
     path = (Path(ctx.cache_dir).expanduser() / "leakage" / ctx.dataset

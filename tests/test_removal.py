@@ -8,7 +8,8 @@ import torch
 from bench.contract.metrics import AttrBatch, MetricContext
 from metrics import ATTR_METRICS
 from metrics.deletion_insertion import auc, deletion_auc, insertion_auc
-from metrics.removal import OPERATORS, p0_auc, removal_curves, remove, smooth_fill
+from metrics.operators import OPERATORS, remove, smooth_fill
+from metrics.removal import p0_auc, removal_curves
 from metrics.road import linear_impute, linear_impute_exact
 from solvers import ATTRIBUTIONS
 
