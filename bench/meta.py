@@ -284,7 +284,9 @@ LEGEND = ("How far each metric can be trusted to rank the methods (bench/meta.py
           "ranking of the real methods (random left out) on a bootstrap resample of the errors and on all of them "
           "(mean over the boards with enough methods; counterfactuals: `methods_per_board` says how many "
           "solvers each board ran). **seed_tau**: mean Kendall tau between the rankings of every two boards (training "
-          f"seeds), over the real methods they share. Rank stabilities over fewer than {MIN_RANKED} methods are not "
+          "seeds), over the real methods they share. **no_control**: why no control means anything for the "
+          "metric (`metric(control=...)`; empty where the random control is a meaningful floor), listed under "
+          f"\"Metrics without a meaningful control\". Rank stabilities over fewer than {MIN_RANKED} methods are not "
           "reported (–): with 3 methods tau can only be ±1/3 or ±1. The heatmap: Kendall tau-b between the "
           "rankings two metrics give to the real methods on the first board; `meta_agreement_lo.csv` / "
           "`meta_agreement_hi.csv` hold its 95% percentile-bootstrap interval over the errors.")
