@@ -20,6 +20,21 @@ from pathlib import Path
 from bench import atomic
 
 MANIFEST = "errors.csv"
+
+
+def manifest_hash(index, true, pred, weights_sha256: str, rows: str = "errors") -> str:
+    """The sha256 of a board's manifest rows (test index, true, pred) and the weights hash (+ the row kind).
+
+    `rows` "correct" (a sample of correct predictions) enters the hash; "errors" does not, so every
+    error board's hash is what it was before row kinds existed. Takes tensors or arrays (anything
+    with .tolist()); imports no torch, so `bench site` and `bench list` stay light.
+    """
+    import hashlib
+
+    blob = dict(rows=list(zip(index.tolist(), true.tolist(), pred.tolist())), weights=weights_sha256)
+    if rows != "errors":
+        blob["kind"] = rows
+    return hashlib.sha256(json.dumps(blob, separators=(",", ":")).encode()).hexdigest()
 FLOAT_FORMAT = "%.6g"  # the numbers of a board's CSV tables
 RESTORE = "restore the board's files from where they came from (git checkout, or rerun the board)"
 # the meta-evaluation's flags block under a <stem>.md's table (bench.meta.annotate writes it)

@@ -19,7 +19,6 @@ BoardError line naming the file and what to do. Reads only.
 
 from __future__ import annotations
 
-import json
 import math
 import zipfile
 import zlib
@@ -27,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import board
-from bench.board import RESTORE, BoardError, read_csv, read_instances, read_json, read_table
+from bench.board import RESTORE, BoardError, manifest_hash, read_csv, read_instances, read_json, read_table
 
 KEY_COLUMNS = ("method", "mode", "n")
 INSTANCE_COLUMNS = ("method", "mode", "test_index")
@@ -173,21 +172,11 @@ def _manifest(folder: Path, prov: dict, prov_path: Path) -> set[int] | None:
             cols = [np.asarray(df[c], dtype=np.int64) for c in ("test_index", "true", "pred")]
         except (TypeError, ValueError):
             raise BoardError(f"{path}: a value that is not an integer; {RESTORE}") from None
-        got = manifest_hash(*cols, weights)
+        got = manifest_hash(*cols, weights, errors.get("rows", "errors"))
         if got != recorded:
             raise BoardError(f"{path} does not match the manifest sha256 of {prov_path.name} ({got[:12]} vs "
                              f"{recorded[:12]}): the error set was edited; {RESTORE}")
     return {int(t) for t in df["test_index"]}
-
-
-def manifest_hash(index, true, pred, weights_sha256: str) -> str:
-    """bench.error_set.manifest_hash without torch (`bench site` and `bench list` stay light): the sha256 of the
-    manifest rows and the weights hash. Every committed board's errors.csv hashes to its recorded value."""
-    import hashlib
-
-    blob = json.dumps(dict(rows=list(zip(index.tolist(), true.tolist(), pred.tolist())), weights=weights_sha256),
-                      separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def check_board(folder: str | Path, full: bool = False) -> list[str]:

@@ -38,10 +38,13 @@ def open_cell(cfg, data, store, folder: Path, progress: bool = False) -> RunCont
     from bench.progress import enabled
 
     device = resolve_device(cfg.device)
+    mask = getattr(data.test, "mask", None)
+    refuse_mask_metrics(cfg, mask is not None)  # before any training
     torch.manual_seed(cfg.seed)
     model, meta = load_or_train(cfg, data, device, progress=progress)
     oracle = Oracle(model, device)
-    errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit)
+    errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit, mask, cfg.rows,
+                            cfg.n_correct)
     if len(errors) == 0:
         where = f"the IDX files in {cfg.data_dir}" if cfg.data_dir else f"the shipped {cfg.dataset} copy"
         raise ValueError(f"the model misclassifies none of the {len(data.test.y)} test images ({where}): "
@@ -49,6 +52,18 @@ def open_cell(cfg, data, store, folder: Path, progress: bool = False) -> RunCont
     ctx = _context(cfg, device, data, model, meta, errors, store, folder, progress and enabled(), oracle)
     ctx.run_id = store.start_run(folder, cfg.to_dict(), len(errors))  # `bench runs` lists it from now on
     return ctx
+
+
+def refuse_mask_metrics(cfg, has_mask: bool) -> None:
+    """A ValueError naming the metrics that need a ground-truth mask when the dataset has none."""
+    from bench.tasks.for_run import mask_metrics
+
+    need = mask_metrics(cfg)
+    verb = "needs" if len(need) == 1 else "need"
+    if need and not has_mask:
+        raise ValueError(f"{', '.join(need)} {verb} a ground-truth mask and dataset {cfg.dataset!r} has none: use a "
+                         "controlled set (bench list datasets: mnist-distractor, mnist-decoy, mnist-decoy-shortcut) "
+                         "or leave them out")
 
 
 def _context(cfg, device, data, model, meta, errors, store, folder, progress, oracle=None) -> RunContext:

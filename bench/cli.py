@@ -213,7 +213,8 @@ def _dispatch(args) -> int:
 
         summary = run(cfg, progress=not args.quiet)
         print(headline(summary["folder"]))
-        print(f"\n{summary['n_errors']} errors, {summary['seconds']:.0f} s; tables, figures and provenance in "
+        rows = "errors" if cfg.rows == "errors" else "correct predictions"
+        print(f"\n{summary['n_errors']} {rows}, {summary['seconds']:.0f} s; tables, figures and provenance in "
               f"{summary['folder']}")
         return 0
     except KeyboardInterrupt:

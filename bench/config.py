@@ -21,6 +21,7 @@ TARGET_MODES = ("predicted", "true", "contrast")
 SCHEDULES = ("onecycle", "constant")
 # A seed reaches numpy's legacy generator (Quantus, captum baselines): it must fit in 32 bits.
 SEED = Range("[0, 2**32)")
+ROWS = ("errors", "correct")  # RunConfig.rows
 COUNT = Range("[1, 10**7]")  # how many errors a limit or subset keeps
 BATCH = Range("[1, 65536]")
 
@@ -209,6 +210,10 @@ class RunConfig:
     seed: Annotated[int, SEED] = 0
     device: str = "auto"
     limit: Annotated[int | None, COUNT] = None
+    # which test images a board explains: "errors" (the misclassified ones, every board's rows) or
+    # "correct" (a fixed stratified sample of n_correct correctly classified ones: bench.error_set)
+    rows: str = "errors"
+    n_correct: Annotated[int, Range("[10, 10000]")] = 100
     out: str | None = None  # root folder; default runs/ (leaderboards/ with publish)
     publish: bool = False  # write leaderboards/<dataset>/<model>/ and pin the weights (bench.publish)
     force: bool = False  # publish from a dirty checkout anyway
@@ -226,6 +231,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require(self.limit is None or self.limit >= 1, "limit", ">= 1", self.limit)
+        require(self.rows in ROWS, "rows", " | ".join(ROWS), self.rows)
         require(self.n_bootstrap >= 1, "n_bootstrap", ">= 1", self.n_bootstrap)
         require(self.n_figure >= 0, "n_figure", ">= 0", self.n_figure)
         require(self.seed >= 0, "seed", ">= 0", self.seed)

@@ -1,19 +1,25 @@
-"""The error set: the model's misclassified test images, with a hashed manifest.
+"""The rows a board explains: the model's misclassified test images (or a sample of correct ones), hashed.
 
 Manifest rows are (test index, true label, predicted label) in test-set order. Its hash
 covers the manifest and the model weights' hash, so a leaderboard row can be traced to
 exactly the images and the model it was computed on. The counterfactual target of an
 error is its true label: a solver must flip the error back.
+
+`rows="correct"` (RunConfig.rows) explains correctly classified images instead: a fixed
+stratified sample, the first n_correct / n_classes correct images of each class in test order
+(fewer where a class has fewer). Their counterfactual target is the model's runner-up class
+(the second-highest logit), so a solver moves a correct prediction across its nearest boundary.
+Their hash adds the row kind, so the two kinds never share store entries. On data with a
+ground-truth mask (bench.data.controlled) the set carries each row's mask.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import torch
 
+from bench.board import manifest_hash
 from bench.contract.oracle import Oracle
 
 
@@ -26,6 +32,13 @@ class ErrorSet:
     n_test: int
     manifest_hash: str
     limited: bool = False  # True when --limit cut the set (not for publication)
+    target: torch.Tensor | None = None  # int64 (N,) the counterfactual target; None: `true`
+    mask: torch.Tensor | None = None  # bool like x: the pixels that carry the label; None without one
+    rows: str = "errors"  # "errors" | "correct" (bench.config.ROWS)
+
+    def __post_init__(self) -> None:
+        if self.target is None:
+            object.__setattr__(self, "target", self.true)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -36,29 +49,53 @@ class ErrorSet:
         return torch.tensor([lookup[int(t)] for t in test_index.tolist()], dtype=torch.long)
 
     def manifest(self) -> list[dict]:
-        return [dict(test_index=i, true=t, pred=p)
+        rows = [dict(test_index=i, true=t, pred=p)
                 for i, t, p in zip(self.index.tolist(), self.true.tolist(), self.pred.tolist())]
+        if self.rows != "errors":
+            for r, t in zip(rows, self.target.tolist()):
+                r["target"] = t
+        return rows
 
-
-def manifest_hash(index, true, pred, weights_sha256: str) -> str:
-    blob = json.dumps(dict(rows=list(zip(index.tolist(), true.tolist(), pred.tolist())),
-                           weights=weights_sha256), separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    def describe(self) -> str:
+        """What the rows are, for the notes under a board."""
+        if self.rows == "errors":
+            return f"{len(self)} misclassified test images of {self.n_test}"
+        return (f"{len(self)} correctly classified test images of {self.n_test} (a stratified sample: the first "
+                "of each class in test order; no errors), counterfactuals toward each one's runner-up class")
 
 
 def collect_errors(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, weights_sha256: str,
-                   limit: int | None = None) -> ErrorSet:
-    """Misclassified rows of (x, y), batched on the oracle's device; `limit` keeps the first N.
+                   limit: int | None = None, mask: torch.Tensor | None = None, rows: str = "errors",
+                   n_correct: int = 100) -> ErrorSet:
+    """The rows to explain of (x, y), batched on the oracle's device; `limit` keeps the first N.
 
-    The hash is computed over the full error set, then again over the kept rows when limited.
+    rows "errors": the misclassified rows; "correct": the stratified sample of correct ones
+    (module docstring). `mask`: bool like x, the ground truth, kept for the chosen rows.
+    The hash is computed over the full set, then again over the kept rows when limited.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
     oracle.start(0)
-    pred = oracle.predict(x).cpu()
-    wrong = (pred != y).nonzero().squeeze(1)
-    limited = limit is not None and limit < len(wrong)
+    logits = oracle.logits(x).cpu()
+    pred = logits.argmax(1)
+    if rows == "errors":
+        chosen, target = (pred != y).nonzero().squeeze(1), y
+    elif rows == "correct":
+        chosen, target = correct_sample(pred, y, n_correct), logits.topk(2, dim=1).indices[:, 1]
+    else:
+        raise ValueError(f"unknown rows {rows!r} (errors | correct)")
+    limited = limit is not None and limit < len(chosen)
     if limited:
-        if limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {limit}")
-        wrong = wrong[:limit]
-    h = manifest_hash(wrong, y[wrong], pred[wrong], weights_sha256)
-    return ErrorSet(wrong, x[wrong].clone(), y[wrong].clone(), pred[wrong].clone(), len(y), h, limited)
+        chosen = chosen[:limit]
+    h = manifest_hash(chosen, y[chosen], pred[chosen], weights_sha256, rows)
+    return ErrorSet(chosen, x[chosen].clone(), y[chosen].clone(), pred[chosen].clone(), len(y), h, limited,
+                    target[chosen].clone(), None if mask is None else mask[chosen].clone(), rows)
+
+
+def correct_sample(pred: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+    """Test indices (ascending) of the first ceil(n / classes) correct predictions of each true class."""
+    classes = int(y.max()) + 1
+    per = -(-n // classes)
+    right = pred == y
+    picked = [(right & (y == k)).nonzero().squeeze(1)[:per] for k in range(classes)]
+    return torch.cat(picked).sort().values

@@ -142,6 +142,11 @@ def model_label(cfg) -> str:
     return "-".join([cfg.model, *extra])
 
 
+def board_label(cfg) -> str:
+    """A plain run's board folder under its dataset: the model label, plus `/correct` for correct-prediction rows."""
+    return model_label(cfg) + ("/correct" if cfg.rows == "correct" else "")
+
+
 def study_roots(cfg, datasets: list[str], create: bool = False) -> dict[str, Path]:
     """dataset -> the study's folder for it.
 

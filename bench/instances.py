@@ -85,6 +85,8 @@ def write_instances(store, entries: list[dict], errors, out_dir: Path, stem: str
     arrays["errors_index"] = errors.index.numpy().astype(np.int64)
     arrays["errors_true"] = errors.true.numpy().astype(np.int64)
     arrays["errors_pred"] = errors.pred.numpy().astype(np.int64)
+    if errors.mask is not None:  # the ground truth of a controlled set (bench.data.controlled)
+        arrays["errors_mask"] = errors.mask.numpy()[:, 0].astype(bool)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic.write_bytes(npz_path, buf.getvalue())

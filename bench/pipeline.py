@@ -222,7 +222,7 @@ def _run_method(ctx: RunContext, task: Task, name: str, metric_fns: list, progre
 def leaderboard_notes(ctx: RunContext, stem: str, figures: list[Path], extra: list[str] = ()) -> list[str]:
     """Provenance lines, then `extra` lines, then figure links, printed under a leaderboard table."""
     e, m = ctx.errors, ctx.model_meta
-    notes = [f"Errors: {len(e)} misclassified test images of {e.n_test} "
+    notes = [f"{'Errors' if e.rows == 'errors' else 'Rows'}: {e.describe()} "
              f"(model test accuracy {m.get('test_accuracy', float('nan')):.4f}); "
              f"manifest sha256 `{e.manifest_hash[:16]}`, weights sha256 `{m['weights_sha256'][:16]}`.",
              f"Reproduce: `{provenance.reproduce_command(ctx.cfg)}` (provenance in `{stem}.json`)."]

@@ -33,9 +33,12 @@ def refuse_unpublishable(cfg) -> None:
 
 
 def write_manifest(errors, folder: Path) -> Path:
-    """errors.csv: position, test_index, true, pred of every error the tables explain."""
-    lines = ["position,test_index,true,pred"] + [
-        f"{i},{r['test_index']},{r['true']},{r['pred']}" for i, r in enumerate(errors.manifest())]
+    """errors.csv: position, test_index, true, pred of every row the tables explain (+ target on correct rows)."""
+    rows = errors.manifest()
+    extra = ["target"] if rows and "target" in rows[0] else []  # correct-prediction rows: the runner-up class
+    lines = [",".join(["position", "test_index", "true", "pred", *extra])] + [
+        ",".join(map(str, [i, r["test_index"], r["true"], r["pred"], *(r[k] for k in extra)]))
+        for i, r in enumerate(rows)]
     from bench.board import MANIFEST
 
     return atomic.write_text(folder / MANIFEST, "\n".join(lines) + "\n")

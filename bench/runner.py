@@ -21,7 +21,7 @@ def run(cfg, progress: bool = True) -> dict:
     Summary: folder, paths, n_errors, checkpoints (what the boards came from), phases (seconds
     each kind of unit ran; the lane's units overlap the others), test_accuracy, seconds.
     """
-    from bench.folders import discard_if_empty, mark_complete, model_label, out_dir
+    from bench.folders import board_label, discard_if_empty, mark_complete, model_label, out_dir
     from bench.progress import enabled
     from bench.store import Store
     from bench.study.cells import Cell
@@ -33,7 +33,7 @@ def run(cfg, progress: bool = True) -> dict:
     folder = ex = driver = None
     try:
         cell = Cell(cfg.dataset, model_label(cfg), cfg.seed, cfg)
-        folder = out_dir(cfg, cell.label)  # claimed now (exclusive mkdir), marked INCOMPLETE until done
+        folder = out_dir(cfg, board_label(cfg))  # claimed now (exclusive mkdir), marked INCOMPLETE until done
         ex = LocalExecutor(threads=None, lane=True)
         driver = Driver([cell], {cell.key: folder}, ex, {cfg.store_path: store}, progress=progress and enabled(),
                         cell_json=False)

@@ -92,11 +92,28 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
         ATTR_METRICS.get(name)
     for name, table in cfg.attributions.metric_params.items():
         _call_params(f"attributions.metric_params.{name}", ATTR_METRICS.get(name), table, ATTR_METRICS.kind)
+    _mask_data(cfg)
     _files(cfg)
     _device(cfg.device)
     from bench.publish import refuse_unpublishable
 
     refuse_unpublishable(cfg)
+
+
+def _mask_data(cfg: RunConfig) -> None:
+    """Metrics that score against a ground-truth mask need a built-in dataset that has one.
+
+    (A plugin dataset is checked when it is loaded, before any training: bench.cell.refuse_mask_metrics.)
+    """
+    from bench.contract.registry import DATASETS
+    from bench.data import MASKED
+    from bench.tasks.for_run import mask_metrics
+
+    need = mask_metrics(cfg)
+    verb = "needs" if len(need) == 1 else "need"
+    if need and cfg.dataset not in MASKED and DATASETS.entry(cfg.dataset).target.startswith("bench.data"):
+        raise ConfigError(f"{', '.join(need)} {verb} a ground-truth mask and dataset {cfg.dataset!r} has none "
+                          f"(datasets with one: {', '.join(MASKED)}); use one of them or leave the metrics out")
 
 
 def _entry_params(where: str, name: str, cls, table: dict) -> None:
@@ -197,7 +214,7 @@ def _call_params(where: str, fn, table: dict, kind: str) -> None:
 def _files(cfg: RunConfig) -> None:
     """The data folder exists; the run store, if there is one already, is a bench store (read only);
     the output folder can be made (no file in its way, no name too long)."""
-    from bench.folders import check_out, model_label
+    from bench.folders import board_label, check_out
     from bench.store import probe
 
     if cfg.data_dir is not None and cfg.data_dir != "download" and not cfg.data_dir.startswith("download:"):
@@ -207,7 +224,7 @@ def _files(cfg: RunConfig) -> None:
         raise ConfigError("data_dir 'download:' names no folder: write 'download' (into <cache-dir>/data) or "
                           "'download:<folder>'")
     probe(cfg.store_path)
-    check_out(cfg, model_label(cfg))
+    check_out(cfg, board_label(cfg))
 
 
 def _device(name: str) -> None:

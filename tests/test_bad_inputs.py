@@ -121,6 +121,11 @@ CASES = [
     (["report", "{tmp}/truncated_board"], "counterfactuals.csv has 4 rows but its provenance"),
     (["meta", "{tmp}/edited_errors"], "errors.csv does not match the manifest sha256"),
     (["check", "--plugin", "{tmp}/exits.py"], "--plugin names a plugin a board needs: it goes with --board"),
+    # issue 23: ground-truth rows and metrics
+    (["run", "--set", "rows=\"wrong\""], "rows must be errors | correct, got 'wrong'"),
+    (["run", "--set", "n_correct=5"], "n_correct must be >= 10, got 5 (allowed [10, 10000]"),
+    (["run", "--set", "attributions.metrics=[\"loc_pointing_game\"]"],
+     "loc_pointing_game needs a ground-truth mask and dataset 'mnist' has none"),
 ]
 
 _DRIVER = r"""

@@ -461,11 +461,12 @@ def test_a_damaged_board_is_named_by_every_reader(tmp_path, damage, capsys):
 
 
 def test_every_committed_board_passes_its_own_check():
-    from bench import error_set
-    from bench.boardcheck import check_board, manifest_hash
+    from bench.board import manifest_hash
+    from bench.boardcheck import check_board
 
     rows = [torch.tensor([3, 17, 9]), torch.tensor([1, 2, 3]), torch.tensor([7, 7, 0])]
-    assert manifest_hash(*[r.numpy() for r in rows], "w") == error_set.manifest_hash(*rows, "w")  # torch-free copy
+    assert manifest_hash(*[r.numpy() for r in rows], "w") == manifest_hash(*rows, "w")  # arrays or tensors alike
+    assert manifest_hash(*rows, "w", "correct") != manifest_hash(*rows, "w")  # the row kind enters the hash
 
     folders = sorted({p.parent for s in ("counterfactuals", "attributions") for p in (REPO / "leaderboards").rglob(f"{s}.csv")
                       if "site" not in p.relative_to(REPO / "leaderboards").parts})

@@ -23,6 +23,9 @@ DATASETS.declare("mnist-decoy", "bench.data.controlled:load_mnist_decoy",
 DATASETS.declare("mnist-decoy-shortcut", "bench.data.controlled:load_mnist_decoy_shortcut",
                  "DecoyMNIST-style shortcut: white patch's slot = label in train/val, random in test; mask = patch")
 
+# the built-in datasets whose splits carry a ground-truth mask (bench.data.controlled.MaskedSplit)
+MASKED = ("mnist-distractor", "mnist-decoy", "mnist-decoy-shortcut")
+
 
 def load_dataset(name: str, data_dir: str | None = None, cache_dir: str | None = None):
     """Load a registered dataset (cached in memory per process). Returns a `bench.data.splits.Dataset`.

@@ -62,8 +62,8 @@ class AttributionTask:
             return errs.pred[pos], None
         if mode == "true":
             return errs.true[pos], None
-        if mode == "contrast":
-            return errs.pred[pos], errs.true[pos]
+        if mode == "contrast":  # P against the counterfactual target: Q for an error, the runner-up for a correct row
+            return errs.pred[pos], errs.target[pos]
         raise ValueError(f"unknown attribution target mode {mode!r} ({' | '.join(TARGET_MODES)})")
 
     @staticmethod
@@ -88,7 +88,8 @@ class AttributionTask:
                          attr=torch.from_numpy(np.stack([r["artifact"] for r in records])).to(ctx.device),
                          explained=torch.tensor([r["explained"] for r in records]).to(ctx.device),
                          seconds=torch.tensor([r["seconds"] for r in records], dtype=torch.float64),
-                         contrast=dev_contrast, method=entry.name, explain_fn=explain_fn)
+                         contrast=dev_contrast, method=entry.name, explain_fn=explain_fn,
+                         mask=None if ctx.errors.mask is None else ctx.errors.mask[pos].to(ctx.device))
 
     @staticmethod
     def valid(scores: dict, n: int) -> np.ndarray:

@@ -41,7 +41,7 @@ class CounterfactualTask:
 
     @staticmethod
     def targets(errs, mode: str, pos: torch.Tensor):
-        return errs.true[pos], None  # the counterfactual target is the true class
+        return errs.target[pos], None  # the true class of an error (the runner-up of a correct row)
 
     @staticmethod
     def call(solver, x: torch.Tensor, target: torch.Tensor, contrast) -> Produced:
@@ -56,9 +56,10 @@ class CounterfactualTask:
         pos = ctx.errors.position(torch.tensor([r["test_index"] for r in records]))
         x_cf = torch.from_numpy(np.stack([r["artifact"] for r in records])).to(ctx.device)
         col = lambda k: torch.tensor([r[k] for r in records], dtype=torch.float64)  # noqa: E731
-        return CFBatch(x=ctx.errors.x[pos].to(ctx.device), x_cf=x_cf, target=ctx.errors.true[pos].to(ctx.device),
+        return CFBatch(x=ctx.errors.x[pos].to(ctx.device), x_cf=x_cf, target=ctx.errors.target[pos].to(ctx.device),
                        probs_cf=ctx.metric_ctx.oracle.probs(x_cf), queries=col("queries"),
-                       grad_queries=col("grad_queries"), seconds=col("seconds"), index=ctx.errors.index[pos])
+                       grad_queries=col("grad_queries"), seconds=col("seconds"), index=ctx.errors.index[pos],
+                       mask=None if ctx.errors.mask is None else ctx.errors.mask[pos].to(ctx.device))
 
     @staticmethod
     def valid(scores: dict, n: int) -> np.ndarray:

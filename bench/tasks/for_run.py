@@ -15,3 +15,14 @@ def tasks(ctx) -> list[Task]:
 def task_of(ctx, kind: str) -> Task:
     """The run's task of kind `kind` ("counterfactual" | "attribution")."""
     return next(t for t in tasks(ctx) if t.table.kind == kind)
+
+
+def mask_metrics(cfg) -> list[str]:
+    """The metrics the run scores (of tasks that have methods) that need a ground-truth mask."""
+    from bench.contract.registry import ATTR_METRICS, CF_METRICS
+    from bench.tasks import metric_fns
+
+    sections = ((ATTR_METRICS, cfg.attributions.metrics, cfg.attributions.methods),
+                (CF_METRICS, cfg.counterfactuals.metrics, cfg.counterfactuals.solvers))
+    return [f.metric_name for registry, names, methods in sections if methods
+            for f in metric_fns(registry, names) if "mask" in f.needs]
