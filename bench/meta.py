@@ -20,7 +20,10 @@ over fewer than MIN_RANKED methods is not reported (with 3 methods tau can only 
 Flags (`flag` column, `flagged`, and `annotate` for a board's Markdown): an attribution metric
 that separates fewer than half of the real methods from the random control, and any metric
 whose method ranking keeps a Kendall tau below 0.5 across seeds (when several boards are
-given) or across bootstrap resamples of the errors.
+given) or across bootstrap resamples of the errors. On a board with a ground-truth mask (the
+first board carries bench.truth.TRUTH), the truth agreement (bench.truth) too: a faithfulness
+metric whose ranking contradicts the truth's is flagged, and the `truth` table says whether the
+flags above had already caught each metric (`caught_by_other_flags`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import atomic, board
+from bench import atomic, board, truth
 from bench.board import FLAGS_BEGIN, FLAGS_END
 from bench.stats import bh, holm, kendall_tau, paired_pvalue
 
@@ -197,7 +200,20 @@ def summary(boards: list, n_boot: int = 200) -> dict[str, pd.DataFrame]:
     for name in TASKS:
         if name in out:
             out[name]["flag"] = [_flag(r) for r in out[name].to_dict("records")]
+    if truth.has_truth(boards[0]):
+        out["truth"] = _truth(out, truth.truth_agreement(boards[0], n_boot=n_boot))
     return out
+
+
+def _truth(out: dict[str, pd.DataFrame], table: pd.DataFrame) -> pd.DataFrame:
+    """The truth table with `caught_by_other_flags`; its contradictions appended to the attribution flags."""
+    attr = out.get(ATTR.stem)
+    other = dict(zip(attr["metric"], attr["flag"])) if attr is not None else {}
+    table = table.assign(caught_by_other_flags=[bool(other.get(m)) for m in table["metric"]])
+    if attr is not None:
+        why = truth.reasons(table)
+        attr["flag"] = ["; ".join(filter(None, [f, why.get(m, "")])) for m, f in zip(attr["metric"], attr["flag"])]
+    return table
 
 
 def _flag(row: dict) -> str:
@@ -260,10 +276,14 @@ def write(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Pa
             lines += ["## Metrics without a meaningful control", "", "Their separation from the random control "
                       "above is no test of them:", ""]
             lines += [f"- `{r.metric}`: {r.no_control}" for r in none.itertuples()] + [""]
+    if "truth" in tables and len(tables["truth"]):
+        lines += truth.section(tables["truth"])
+        paths.append(truth.plot(tables["truth"], out_dir / "meta_truth.png"))
     flags = flagged(tables)
     if any(flags.values()):
+        also = ", or a method ranking that contradicts the ground truth's" if "truth" in tables else ""
         lines += ["## Flagged metrics", "", f"Separation below {MIN_SEPARATED:.0%} of methods, or a ranking "
-                  f"Kendall tau below {MIN_TAU} across seeds or bootstrap resamples:", ""]
+                  f"Kendall tau below {MIN_TAU} across seeds or bootstrap resamples{also}:", ""]
         lines += [f"- {task} `{m}`: {why}" for task, f in flags.items() for m, why in sorted(f.items())] + [""]
     if "agreement" in tables:
         paths.append(_heatmap(tables["agreement"], out_dir / "meta_agreement.png"))
