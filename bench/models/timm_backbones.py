@@ -16,6 +16,10 @@ stride-1 stem gives the same 2x2 map at ~2x the multiply-adds: EfficientNet-B0 w
 vs 16.0 MMAC per image, MobileNetV2 21.8 vs 10.4; its training steps ran ~1.7x slower on the
 2-core CPU, more than the zoo could afford.)
 
+`placement`: "blocks" (the default, as above) or "head": ONE block (bench.models.attention) on
+the backbone's last feature map, before its global pool and linear layer, the blocks then empty.
+`width`/`depth` scale EfficientNet-B0 and MobileNetV2 by timm's channel and repeat multipliers.
+
 CBAM's channel attention (timm `ChannelAttn`) sends its avg- and max-pooled branches through
 one ReLU module; captum's DeepLift and DeepSHAP refuse a non-linearity used twice in one
 forward. `_own_activations` gives the max branch its own ReLU: the same function and the same
@@ -36,6 +40,8 @@ from bench.contract.params import Range
 from bench.models import MODELS
 
 ATTN_ALIASES = {"non-local": "nl", "nonlocal": "nl", "global-context": "gc", "none": None, "": None}
+PLACEMENTS = ("blocks", "head")
+SCALABLE = {"efficientnet_b0": "_gen_efficientnet", "mobilenetv2_100": "_gen_mobilenet_v2"}  # arch -> timm generator
 
 
 def _adapt_stem(net: nn.Module) -> None:
@@ -94,6 +100,20 @@ def _fill_attention_slots(net: nn.Module, attn: str | None, arch: str) -> None:
         block.se = create_attn(attn, block.conv_dw.out_channels) if attn else nn.Identity()
 
 
+def _check_placement(placement: str, attn_layer: str | None) -> None:
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement {placement!r}: expected {' | '.join(PLACEMENTS)}")
+    if placement == "blocks" and attn_layer == "pam":
+        raise ValueError("attn_layer 'pam' (DANet's position attention) goes at the head: set placement='head'")
+
+
+def _add_head_attention(net: nn.Module, attn: str) -> None:
+    """One attention block between the backbone's feature map and its global pool (bench.models.attention)."""
+    from bench.models.attention import AttentionPool, head_attention
+
+    net.global_pool = AttentionPool(head_attention(attn, net.num_features), net.global_pool)
+
+
 def _last_conv_block(net: nn.Module) -> str:
     for name in ("layer4", "stages.3", "features"):
         try:
@@ -107,39 +127,74 @@ def _last_conv_block(net: nn.Module) -> str:
 @MODELS.register()
 def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes: int = 10,
                mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
-               std: Annotated[float, Range("(0, 100]")] = 0.3081, **timm_kwargs) -> nn.Module:
-    """timm model `arch` with `attn_layer` in every block, 1 input channel, 28x28 stem."""
+               std: Annotated[float, Range("(0, 100]")] = 0.3081, placement: str = "blocks",
+               width: Annotated[float, Range("(0, 4]")] = 1.0, depth: Annotated[float, Range("(0, 4]")] = 1.0,
+               **timm_kwargs) -> nn.Module:
+    """timm model `arch` with `attn_layer` in every block or once at the head, 1 input channel, 28x28 stem.
+
+    Args:
+        arch: a timm model name.
+        attn_layer: the attention (timm's create_attn names, "pam" at the head; "none": none).
+        placement: "blocks" (every block, timm's slots) or "head" (one block before the pool; the
+            blocks then carry none, so EfficientNet loses its own SE).
+        width, depth: timm's channel and repeat multipliers, for "efficientnet_b0" and
+            "mobilenetv2_100" only (1.0: timm's model as it is).
+    Returns:
+        the model, wrapped to take [0,1] pixels.
+    """
     import timm
 
+    _check_placement(placement, attn_layer)
     attn = ATTN_ALIASES.get(attn_layer, attn_layer) if attn_layer else None
+    block_attn = attn if placement == "blocks" else None
     kwargs = dict(pretrained=False, in_chans=1, num_classes=n_classes, **timm_kwargs)
     resnet = arch.startswith(("resnet", "resnext", "wide_resnet"))
-    if attn and resnet:
-        kwargs["block_args"] = dict(attn_layer=attn)
-    net = timm.create_model(arch, **kwargs)
-    if attn_layer is not None and not resnet:
-        _fill_attention_slots(net, attn, arch)
+    if block_attn and resnet:
+        kwargs["block_args"] = dict(attn_layer=block_attn)
+    if width == 1.0 and depth == 1.0:
+        net = timm.create_model(arch, **kwargs)
+    elif arch in SCALABLE:
+        from timm.models import efficientnet
+
+        net = getattr(efficientnet, SCALABLE[arch])(arch, channel_multiplier=width, depth_multiplier=depth, **kwargs)
+    else:
+        raise ValueError(f"width/depth scale only {' and '.join(SCALABLE)}, not {arch!r}")
+    if not resnet and (attn_layer is not None or placement == "head"):
+        _fill_attention_slots(net, block_attn, arch)
     _adapt_stem(net)
+    cam_layer = _last_conv_block(net)
+    if placement == "head" and attn:
+        _add_head_attention(net, attn)
     _own_activations(net)
-    return Normalized(net, mean, std, cam_layer=_last_conv_block(net))
+    return Normalized(net, mean, std, cam_layer=cam_layer)
 
 
 @MODELS.register()
 def build_resnet_cbam(n_classes: int = 10, layers: Annotated[tuple, Range("[1, 16]")] = (1, 1, 1, 1),
                       attn_layer: str = "cbam", channels: Annotated[tuple, Range("[1, 4096]")] = (32, 64, 128, 256),
                       mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
-                      std: Annotated[float, Range("(0, 100]")] = 0.3081) -> nn.Module:
+                      std: Annotated[float, Range("(0, 100]")] = 0.3081, placement: str = "blocks") -> nn.Module:
     """A small timm ResNet (BasicBlock, one block per stage) with CBAM in every block, for 28x28.
 
     The 7x7/2 stem becomes 3x3/1 and the max-pool stays, so stages run at 14, 7, 4, 2 pixels;
     channels (32, 64, 128, 256) give 1.25M parameters (CPU-trainable in minutes).
+
+    Args:
+        placement: "blocks" (`attn_layer` in every block) or "head" (one block on layer4's
+            output, before the pool; "pam" only here).
+    Returns:
+        the model, wrapped to take [0,1] pixels.
     """
     from timm.models.resnet import BasicBlock, ResNet
 
+    _check_placement(placement, attn_layer)
     attn = ATTN_ALIASES.get(attn_layer, attn_layer)
+    block_attn = attn if placement == "blocks" else None
     net = ResNet(BasicBlock, list(layers), num_classes=n_classes, in_chans=1, channels=tuple(channels),
-                 block_args=dict(attn_layer=attn) if attn else None)
+                 block_args=dict(attn_layer=block_attn) if block_attn else None)
     conv = net.conv1
     net.conv1 = nn.Conv2d(1, conv.out_channels, 3, 1, 1, bias=False)
+    if placement == "head" and attn:
+        _add_head_attention(net, attn)
     _own_activations(net)
     return Normalized(net, mean, std, cam_layer="layer4")
