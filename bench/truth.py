@@ -240,6 +240,9 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
         if np.isfinite(r.tau):
             ax.plot([r.tau], [y], "o", color=c, ms=5)
     ax.axvline(0, color="#1b1b1b", lw=1)
+    n_loc = int((t["family"] == "localisation").sum())
+    if 0 < n_loc < len(t):  # the localisation cross-check sits below the faithfulness metrics
+        ax.axhline(n_loc - 0.5, color="#999999", lw=0.8, ls="--")
     ax.set_yticks(range(len(t)), labels, fontsize=7)
     ax.set_xlim(-1.05, 1.05)
     ax.set_ylim(-0.6, len(t) - 0.4)

@@ -130,6 +130,20 @@ def test_meta_flags_a_metric_only_the_truth_catches_and_annotates_the_board(tmp_
            "mass accuracy, 6 methods)" in block
 
 
+def test_the_site_meta_page_shows_the_truth_table_and_figure(tmp_path):
+    from bench.site.study import meta_page
+
+    res = _board({"insertion_auc": lambda t, m, mode: t, "q_faithfulness_estimate": _reversed_but_beats_random})
+    meta.write(meta.summary([res], n_boot=20), tmp_path, "synthetic")
+    html = meta_page(tmp_path, "synthetic/meta", 1)
+    assert f'<h2 id="truth">{truth.SECTION}?</h2>' in html and 'src="meta_truth.png"' in html
+    assert "Truth agreement: per metric, Kendall tau" in html  # the figure's own caption, not the generic one
+    assert 'id="meta-truth"' in html and "contradicts the truth" in html and "caught_by_other_flags" in html
+    assert 'id="truth-col-caught_by_other_flags"' in html and 'id="truth-col-tau_lo"' in html
+    (tmp_path / "meta_truth.csv").unlink()
+    assert 'id="truth"' not in meta_page(tmp_path, "synthetic/meta", 1)
+
+
 def test_a_board_without_the_truth_gets_no_truth_table(tmp_path):
     res = _board({"insertion_auc": lambda t, m, mode: t})
     res.instances = res.instances[res.instances["metric"] != TRUTH]

@@ -34,6 +34,13 @@ FIGURES = {
         "Rank agreement: Kendall tau-b between the rankings two metrics give the real methods on the first "
         "board (1 = same order, 0 = unrelated, −1 = reversed); the 95% bootstrap interval of each cell is in "
         "meta_agreement_lo.csv / meta_agreement_hi.csv."),
+    "meta_truth": (
+        "Interval plot: per metric a dot at its Kendall tau with the ground truth's method ranking and a bar "
+        "for its 95% bootstrap interval, a vertical line at 0",
+        "Truth agreement: per metric, Kendall tau between its ranking of the real methods and the ranking by the "
+        "ground-truth localisation score (1 = the same order, −1 = reversed), with its 95% bootstrap interval over "
+        "the images; blue = tracks the truth (interval above 0), red = contradicts it (below 0), grey = not shown "
+        "either way. The rows below the faithfulness metrics are the other localisation scores, a cross-check."),
 }
 
 

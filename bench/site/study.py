@@ -13,6 +13,7 @@ from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, fmt, read_as_text
 from bench.site.figures import figure
 from bench.site.html import esc, inline_md, num, page
 from bench.site.tables import generic_table
+from bench.truth import SECTION as TRUTH_SECTION
 
 # the meta-evaluation's per-separation-test columns (meta_separation.csv), defined here as in bench/meta.py
 SEPARATION_COLUMNS = {
@@ -25,6 +26,7 @@ SEPARATION_COLUMNS = {
 }
 # the meta-evaluation's per-task tables (bench.meta.write: meta_<table stem>.csv)
 META_ATTR, META_CF = (f"meta_{t.stem}.csv" for t in (ATTRIBUTIONS, COUNTERFACTUALS))
+META_TRUTH = "meta_truth.csv"  # bench.truth's table, written by bench.meta.write on boards with a ground-truth mask
 
 
 def folder_kind(folder: Path) -> str:
@@ -141,11 +143,16 @@ def study_page(folder: Path, rel: str, board_ids: dict[str, str], depth: int) ->
     return page(title or rel, "\n".join(body), depth, [("index", f"{up}index.html")])
 
 
-def _definitions(text: str) -> str:
-    """'**term**: definition.' pairs of a meta.md intro as a definition list (the text kept as written)."""
+def _definitions(text: str, prefix: str = "col-") -> str:
+    """'**term**: definition.' pairs of a meta.md intro as a definition list (the text kept as written).
+
+    Args:
+        text: the lead sentence(s), then the pairs.
+        prefix: of each term's anchor id (`prefix` + term).
+    """
     parts = re.split(r"\*\*([A-Za-z_]+)\*\*: ", text)
     lead, pairs = parts[0], list(zip(parts[1::2], parts[2::2]))
-    items = "".join(f'<dt id="col-{esc(k)}"><code>{esc(k)}</code></dt><dd>{inline_md(v.strip().rstrip(";"))}</dd>'
+    items = "".join(f'<dt id="{prefix}{esc(k)}"><code>{esc(k)}</code></dt><dd>{inline_md(v.strip().rstrip(";"))}</dd>'
                     for k, v in pairs)
     return f"<p>{inline_md(lead)}</p><dl class=\"defs\">{items}</dl>"
 
@@ -178,8 +185,19 @@ def _separation_chart(df: pd.DataFrame) -> str:
             "tick: Holm). Red = flagged (below 50%, dashed line, or an unstable ranking).</figcaption></figure>")
 
 
+def _truth(folder: Path, lines: list[str], files: list[str]) -> str:
+    """The truth agreement (bench.truth): its interval figure, its table (meta_truth.csv) and its column definitions."""
+    legend = " ".join(ln for ln in lines if ln.strip() and not ln.startswith(("|", "![")))
+    fig = figure("meta_truth.png", "meta_truth.png") if "meta_truth.png" in files else ""
+    return (f'<h2 id="truth">{esc(TRUTH_SECTION)}?</h2>{fig}'
+            + generic_table(read_as_text(folder / META_TRUTH), "meta-truth")
+            + (f"<details><summary>What each column of the truth table means</summary>"
+               f"{_definitions(legend, 'truth-col-')}</details>" if legend else ""))
+
+
 def meta_page(folder: Path, rel: str, depth: int, seed_links: str = "") -> str:
-    """A meta-evaluation: flagged metrics, the agreement heatmap, the separation chart, the tables, definitions."""
+    """A meta-evaluation: flagged metrics, the truth agreement (when present), the agreement heatmap, the separation
+    chart, the tables, definitions."""
     md = (folder / "meta.md").read_text() if (folder / "meta.md").exists() else ""
     title, sections = _md_sections(md)
     intro = " ".join(ln for ln in sections.get("", []) if ln.strip() and not ln.startswith(("|", "![")))
@@ -193,6 +211,8 @@ def meta_page(folder: Path, rel: str, depth: int, seed_links: str = "") -> str:
                     + "".join(f"<li>{inline_md(x)}</li>" for x in flagged) + "</ul></div>")
     if seed_links:
         body.append(seed_links)
+    if (folder / META_TRUTH).exists():
+        body.append(_truth(folder, sections.get(TRUTH_SECTION, []), files))
     if "meta_agreement.png" in files:
         body.append('<h2 id="agreement">Do the metrics agree?</h2>' + figure("meta_agreement.png", "meta_agreement.png"))
     if (folder / META_ATTR).exists():
