@@ -30,6 +30,7 @@ from bench.board import RESTORE, BoardError, manifest_hash, read_csv, read_insta
 
 KEY_COLUMNS = ("method", "mode", "n")
 INSTANCE_COLUMNS = ("method", "mode", "test_index")
+MASK_ARRAY = "errors_mask"  # the rows' ground-truth masks, on boards of a controlled set (bench.data.controlled)
 ERROR_ARRAYS = ("errors", "errors_index", "errors_true", "errors_pred")
 INCOMPLETE = "INCOMPLETE"  # bench.publish writes it into a run folder until the run finishes
 
@@ -143,7 +144,9 @@ def _artifacts(folder: Path, t: board.Table, prov: dict, n_errors: int | None) -
         if n_errors is not None and shapes[name][:1] != (n_errors,):
             raise BoardError(f"{path}: array {name!r} has {shapes[name][:1]} rows, the provenance says "
                              f"{n_errors} errors; {RESTORE}")
-    extra = sorted(set(shapes) - set(ERROR_ARRAYS) - {f"{m}|{mode}" for m, mode in _entry_n(prov)})
+    if MASK_ARRAY in shapes and shapes[MASK_ARRAY][:1] != shapes.get(ERROR_ARRAYS[0], (None,))[:1]:
+        raise BoardError(f"{path}: array {MASK_ARRAY!r} has {shapes[MASK_ARRAY][:1]} rows, not one per error; {RESTORE}")
+    extra = sorted(set(shapes) - {*ERROR_ARRAYS, MASK_ARRAY} - {f"{m}|{mode}" for m, mode in _entry_n(prov)})
     if extra:
         raise BoardError(f"{path}: array {extra[0]!r} belongs to no entry of its provenance; {RESTORE}")
 

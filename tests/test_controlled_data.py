@@ -1,8 +1,10 @@
 """Controlled datasets (bench.data.controlled): determinism, exact masks, and the mask check on a trained CNN.
 
-The mask check: the default CNN trained briefly on a slice of a set must fall to about chance
-when the masked region is replaced (by another image's same region, or zeroed for the decoy
-patch) and keep its accuracy when everything outside the mask is replaced.
+The mask check, on each set's published cnn (its pinned reference weights, leaderboards/weights)
+over the whole test split: accuracy must fall to about chance when the masked region is replaced
+(by another image's same region, or zeroed for the decoy patch) and hold when everything outside
+the mask is replaced; the shortcut model must score high where the slot follows the label and low
+on the real test split, where it does not.
 """
 
 import hashlib
@@ -13,7 +15,6 @@ import torch
 
 from bench.data import controlled as C
 
-N_TRAIN, N_TEST, STEPS = 6000, 1000, 300
 # sha256 of the first 64 test images' (x, y, mask) of each set at SEED (a change means the set changed: bump VERSION)
 GOLDEN = {"mnist-distractor": "4f89d2c8f15d361711270a58203d729f51ffeab907206a526e2d5301b8037d64",
           "mnist-decoy": "29dba5024c98930df062a54f0763039e14694b6627f0e4bb69b9e18ff19643b3",
@@ -85,17 +86,14 @@ def test_shortcut_mask_is_the_patch_whose_slot_is_the_label_in_training_only(mni
         assert agree == 1.0 if s != "test" else agree < 0.15, (s, agree)
 
 
-def _train(split):
-    from bench.config import TrainConfig
-    from bench.models import MODELS
-    from bench.models.train import fit
+def _pinned(name, data, tmp_path_factory):
+    """The set's published cnn: its preset's model from the pinned reference weights (never trained here)."""
+    from bench.config import make_config
+    from bench.models.train import load_or_train
 
-    torch.manual_seed(0)
-    model = MODELS.get("cnn")(n_classes=10)
-    part = C.MaskedSplit(split.x[:N_TRAIN], split.y[:N_TRAIN], split.mask[:N_TRAIN])
-    few = C.MaskedSplit(split.x[:256], split.y[:256], split.mask[:256])
-    data = type("D", (), dict(train=part, val=few, test=few))
-    fit(model, data, TrainConfig(epochs=100, max_steps=STEPS), seed=0, device="cpu", progress=False)
+    cfg = make_config(name, cache_dir=str(tmp_path_factory.mktemp("cache")), device="cpu")
+    model, meta = load_or_train(cfg, data, torch.device("cpu"), progress=False)
+    assert meta["source"] == "reference", meta  # leaderboards/weights, pinned by sha256
     return model.eval()
 
 
@@ -114,7 +112,7 @@ def mask_check(model, split):
     """Accuracies: intact, masked region replaced by a donor's, everything else replaced by a donor's."""
     from bench.models.train import accuracy
 
-    x, y, m = split.x[-N_TEST:], split.y[-N_TEST:], split.mask[-N_TEST:]
+    x, y, m = split.x, split.y, split.mask
     donor = x[_same_mask_donors(m)]
     return dict(intact=accuracy(model, x, y, "cpu"),
                 masked_replaced=accuracy(model, C.swap_region(x, m, donor), y, "cpu"),
@@ -123,9 +121,9 @@ def mask_check(model, split):
 
 
 @pytest.mark.parametrize("name", ["mnist-distractor", "mnist-decoy"])
-def test_a_trained_model_needs_the_masked_pixels_and_only_them(sets, name):
+def test_a_trained_model_needs_the_masked_pixels_and_only_them(sets, name, tmp_path_factory):
     data = sets[name]
-    acc = mask_check(_train(data.train), data.test)
+    acc = mask_check(_pinned(name, data, tmp_path_factory), data.test)  # the whole test split
     print(name, {k: round(v, 3) for k, v in acc.items()})
     assert acc["intact"] > 0.75, acc
     assert acc["masked_replaced"] < 0.25, acc  # about chance (0.1): the evidence is gone
@@ -134,15 +132,15 @@ def test_a_trained_model_needs_the_masked_pixels_and_only_them(sets, name):
         assert acc["masked_zeroed"] < 0.25, acc
 
 
-def test_the_decoy_shortcut_is_lost_at_test(mnist, sets):
+def test_the_decoy_shortcut_is_lost_at_test(mnist, sets, tmp_path_factory):
     data = sets["mnist-decoy-shortcut"]
-    model = _train(data.train)
+    model = _pinned("mnist-decoy-shortcut", data, tmp_path_factory)
     from bench.models.train import accuracy
 
     rng = np.random.default_rng(7)
-    x, y = mnist.test.x[-N_TEST:, 0].numpy(), mnist.test.y[-N_TEST:].numpy()
+    x, y = mnist.test.x[:, 0].numpy(), mnist.test.y.numpy()
     with_shortcut = C.masked_split(*C.shortcut_split(x, y, rng, shortcut=True))
     acc_with = accuracy(model, with_shortcut.x, with_shortcut.y, "cpu")
-    acc_without = accuracy(model, data.test.x[-N_TEST:], data.test.y[-N_TEST:], "cpu")
+    acc_without = accuracy(model, data.test.x, data.test.y, "cpu")
     print("mnist-decoy-shortcut", dict(test_with_shortcut=round(acc_with, 3), test_without=round(acc_without, 3)))
     assert acc_with > 0.9 and acc_without < acc_with - 0.3, (acc_with, acc_without)
