@@ -59,10 +59,24 @@ class TrainConfig:
     # stop after this many optimiser steps (a quick small model for tests and CPU studies);
     # None: every step of every epoch. Enters the cache key only when set.
     max_steps: Annotated[int | None, Range("[1, 10**8]")] = None
+    # Early stopping on the validation split (never the test set); each enters the cache key
+    # only when set, and with all three None training is what it was (no validation passes).
+    # `epochs` (and max_steps) then cap the run; with patience the weights kept are the best on val.
+    eval_every: Annotated[int | None, Range("[1, 10**8]")] = None  # steps between val passes (None: each epoch)
+    val_target: Annotated[float | None, Range("(0, 1]")] = None  # stop once val accuracy >= this
+    patience: Annotated[int | None, Range("[1, 10**6]")] = None  # stop after this many val passes without a gain
+
+    @property
+    def early_stopping(self) -> bool:
+        """Whether training checks the validation split as it goes (any of the three fields set)."""
+        return any(v is not None for v in (self.eval_every, self.val_target, self.patience))
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
         require(self.max_steps is None or self.max_steps >= 1, "train.max_steps", ">= 1", self.max_steps)
+        require(self.eval_every is None or self.eval_every >= 1, "train.eval_every", ">= 1", self.eval_every)
+        require(self.val_target is None or 0 < self.val_target <= 1, "train.val_target", "in (0, 1]", self.val_target)
+        require(self.patience is None or self.patience >= 1, "train.patience", ">= 1", self.patience)
         require(self.batch_size >= 1, "train.batch_size", ">= 1", self.batch_size)
         require(self.lr > 0, "train.lr", "> 0", self.lr)
         require(self.weight_decay >= 0, "train.weight_decay", ">= 0", self.weight_decay)
