@@ -10,6 +10,7 @@ from bench.contract.registry import MODELS
 MODELS.declare("cnn", "bench.models.cnn:build_cnn",
                "seed-report baseline CNN: conv32-pool-conv64-pool-fc128-dropout-fc10 (~225k params)")
 MODELS.declare("timm", "bench.models.timm_backbones:build_timm",
-               "any timm backbone by name (model_params.arch), 1-channel 28x28 stem, optional attn_layer")
+               "any timm backbone by name (model_params.arch), 1-channel 28x28 stem, optional attn_layer "
+               "in every block or once at the head (placement), width/depth for EfficientNet-B0, MobileNetV2")
 MODELS.declare("resnet_cbam", "bench.models.timm_backbones:build_resnet_cbam",
-               "timm resnet18-style backbone with CBAM attention, adapted to 28x28")
+               "small timm ResNet (one BasicBlock per stage), 28x28 stem, attn_layer (default cbam) in every block or at the head")
