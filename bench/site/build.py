@@ -91,7 +91,8 @@ def load_board(folder: Path, root: Path) -> dict:
     return dict(folder=folder, flags_id=flags_id, id=rel.replace("/", "-"), title=rel, parts=parts,
                 dataset=pieces[0] if len(pieces) >= 2 else "", model=pieces[1] if len(pieces) >= 2 else "",
                 files=sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in (".csv", ".json", ".md", ".png")),
-                n_errors=(first.get("errors") or {}).get("n", ""), accuracy=(first.get("model") or {}).get("test_accuracy", ""),
+                n_errors=(first.get("errors") or {}).get("n", ""), rows=(first.get("errors") or {}).get("rows", "errors"),
+                accuracy=(first.get("model") or {}).get("test_accuracy", ""),
                 created=first.get("created", ""), drill=any(p["inst"] for p in parts.values()),
                 note="; ".join(filter(None, [NOTES.get(rel, ""), "NOT FOR PUBLICATION (--limit)" if limited else ""])))
 

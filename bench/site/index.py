@@ -16,12 +16,24 @@ SEEDS_NOTE = ("the same MNIST cnn retrained with training seeds 1 and 2 and run 
               "the meta-evaluation reads all three to say which metrics rank methods stably across seeds")
 
 
+TRUTH_NOTE = ("controlled sets built from MNIST where the pixels that carry the label are known (the mask): "
+              "mnist-distractor (the label is the left digit; mask = the left half), mnist-decoy (the label is only a "
+              "corner patch's grey level; mask = the patch), mnist-decoy-shortcut (a patch's slot is the label in "
+              "training only; mask = the patch, where a shortcut model looks). Their loc_* columns score each map "
+              "against the mask, cf_mask_share each counterfactual; their meta-evaluation says which faithfulness "
+              "metric ranks methods as the truth does")
+
+
 def board_kind(board: dict) -> str:
-    """'dev' (bench check's regression baselines), 'zoo' (a study cell), 'seed' (a meta-evaluation seed board)
-    or 'main' (a published dataset x model board)."""
+    """'dev' (bench check's regression baselines), 'zoo' (a study cell), 'seed' (a meta-evaluation seed board),
+    'truth' (a board of a controlled set with a ground-truth mask) or 'main' (a published dataset x model board)."""
+    from bench.data import MASKED
+
     pieces = board["title"].split("/")
     if pieces[0] == "ci":
         return "dev"
+    if pieces[0] in MASKED:
+        return "truth"
     if len(pieces) >= 3 and pieces[1] == "zoo":
         return "zoo"
     if "meta" in pieces[:-1]:
@@ -160,7 +172,8 @@ def _summary(boards: list[dict]) -> str:
     family_lines, family_table = _family_summary(public)
     lines = [f"{len(public)} public boards ({sum(board_kind(b) == 'main' for b in public)} published dataset × model "
              f"boards, {sum(board_kind(b) == 'zoo' for b in public)} model-zoo cells, "
-             f"{sum(board_kind(b) == 'seed' for b in public)} seed boards of the meta-evaluation)."]
+             f"{sum(board_kind(b) == 'seed' for b in public)} seed boards of the meta-evaluation, "
+             f"{sum(board_kind(b) == 'truth' for b in public)} ground-truth boards)."]
     if low:
         lines.append(f"{len(low)} boards come from models below their dataset's accuracy floor ("
                      + ", ".join(f"{esc(d)} {f:g}" for d, f in sorted({(b['dataset'], floor_of(b['dataset']))
@@ -289,6 +302,13 @@ def index_page(boards: list[dict], extras: list[dict]) -> str:
                             f'<span class="muted">{esc(b["title"])}, {esc(b["n_errors"])} errors, test accuracy '
                             f'{fmt(b["accuracy"])}</span>{" <span class=flag>below floor</span>" if below_floor(b) else ""}'
                             f'<br><span class="finding">{short_finding(b)}</span></li>' for b in group) + "</ul>")
+    truth = by_kind.get("truth", [])
+    if truth:
+        body.append(f"<h2>Ground truth: controlled sets</h2><p>{esc(TRUTH_NOTE)}.</p>" + '<ul class="cards-list">' + "".join(
+            f'<li><a href="{b["id"]}/index.html">{esc(b["title"])}</a> <span class="muted">{esc(b["n_errors"])} '
+            f'{"errors" if b.get("rows", "errors") == "errors" else "correct predictions"}, test accuracy '
+            f'{fmt(b["accuracy"])}</span><br><span class="finding">{short_finding(b)}</span></li>' for b in truth)
+            + "</ul>")
     studies = [e for e in extras if e["kind"] == "study"]
     metas = [e for e in extras if e["kind"] == "meta"]
     if studies or by_kind.get("zoo"):

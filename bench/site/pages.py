@@ -9,7 +9,7 @@ from bench.board import table
 from bench.site.caveats import caveat_lines, headline
 from bench.site.figures import figure
 from bench.site.html import esc, inline_md, page, short_reason
-from bench.site.index import SEEDS_NOTE, board_kind
+from bench.site.index import SEEDS_NOTE, TRUTH_NOTE, board_kind
 from bench.site.tables import board_table
 
 
@@ -140,6 +140,10 @@ def board_page(board: dict, gallery: list[dict]) -> str:
     if board_kind(board) == "seed":
         body.append(f'<p class="muted">A seed board of the meta-evaluation: {esc(SEEDS_NOTE)}. Read it beside the '
                     "published board (seed 0): where the two disagree, the ranking depends on the training seed.</p>")
+    elif board_kind(board) == "truth":
+        rows = ("the model's errors" if board.get("rows", "errors") == "errors" else
+                "a stratified sample of correct predictions (counterfactuals toward the runner-up class)")
+        body.append(f'<p class="muted">A ground-truth board ({esc(TRUTH_NOTE)}). Its rows: {esc(rows)}.</p>')
     elif board_kind(board) == "zoo":
         body.append('<p class="muted">A cell of the model-zoo study: one trained model (backbone, attention block, '
                     "seed) whose own errors the study's methods explain; the study page compares the cells.</p>")
