@@ -138,7 +138,7 @@ def check_out(cfg, label: str) -> None:
 
 def model_label(cfg) -> str:
     """Folder name of a model: its registry name plus distinguishing params (e.g. cbam)."""
-    extra = [str(v) for k, v in sorted(cfg.model_params.items()) if k in ("arch", "attn_layer")]
+    extra = [str(v) for k, v in sorted(cfg.model_params.items()) if k in ("arch", "attn_layer", "placement")]
     return "-".join([cfg.model, *extra])
 
 

@@ -93,3 +93,18 @@ def test_width_and_depth_are_timms_multipliers():
     assert [len(s) for s in shallow.net.blocks] == [1, 1, 1, 2, 2, 2, 1]  # B0's 1, 2, 2, 3, 3, 4, 1
     with pytest.raises(ValueError, match="width/depth"):
         build_timm("resnet18", width=0.5)
+
+
+def test_the_issue_25_grid_is_a_valid_study_of_24_models_x_3_seeds():
+    """zoo_v2 (the grid the zoo will be republished from): every cell validates, 24 models x 3 seeds."""
+    from bench.config import make_config
+    from bench.study.cells import cells
+    from bench.validate import validate
+
+    cfg = make_config("zoo_v2")
+    validate(cfg)
+    grid = cells(cfg)
+    labels = {c.label for c in grid}
+    assert len(grid) == 72 and len(labels) == 24
+    assert {c.cfg.model_params.get("placement", "blocks") for c in grid} == {"head", "blocks"}
+    assert sum(c.cfg.model_params.get("attn_layer") == "pam" for c in grid) == 9  # PAM at the head only
