@@ -56,14 +56,10 @@ def open_cell(cfg, data, store, folder: Path, progress: bool = False) -> RunCont
 
 def refuse_mask_metrics(cfg, has_mask: bool) -> None:
     """A ValueError naming the metrics that need a ground-truth mask when the dataset has none."""
-    from bench.tasks.for_run import mask_metrics
+    from bench.tasks.for_run import missing_mask
 
-    need = mask_metrics(cfg)
-    verb = "needs" if len(need) == 1 else "need"
-    if need and not has_mask:
-        raise ValueError(f"{', '.join(need)} {verb} a ground-truth mask and dataset {cfg.dataset!r} has none: use a "
-                         "controlled set (bench list datasets: mnist-distractor, mnist-decoy, mnist-decoy-shortcut) "
-                         "or leave them out")
+    if not has_mask and (msg := missing_mask(cfg)):
+        raise ValueError(msg)
 
 
 def _context(cfg, device, data, model, meta, errors, store, folder, progress, oracle=None) -> RunContext:

@@ -193,7 +193,7 @@ def _dispatch(args) -> int:
                 Path(cfg.cache_dir).expanduser() / "matplotlib")  # (set before validate imports the methods)
         validate(cfg, extras=args.command != "train")  # every name, value, file and device: exit 2 before any work
         if args.command == "config":
-            from bench.config import to_toml
+            from bench.toml_io import to_toml
 
             print(to_toml(cfg), end="")
             return 0

@@ -48,6 +48,10 @@ class ErrorSet:
         lookup = {int(t): i for i, t in enumerate(self.index.tolist())}
         return torch.tensor([lookup[int(t)] for t in test_index.tolist()], dtype=torch.long)
 
+    def mask_at(self, pos: torch.Tensor, device) -> torch.Tensor | None:
+        """The ground-truth masks of rows `pos` on `device` (None when the data has none)."""
+        return None if self.mask is None else self.mask[pos].to(device)
+
     def manifest(self) -> list[dict]:
         rows = [dict(test_index=i, true=t, pred=p)
                 for i, t, p in zip(self.index.tolist(), self.true.tolist(), self.pred.tolist())]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 
 def cmd_list(what: str) -> int:
-    from bench.config import preset_names
     from bench.data import DATASETS
     from bench.models import MODELS
+    from bench.toml_io import preset_names
     from bench.validate import extra_installed, install_hint
     from metrics import ATTR_METRICS, CF_METRICS
     from solvers import ATTRIBUTIONS, SOLVERS

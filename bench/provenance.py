@@ -63,7 +63,8 @@ def reproduce_command(cfg) -> str:
     """
     import shlex
 
-    from bench.config import ConfigError, make_config, toml_value
+    from bench.config import ConfigError, make_config
+    from bench.toml_io import toml_value
 
     try:
         base = make_config(cfg.preset).to_dict()

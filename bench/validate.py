@@ -107,13 +107,11 @@ def _mask_data(cfg: RunConfig) -> None:
     """
     from bench.contract.registry import DATASETS
     from bench.data import MASKED
-    from bench.tasks.for_run import mask_metrics
+    from bench.tasks.for_run import missing_mask
 
-    need = mask_metrics(cfg)
-    verb = "needs" if len(need) == 1 else "need"
-    if need and cfg.dataset not in MASKED and DATASETS.entry(cfg.dataset).target.startswith("bench.data"):
-        raise ConfigError(f"{', '.join(need)} {verb} a ground-truth mask and dataset {cfg.dataset!r} has none "
-                          f"(datasets with one: {', '.join(MASKED)}); use one of them or leave the metrics out")
+    builtin = DATASETS.entry(cfg.dataset).target.startswith("bench.data")
+    if cfg.dataset not in MASKED and builtin and (msg := missing_mask(cfg)):
+        raise ConfigError(msg)
 
 
 def _entry_params(where: str, name: str, cls, table: dict) -> None:

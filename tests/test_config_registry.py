@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from bench.config import ConfigError, make_config, preset_names
+from bench.config import ConfigError, make_config
 from bench.contract.registry import Registry, RegistryError
+from bench.toml_io import preset_names
 
 
 def test_default_preset_and_overrides():
@@ -149,7 +150,7 @@ def test_config_ranges_are_one_line_errors_naming_the_key(override, message):
 def test_toml_values_read_back_exactly():
     import tomllib
 
-    from bench.config import to_toml
+    from bench.toml_io import to_toml
 
     tricky = {"*": 3, "a key": 1, 'q"uote': 2}
     cfg = make_config("default", ['out="C:\\\\runs \\"x\\"\\n\\té"', "train.lr=1e-10",

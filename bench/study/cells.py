@@ -12,7 +12,8 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-from bench.config import ConfigError, RunConfig, _set_dotted, build, folder_name
+from bench.config import ConfigError, RunConfig, build, folder_name
+from bench.toml_io import set_dotted
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def cells(cfg: RunConfig, *, restrict: bool = True) -> list[Cell]:
                 table["train"] = {**table["train"], **m.train}
                 try:
                     for key, value in m.set.items():
-                        _set_dotted(table, key, copy.deepcopy(value))
+                        set_dotted(table, key, copy.deepcopy(value))
                     table["study"] = dict(study_table, only=[f"{dataset}/{m.label}-seed{seed}"])
                     out.append(Cell(dataset, m.label, seed, build(RunConfig, table)))
                 except ConfigError as e:

@@ -89,7 +89,7 @@ class AttributionTask:
                          explained=torch.tensor([r["explained"] for r in records]).to(ctx.device),
                          seconds=torch.tensor([r["seconds"] for r in records], dtype=torch.float64),
                          contrast=dev_contrast, method=entry.name, explain_fn=explain_fn,
-                         mask=None if ctx.errors.mask is None else ctx.errors.mask[pos].to(ctx.device))
+                         mask=ctx.errors.mask_at(pos, ctx.device))
 
     @staticmethod
     def valid(scores: dict, n: int) -> np.ndarray:

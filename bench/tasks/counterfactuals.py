@@ -59,7 +59,7 @@ class CounterfactualTask:
         return CFBatch(x=ctx.errors.x[pos].to(ctx.device), x_cf=x_cf, target=ctx.errors.target[pos].to(ctx.device),
                        probs_cf=ctx.metric_ctx.oracle.probs(x_cf), queries=col("queries"),
                        grad_queries=col("grad_queries"), seconds=col("seconds"), index=ctx.errors.index[pos],
-                       mask=None if ctx.errors.mask is None else ctx.errors.mask[pos].to(ctx.device))
+                       mask=ctx.errors.mask_at(pos, ctx.device))
 
     @staticmethod
     def valid(scores: dict, n: int) -> np.ndarray:

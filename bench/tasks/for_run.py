@@ -26,3 +26,19 @@ def mask_metrics(cfg) -> list[str]:
                 (CF_METRICS, cfg.counterfactuals.metrics, cfg.counterfactuals.solvers))
     return [f.metric_name for registry, names, methods in sections if methods
             for f in metric_fns(registry, names) if "mask" in f.needs]
+
+
+def missing_mask(cfg) -> str | None:
+    """The one-line refusal for a run whose metrics need a ground-truth mask (None: none needed).
+
+    The caller decides whether the data has masks: bench.validate at the door for built-in
+    datasets, bench.cell after loading a plugin dataset.
+    """
+    from bench.data import MASKED
+
+    need = mask_metrics(cfg)
+    if not need:
+        return None
+    verb = "needs" if len(need) == 1 else "need"
+    return (f"{', '.join(need)} {verb} a ground-truth mask and dataset {cfg.dataset!r} has none "
+            f"(datasets with one: {', '.join(MASKED)}); use one of them or leave the metrics out")
