@@ -43,8 +43,13 @@ def open_cell(cfg, data, store, folder: Path, progress: bool = False) -> RunCont
     torch.manual_seed(cfg.seed)
     model, meta = load_or_train(cfg, data, device, progress=progress)
     oracle = Oracle(model, device)
+    common = None
+    if cfg.rows == "common":
+        from bench.data.common import indices
+
+        common = indices(cfg.dataset)
     errors = collect_errors(oracle, data.test.x, data.test.y, meta["weights_sha256"], cfg.limit, mask, cfg.rows,
-                            cfg.n_correct)
+                            cfg.n_correct, common)
     if len(errors) == 0:
         where = f"the IDX files in {cfg.data_dir}" if cfg.data_dir else f"the shipped {cfg.dataset} copy"
         raise ValueError(f"the model misclassifies none of the {len(data.test.y)} test images ({where}): "
@@ -148,11 +153,17 @@ def _cell_summary(ctx: RunContext, cell, used: list[dict]) -> Path:
         throughput = json.loads(cf.read_text())["model_cost"]["throughput"]
     else:
         throughput = ctx.oracle.throughput(ctx.errors.x)
+    errs = ctx.errors
+    n_errors = len(errs) if errs.rows == "errors" else round((1 - meta["test_accuracy"]) * errs.n_test)
+    training = {k: meta[k] for k in ("steps", "epochs", "stop", "best_step", "train_cpu_seconds") if k in meta}
     summary = dict(dataset=cell.dataset, label=cell.label, seed=cell.seed, model=ctx.cfg.model,
                    model_params=ctx.cfg.model_params, train=ctx.cfg.to_dict()["train"],
                    n_params=int(sum(p.numel() for p in ctx.model.parameters())),
                    train_seconds=meta.get("train_seconds"), test_accuracy=meta.get("test_accuracy"),
-                   val_accuracy=meta.get("val_accuracy"), n_errors=len(ctx.errors), n_test=ctx.errors.n_test,
+                   val_accuracy=meta.get("val_accuracy"), n_errors=n_errors, n_test=ctx.errors.n_test,
+                   **({} if errs.rows == "errors" else dict(rows=errs.rows, n_rows=len(errs),
+                                                            n_wrong_rows=int((errs.pred != errs.true).sum()))),
+                   **training,
                    limited=ctx.errors.limited, rows_per_s=throughput["rows_per_s"],
                    weights_sha256=meta["weights_sha256"], manifest_sha256=ctx.errors.manifest_hash,
                    checkpoint=dict(relpath=meta.get("relpath"), source=meta.get("source")),

@@ -20,7 +20,7 @@ TARGET_MODES = ("predicted", "true", "contrast")
 SCHEDULES = ("onecycle", "constant")
 # A seed reaches numpy's legacy generator (Quantus, captum baselines): it must fit in 32 bits.
 SEED = Range("[0, 2**32)")
-ROWS = ("errors", "correct")  # RunConfig.rows
+ROWS = ("errors", "correct", "common")  # RunConfig.rows (bench.error_set; common: bench.data.common)
 COUNT = Range("[1, 10**7]")  # how many errors a limit or subset keeps
 BATCH = Range("[1, 65536]")
 
@@ -185,6 +185,9 @@ class StudyConfig:
     pin_weights: with --publish, copy each cell's checkpoint into leaderboards/weights/ as a plain
     run does; false keeps only their sha256 and training config in the boards' provenance (a
     grid of many models would add hundreds of MB to the repository).
+    rows: the row kinds every (model, seed) explains, one cell each (bench.config.ROWS; empty:
+    the config's `rows`): e.g. ["errors", "common"] explains each model's own errors and the
+    common image set with one trained checkpoint; a non-error kind's folder is `<cell>/<rows>/`.
     """
 
     models: tuple[StudyModel, ...] = ()
@@ -195,8 +198,12 @@ class StudyConfig:
     threads: Annotated[int, Range("[1, 1024]")] = 1
     only: tuple[str, ...] = ()
     pin_weights: bool = True
+    rows: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for r in self.rows:
+            require(r in ROWS, "study.rows", "a list of " + " | ".join(ROWS), list(self.rows))
+        require(len(set(self.rows)) == len(self.rows), "study.rows", "free of repeats", list(self.rows))
         require(len(self.models) >= 1, "study.models", "a non-empty list of {label, model, ...} tables",
                 list(self.models))
         labels = [m.label for m in self.models]

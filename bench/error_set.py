@@ -9,7 +9,10 @@ error is its true label: a solver must flip the error back.
 stratified sample, the first n_correct / n_classes correct images of each class in test order
 (fewer where a class has fewer). Their counterfactual target is the model's runner-up class
 (the second-highest logit), so a solver moves a correct prediction across its nearest boundary.
-Their hash adds the row kind, so the two kinds never share store entries. On data with a
+`rows="common"` explains the dataset's common image set (bench.data.common), the same test
+images for every model: a row the model gets wrong is explained like an error (target: the
+true class), a row it gets right like a correct one (target: the runner-up class).
+Their hash adds the row kind, so the kinds never share store entries. On data with a
 ground-truth mask (bench.data.controlled) the set carries each row's mask.
 """
 
@@ -28,13 +31,13 @@ class ErrorSet:
     index: torch.Tensor  # int64 (N,) positions in the test split
     x: torch.Tensor  # float32 (N,1,28,28)
     true: torch.Tensor  # int64 (N,) = counterfactual target
-    pred: torch.Tensor  # int64 (N,) the model's wrong prediction
+    pred: torch.Tensor  # int64 (N,) the model's prediction (wrong on an error row)
     n_test: int
     manifest_hash: str
     limited: bool = False  # True when --limit cut the set (not for publication)
     target: torch.Tensor | None = None  # int64 (N,) the counterfactual target; None: `true`
     mask: torch.Tensor | None = None  # bool like x: the pixels that carry the label; None without one
-    rows: str = "errors"  # "errors" | "correct" (bench.config.ROWS)
+    rows: str = "errors"  # "errors" | "correct" | "common" (bench.config.ROWS)
 
     def __post_init__(self) -> None:
         if self.target is None:
@@ -64,17 +67,23 @@ class ErrorSet:
         """What the rows are, for the notes under a board."""
         if self.rows == "errors":
             return f"{len(self)} misclassified test images of {self.n_test}"
-        return (f"{len(self)} correctly classified test images of {self.n_test} (a stratified sample: the first "
-                "of each class in test order; no errors), counterfactuals toward each one's runner-up class")
+        if self.rows == "correct":
+            return (f"{len(self)} correctly classified test images of {self.n_test} (a stratified sample: the first "
+                    "of each class in test order; no errors), counterfactuals toward each one's runner-up class")
+        wrong = int((self.pred != self.true).sum())
+        return (f"the {len(self)} test images of the common set (bench.data.common: images several reference models "
+                f"get wrong, and the first of each class), {wrong} of them errors of this model (counterfactuals "
+                f"toward the true class), {len(self) - wrong} correct (toward the runner-up class)")
 
 
 def collect_errors(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, weights_sha256: str,
                    limit: int | None = None, mask: torch.Tensor | None = None, rows: str = "errors",
-                   n_correct: int = 100) -> ErrorSet:
+                   n_correct: int = 100, common: torch.Tensor | None = None) -> ErrorSet:
     """The rows to explain of (x, y), batched on the oracle's device; `limit` keeps the first N.
 
     rows "errors": the misclassified rows; "correct": the stratified sample of correct ones
-    (module docstring). `mask`: bool like x, the ground truth, kept for the chosen rows.
+    (module docstring); "common": the test indices `common` (bench.data.common.indices).
+    `mask`: bool like x, the ground truth, kept for the chosen rows.
     The hash is computed over the full set, then again over the kept rows when limited.
     """
     if limit is not None and limit < 1:
@@ -86,8 +95,13 @@ def collect_errors(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, weights_sha
         chosen, target = (pred != y).nonzero().squeeze(1), y
     elif rows == "correct":
         chosen, target = correct_sample(pred, y, n_correct), logits.topk(2, dim=1).indices[:, 1]
+    elif rows == "common":
+        if common is None:
+            raise ValueError("rows 'common' needs the common set's test indices (bench.data.common.indices)")
+        chosen = common.sort().values
+        target = torch.where(pred == y, logits.topk(2, dim=1).indices[:, 1], y)
     else:
-        raise ValueError(f"unknown rows {rows!r} (errors | correct)")
+        raise ValueError(f"unknown rows {rows!r} (errors | correct | common)")
     limited = limit is not None and limit < len(chosen)
     if limited:
         chosen = chosen[:limit]

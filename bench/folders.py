@@ -143,8 +143,8 @@ def model_label(cfg) -> str:
 
 
 def board_label(cfg) -> str:
-    """A plain run's board folder under its dataset: the model label, plus `/correct` for correct-prediction rows."""
-    return model_label(cfg) + ("/correct" if cfg.rows == "correct" else "")
+    """A plain run's board folder under its dataset: the model label, plus `/<rows>` unless it explains errors."""
+    return model_label(cfg) + ("" if cfg.rows == "errors" else f"/{cfg.rows}")
 
 
 def study_roots(cfg, datasets: list[str], create: bool = False) -> dict[str, Path]:

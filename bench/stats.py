@@ -9,6 +9,11 @@
 - Timing columns: one measurement per batch, so no interval ("timing").
 - Across training seeds: a Student t interval over the seed means (each seed mean carries its
   own sampling error, so their spread holds both the seed and the instance variance).
+- Across training seeds on a common image set (every model explains the same images):
+  a two-level bootstrap, seeds with replacement within each model, then the images with
+  replacement, one image draw shared by the models compared (`hierarchical`,
+  `hierarchical_difference`), so an interval and a test hold both the seed and the image
+  variance and two models stay paired image by image.
 - Paired tests: two-sided sign-flip permutation test on per-instance differences, exact when
   2^n <= n_perm, seeded Monte Carlo otherwise.
 - Multiple tests: Holm (family-wise) and Benjamini-Hochberg (false discovery rate).
@@ -32,6 +37,7 @@ METHODS = {  # interval method -> what it means (legends and leaderboards/README
     "none": "no interval: a constant sample or fewer than 2 values",
     "timing": "no interval: a time per instance is one batch's time / batch size, one measurement",
     "t": "Student t interval over the seed means",
+    "hierarchical": "two-level percentile bootstrap: training seeds, then the common images",
 }
 
 
@@ -173,3 +179,76 @@ def min_detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: fl
     if n < 2 or not np.isfinite(sd):
         return float("nan")
     return float((st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) * sd / np.sqrt(n))
+
+
+def _seed_image_draws(n_seeds: tuple[int, ...], n_images: int, n_boot: int, seed: int):
+    """Per model a (n_boot, n_seeds) seed draw; one shared (n_boot, n_images) image draw."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, n_images, size=(n_boot, n_images))
+    return [rng.integers(0, k, size=(n_boot, k)) for k in n_seeds], images
+
+
+def _boot_means(values: np.ndarray, seeds: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Per draw, the mean over the drawn seeds and drawn images of `values` (seeds x images), NaN left out."""
+    drawn = np.take_along_axis(values[seeds], images[:, None, :], axis=2)  # (n_boot, seeds, images)
+    return np.nanmean(drawn, axis=(1, 2))
+
+
+def hierarchical(values, n_boot: int = 2000, seed: int = 0, alpha: float = ALPHA) -> Cell:
+    """Mean of a (training seeds x common images) score matrix and its two-level bootstrap interval.
+
+    The mean is over every finite entry; a bootstrap draw takes the seeds with replacement, then
+    the images with replacement (module docstring). None below 2 seeds or 2 images, or constant.
+    """
+    v = np.asarray(values, np.float64)
+    finite = np.isfinite(v)
+    n, n_nan = int(finite.sum()), int((~finite).sum())
+    if n == 0:
+        return Cell(np.nan, np.nan, np.nan, 0, n_nan)
+    mean = float(v[finite].mean())
+    if v.shape[0] < 2 or v.shape[1] < 2 or np.all(v[finite] == v[finite][0]):
+        return Cell(mean, np.nan, np.nan, n, n_nan, "none")
+    (seeds,), images = _seed_image_draws((v.shape[0],), v.shape[1], n_boot, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw of all-NaN entries: NaN, left out
+        boot = _boot_means(v, seeds, images)
+    lo, hi = np.nanquantile(boot, [alpha / 2, 1 - alpha / 2])
+    return Cell(mean, float(lo), float(hi), n, n_nan, "hierarchical")
+
+
+@dataclass(frozen=True)
+class Difference:
+    diff: float  # mean(a) - mean(b) over their common images
+    lo: float
+    hi: float
+    p: float  # two-sided bootstrap p-value for diff == 0
+    se: float  # bootstrap standard error of diff
+    n_images: int
+
+
+def hierarchical_difference(a, b, n_boot: int = 2000, seed: int = 0, alpha: float = ALPHA) -> Difference:
+    """Two models' score matrices (seeds x the same images) compared: mean difference, interval, p.
+
+    Each draw resamples each model's seeds on its own and the images once for both (they are
+    the same images), so the difference is paired by image and carries both models' seed
+    variance. p = 2 x the smaller share of draws on either side of 0 (at least 1 / n_boot).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"hierarchical_difference: {a.shape[1]} vs {b.shape[1]} images; the images must be the same")
+    diff = float(np.nanmean(a) - np.nanmean(b))
+    if min(a.shape[0], b.shape[0]) < 2 or a.shape[1] < 2:
+        return Difference(diff, np.nan, np.nan, np.nan, np.nan, a.shape[1])
+    (sa, sb), images = _seed_image_draws((a.shape[0], b.shape[0]), a.shape[1], n_boot, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot = _boot_means(a, sa, images) - _boot_means(b, sb, images)
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    p = min(1.0, max(2 * min((boot <= 0).mean(), (boot >= 0).mean()), 1 / len(boot)))
+    return Difference(diff, float(lo), float(hi), float(p), float(boot.std(ddof=1)), a.shape[1])
+
+
+def detectable_from_se(se: float, alpha: float = ALPHA, power: float = 0.8) -> float:
+    """The smallest true difference a two-sided test at `alpha` detects with `power`, given its standard error."""
+    return float((st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) * se) if np.isfinite(se) else float("nan")

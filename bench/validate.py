@@ -93,6 +93,7 @@ def _validate_run(cfg: RunConfig, extras: bool) -> None:
     for name, table in cfg.attributions.metric_params.items():
         _call_params(f"attributions.metric_params.{name}", ATTR_METRICS.get(name), table, ATTR_METRICS.kind)
     _mask_data(cfg)
+    _common_set(cfg)
     _files(cfg)
     _device(cfg.device)
     from bench.publish import refuse_unpublishable
@@ -112,6 +113,18 @@ def _mask_data(cfg: RunConfig) -> None:
     builtin = DATASETS.entry(cfg.dataset).target.startswith("bench.data")
     if cfg.dataset not in MASKED and builtin and (msg := missing_mask(cfg)):
         raise ConfigError(msg)
+
+
+def _common_set(cfg: RunConfig) -> None:
+    """rows='common' needs a committed common image set for every dataset the run or study explains."""
+    if cfg.rows != "common":
+        return
+    from bench.data.common import available
+
+    for dataset in (cfg.study.datasets if cfg.study and cfg.study.datasets else (cfg.dataset,)):
+        if dataset not in available():
+            raise ConfigError(f"rows='common': dataset {dataset!r} has no common image set (sets: "
+                              f"{', '.join(available())}; bench/data/common.py); use rows='errors' or 'correct'")
 
 
 def _entry_params(where: str, name: str, cls, table: dict) -> None:

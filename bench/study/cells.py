@@ -18,7 +18,7 @@ from bench.toml_io import set_dotted
 
 @dataclass(frozen=True)
 class Cell:
-    """One (dataset, model label, seed) of a study and the run config that explains it."""
+    """One (dataset, model label, seed, row kind) of a study and the run config that explains it."""
 
     dataset: str
     label: str
@@ -26,9 +26,13 @@ class Cell:
     cfg: RunConfig
 
     @property
+    def rows(self) -> str:
+        return self.cfg.rows
+
+    @property
     def name(self) -> str:
-        """The cell's folder name: `<label>-seed<k>`."""
-        return f"{self.label}-seed{self.seed}"
+        """The cell's folder name: `<label>-seed<k>`, plus `/<rows>` unless it explains the model's errors."""
+        return f"{self.label}-seed{self.seed}" + ("" if self.rows == "errors" else f"/{self.rows}")
 
     @property
     def key(self) -> str:
@@ -61,16 +65,19 @@ def cells(cfg: RunConfig, *, restrict: bool = True) -> list[Cell]:
     for dataset in study.datasets or (cfg.dataset,):
         for i, m in enumerate(study.models):
             for seed in m.seeds or study.seeds:
-                table = copy.deepcopy(base)
-                table.update(dataset=dataset, model=m.model, model_params=copy.deepcopy(m.model_params), seed=seed)
-                table["train"] = {**table["train"], **m.train}
-                try:
-                    for key, value in m.set.items():
-                        set_dotted(table, key, copy.deepcopy(value))
-                    table["study"] = dict(study_table, only=[f"{dataset}/{m.label}-seed{seed}"])
-                    out.append(Cell(dataset, m.label, seed, build(RunConfig, table)))
-                except ConfigError as e:
-                    raise ConfigError(f"study.models[{i}] ({m.label}): {e}") from None
+                for rows in study.rows or (cfg.rows,):
+                    table = copy.deepcopy(base)
+                    table.update(dataset=dataset, model=m.model, model_params=copy.deepcopy(m.model_params),
+                                 seed=seed, rows=rows)
+                    table["train"] = {**table["train"], **m.train}
+                    name = f"{dataset}/{m.label}-seed{seed}" + ("" if rows == "errors" else f"/{rows}")
+                    try:
+                        for key, value in m.set.items():
+                            set_dotted(table, key, copy.deepcopy(value))
+                        table["study"] = dict(study_table, only=[name])
+                        out.append(Cell(dataset, m.label, seed, build(RunConfig, table)))
+                    except ConfigError as e:
+                        raise ConfigError(f"study.models[{i}] ({m.label}): {e}") from None
     if restrict and study.only:
         for item in study.only:
             if not any(c.matches(item) for c in out):

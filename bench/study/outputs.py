@@ -44,9 +44,12 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
     name = study_name(cfg)
     paths = [board.write_csv(df, folder / "study.csv")]
     paths.append(_figure(df, directions, folder / "study_quality.png", f"{dataset} / {name}"))
-    meta_paths, meta_notes = _meta(cells, folder, f"{dataset} / {name}", cfg.n_bootstrap)
+    meta_paths, meta_notes, flags = _meta(cells, folder, f"{dataset} / {name}", cfg.n_bootstrap)
     paths += meta_paths
-    paths.append(atomic.write_text(folder / "study.md", markdown(cfg, dataset, cells, df, directions, meta_notes)))
+    common_paths, common_lines = _common(cells, folder, dataset, directions, flags)
+    paths += common_paths
+    paths.append(atomic.write_text(folder / "study.md", markdown(cfg, dataset, cells, df, directions, meta_notes,
+                                                                 common_lines)))
     prov = dict(schema_version="1", created=provenance.stamp(), study=name, dataset=dataset,
                 command=provenance.reproduce_command(cfg), config=cfg.to_dict(), git=provenance.git_state(),
                 libraries=provenance.library_versions(), headlines=[list(h[:2]) + [list(h[2])] for h in HEADLINES],
@@ -56,27 +59,61 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
     return paths
 
 
-def _meta(cells: list, folder: Path, title: str, n_boot: int) -> tuple[list[Path], list[str]]:
-    """bench.meta over each label's boards (its seeds), written to meta/<label>/."""
+def _meta(cells: list, folder: Path, title: str, n_boot: int) -> tuple[list[Path], list[str], dict]:
+    """bench.meta over each label's boards (its seeds), per row kind, written to meta/<label>[-<rows>]/.
+
+    Returns the paths, one note per group, and (label, rows) -> {metric: reason} of the
+    attribution metrics the group's meta-evaluation flags.
+    """
+    import os
+
     from bench import meta
     from bench.results import load
 
-    paths, notes = [], []
-    for label in dict.fromkeys(c.label for c in cells):
-        boards = [load(folder / c.name) for c in cells if c.label == label]
+    paths, notes, flags = [], [], {}
+    for label, rows in dict.fromkeys((c.label, c.rows) for c in cells):
+        group = label if rows == "errors" else f"{label}-{rows}"
+        mine = [c for c in cells if (c.label, c.rows) == (label, rows)]
+        boards = [load(folder / c.name) for c in mine]
         try:
             with warnings.catch_warnings():  # nanmean over metrics no pair of boards ranks: NaN, said in the table
                 warnings.simplefilter("ignore", RuntimeWarning)
                 tables = meta.summary(boards, n_boot=min(200, n_boot))
-            paths += meta.write(tables, folder / "meta" / label, f"{title} / {label}")
-            for c in cells:  # the flags under each of the label's cell boards
-                if c.label == label:
-                    paths += meta.annotate(folder / c.name, tables, f"../meta/{label}/meta.md")
-            notes.append(f"[{label}](meta/{label}/meta.md)")
+            paths += meta.write(tables, folder / "meta" / group, f"{title} / {group}")
+            for c in mine:  # the flags under each of the group's cell boards
+                link = os.path.relpath(folder / "meta" / group / "meta.md", folder / c.name)
+                paths += meta.annotate(folder / c.name, tables, link)
+            flags[(label, rows)] = meta.flagged(tables).get(board.ATTRIBUTIONS.stem, {})
+            notes.append(f"[{group}](meta/{group}/meta.md)")
         except Exception as e:  # noqa: BLE001 - the study table stands without it; say why
-            log.warning("meta-evaluation of %s failed: %s: %s", label, type(e).__name__, e)
-            notes.append(f"{label}: meta-evaluation failed ({type(e).__name__}: {str(e)[:120]})")
-    return paths, notes
+            log.warning("meta-evaluation of %s failed: %s: %s", group, type(e).__name__, e)
+            notes.append(f"{group}: meta-evaluation failed ({type(e).__name__}: {str(e)[:120]})")
+    return paths, notes, flags
+
+
+def _common(cells: list, folder: Path, dataset: str, directions: dict, flags: dict) -> tuple[list[Path], list[str]]:
+    """The paired comparison on the common image set (bench.study.paired), when the study explained one.
+
+    A metric is not claimed when the meta-evaluation flags it on more than half the labels'
+    common boards. Writes comparison.csv (per score and label) and comparison_tests.csv.
+    """
+    from collections import Counter
+
+    from bench.site.caveats import floor_of
+    from bench.study import paired
+
+    common = [c for c in cells if c.rows == "common"]
+    if not common:
+        return [], []
+    labels = list(dict.fromkeys(c.label for c in common))
+    counts = Counter(m for lab in labels for m in flags.get((lab, "common"), {}))
+    reasons = {m: f"meta-evaluation flags it on {k} of {len(labels)} labels' common boards"
+               for m, k in counts.items() if k > len(labels) / 2}
+    floor = floor_of(dataset)
+    cell_df, scores = paired.load([folder / c.name for c in common], floor)
+    values, tests = paired.compare(cell_df, scores, directions, reasons)
+    paths = [board.write_csv(values, folder / "comparison.csv"), board.write_csv(tests, folder / "comparison_tests.csv")]
+    return paths, paired.markdown(values, tests, cell_df, floor) + paired.table4(cell_df, floor)
 
 
 def _figure(df: pd.DataFrame, directions: dict[str, bool], path: Path, title: str) -> Path:

@@ -79,7 +79,8 @@ def headline(df: pd.DataFrame, directions: dict) -> list[str]:
             f"the adjusted p < {ALPHA}. The random control is left out. Computed from the tables below.", ""] + out + [""]
 
 
-def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str]) -> str:
+def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict, meta_notes: list[str],
+             common_lines: list[str] = ()) -> str:
     """study.md's text: the grid, what it shows and cannot show, the headline, the model and score tables.
 
     Args:
@@ -87,6 +88,8 @@ def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict,
         df: the study table (bench.study.table.build_table).
         directions: metric -> higher_is_better (bench.board.directions).
         meta_notes: one link (or failure note) per label's meta-evaluation.
+        common_lines: the paired comparison on the common image set (bench.study.outputs._common);
+            when given, it is the headline, and the Welch headline over each model's own errors is left out.
     """
     from bench.provenance import reproduce_command
     from bench.study.cells import study_name
@@ -123,7 +126,7 @@ def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict,
               "few points, not a cause. Training time and rows/s depend on the machine (and a cached checkpoint's "
               "time is that of the machine that trained it).",
               ""]
-    lines += headline(df, directions)
+    lines += list(common_lines) if common_lines else headline(df, directions)
     lines += ["## Models", ""]
     lines += _table(df, ["n_params", "train_seconds", "test_accuracy", "n_errors", "rows_per_s"],
                     ["parameters", "train s", "test accuracy", "errors", "forward rows/s"]) + [""]

@@ -1,9 +1,10 @@
 """The study table: one row per (model label, seed) and one per label across its seeds.
 
 Built from the cells' folders only (each cell's `cell.json` and boards), so the table is a
-function of what the cells wrote. Columns: dataset, label, model, params (JSON), seed ("all"
-on a label's row across seeds), n_seeds, n_params, train_seconds, test_accuracy, n_errors,
-rows_per_s (the model's raw forward throughput the counterfactual board recorded), then each
+function of what the cells wrote. Columns: dataset, label, rows (the row kind the cell
+explained: errors, or the common set ...), model, params (JSON), seed ("all" on a label's row
+across seeds), n_seeds, n_params, train_seconds, test_accuracy, n_errors (the model's test
+errors), steps / epochs / train_cpu_seconds where training recorded them, rows_per_s (the model's raw forward throughput the counterfactual board recorded), then each
 headline `<method>.<metric>` with `_lo` / `_hi`: on a seed's row the cell board's 95% interval
 over its errors (by the metric's kind), on a label's row the mean of the seed-level values and
 a Student t interval over them (bench.stats.t_interval; `ci_method` names which). test_accuracy,
@@ -27,8 +28,10 @@ CF, ATTR = board.COUNTERFACTUALS.stem, board.ATTRIBUTIONS.stem
 # (board table stem, method, metrics): the headline scores of the core methods, where configured
 HEADLINES = ((CF, "gradient", ("validity", "l2", "queries")),
              (CF, "growing_spheres", ("validity", "queries")),
-             *((ATTR, m, ("deletion_auc", "insertion_auc")) for m in ATTRIBUTION_CORE))
+             *((ATTR, m, ("deletion_auc", "insertion_auc", "del_morf_zeros", "del_morf_blur", "srg_blur"))
+               for m in ATTRIBUTION_CORE))
 MODEL_COLUMNS = ("n_params", "train_seconds", "test_accuracy", "n_errors", "rows_per_s")
+TRAINING_COLUMNS = ("steps", "epochs", "train_cpu_seconds")  # recorded by training since issue 25
 
 
 def _board(folder: Path, stem: str) -> pd.DataFrame | None:
@@ -48,10 +51,10 @@ def _pick(df: pd.DataFrame, method: str):
 def seed_row(folder: Path) -> dict:
     """A cell's row of the study table, from its folder."""
     s = json.loads((folder / "cell.json").read_text())
-    row = dict(dataset=s["dataset"], label=s["label"], model=s["model"],
+    row = dict(dataset=s["dataset"], label=s["label"], rows=s.get("rows", "errors"), model=s["model"],
                params=json.dumps(s["model_params"], sort_keys=True), seed=str(s["seed"]), n_seeds=1,
                ci_method="the cell board's interval over its errors",
-               **{k: s[k] for k in MODEL_COLUMNS})
+               **{k: s[k] for k in MODEL_COLUMNS}, **{k: s[k] for k in TRAINING_COLUMNS if k in s})
     for stem, method, metrics in HEADLINES:
         df = _board(folder, stem)
         r = None if df is None else _pick(df, method)
@@ -75,7 +78,7 @@ def across_seeds(rows: list[dict], proportions: set = frozenset()) -> dict:
     names, matched on the column's last part).
     """
     first = rows[0]
-    out = {k: first[k] for k in ("dataset", "label", "model", "params")}
+    out = {k: first[k] for k in ("dataset", "label", "rows", "model", "params") if k in first}
     out.update(seed="all", n_seeds=len(rows), ci_method=f"t over {len(rows)} seed means")
     values = [k for k in first if k not in out and k not in ("n_seeds", "ci_method")
               and not k.endswith(("_lo", "_hi"))]
@@ -94,12 +97,12 @@ def build_table(folders: list[Path]) -> pd.DataFrame:
     kinds = board.metric_field(provenances(folders), "kind", "mean")
     proportions = {name for name, kind in kinds.items() if kind == "proportion"}
     out = []
-    for label in dict.fromkeys(r["label"] for r in rows):
-        mine = [r for r in rows if r["label"] == label]
+    for label, kind in dict.fromkeys((r["label"], r["rows"]) for r in rows):
+        mine = [r for r in rows if (r["label"], r["rows"]) == (label, kind)]
         out += mine + [across_seeds(mine, proportions)]
     df = pd.DataFrame(out)
-    lead = ["dataset", "label", "model", "params", "seed", "n_seeds", "ci_method"]
-    model_cols = [c for m in MODEL_COLUMNS for c in (m, f"{m}_lo", f"{m}_hi") if c in df.columns]
+    lead = ["dataset", "label", "rows", "model", "params", "seed", "n_seeds", "ci_method"]
+    model_cols = [c for m in (*MODEL_COLUMNS, *TRAINING_COLUMNS) for c in (m, f"{m}_lo", f"{m}_hi") if c in df.columns]
     return df[lead + model_cols + [c for c in df.columns if c not in lead and c not in model_cols]]
 
 
