@@ -95,6 +95,22 @@ def test_width_and_depth_are_timms_multipliers():
         build_timm("resnet18", width=0.5)
 
 
+def test_a_stride_1_stem_keeps_28x28_and_every_stage_stride():
+    """stem_stride 1: the stem keeps 28x28, timm's four stride-2 stages stay, the last map is 2x2 as before."""
+    x = torch.zeros(1, 1, 28, 28)
+    for arch in ("efficientnet_b0", "mobilenetv2_100"):
+        two, one = (build_timm(arch, "none", width=0.5, depth=0.5, stem_stride=s) for s in (2, 1))
+        assert two.net.conv_stem.stride == (2, 2) and one.net.conv_stem.stride == (1, 1)
+        strided = [b.conv_dw.stride for b in one.net.modules() if isinstance(getattr(b, "conv_dw", None), torch.nn.Conv2d)]
+        assert strided.count((2, 2)) == 4  # with the stride-2 stem, the last of them runs at 1
+        assert [b.conv_dw.stride for b in two.net.modules()
+                if isinstance(getattr(b, "conv_dw", None), torch.nn.Conv2d)].count((2, 2)) == 3
+        assert one.net.forward_features(x).shape[-2:] == two.net.forward_features(x).shape[-2:] == (2, 2)
+        assert sum(p.numel() for p in one.parameters()) == sum(p.numel() for p in two.parameters())
+    with pytest.raises(ValueError, match="stem_stride applies to"):
+        build_timm("resnet18", stem_stride=1)
+
+
 def test_the_issue_25_grid_is_a_valid_study_of_24_models_x_3_seeds():
     """zoo_v2 (the grid the zoo will be republished from): every cell validates, 24 models x 3 seeds."""
     from bench.config import make_config

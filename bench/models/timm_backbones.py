@@ -44,13 +44,16 @@ PLACEMENTS = ("blocks", "head")
 SCALABLE = {"efficientnet_b0": "_gen_efficientnet", "mobilenetv2_100": "_gen_mobilenet_v2"}  # arch -> timm generator
 
 
-def _adapt_stem(net: nn.Module) -> None:
+def _adapt_stem(net: nn.Module, stem_stride: int = 2) -> None:
     conv = getattr(net, "conv1", None)
     if isinstance(conv, nn.Conv2d) and conv.kernel_size == (7, 7):
         net.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
     if isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
         net.maxpool = nn.Identity()
     if isinstance(getattr(net, "conv_stem", None), nn.Conv2d):  # EfficientNet / MobileNet: see the docstring
+        if stem_stride == 1:  # the stem keeps 28x28 and all four stride-2 stages stay: 28, 14, 7, 4, 2
+            net.conv_stem.stride = (1, 1)
+            return
         strided = [b.conv_dw for b in net.modules()
                    if isinstance(getattr(b, "conv_dw", None), nn.Conv2d) and b.conv_dw.stride == (2, 2)]
         if strided:
@@ -129,7 +132,7 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
                mean: Annotated[float, Range("[-10, 10]")] = 0.1307,
                std: Annotated[float, Range("(0, 100]")] = 0.3081, placement: str = "blocks",
                width: Annotated[float, Range("(0, 4]")] = 1.0, depth: Annotated[float, Range("(0, 4]")] = 1.0,
-               **timm_kwargs) -> nn.Module:
+               stem_stride: Annotated[int, Range("[1, 2]")] = 2, **timm_kwargs) -> nn.Module:
     """timm model `arch` with `attn_layer` in every block or once at the head, 1 input channel, 28x28 stem.
 
     Args:
@@ -139,12 +142,17 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
             blocks then carry none, so EfficientNet loses its own SE).
         width, depth: timm's channel and repeat multipliers, for "efficientnet_b0" and
             "mobilenetv2_100" only (1.0: timm's model as it is).
+        stem_stride: EfficientNet / MobileNet only: 2 (timm's stem; the last stride-2 stage runs
+            at stride 1) or 1 (the stem keeps 28x28, every stage keeps its stride). Both end on a
+            2x2 map; 1 costs ~2x the multiply-adds and learns the thin strokes better.
     Returns:
         the model, wrapped to take [0,1] pixels.
     """
     import timm
 
     _check_placement(placement, attn_layer)
+    if stem_stride != 2 and arch not in SCALABLE:
+        raise ValueError(f"stem_stride applies to {' and '.join(SCALABLE)} only, not {arch!r}")
     attn = ATTN_ALIASES.get(attn_layer, attn_layer) if attn_layer else None
     block_attn = attn if placement == "blocks" else None
     kwargs = dict(pretrained=False, in_chans=1, num_classes=n_classes, **timm_kwargs)
@@ -161,7 +169,7 @@ def build_timm(arch: str = "resnet18", attn_layer: str | None = None, n_classes:
         raise ValueError(f"width/depth scale only {' and '.join(SCALABLE)}, not {arch!r}")
     if not resnet and (attn_layer is not None or placement == "head"):
         _fill_attention_slots(net, block_attn, arch)
-    _adapt_stem(net)
+    _adapt_stem(net, stem_stride)
     cam_layer = _last_conv_block(net)
     if placement == "head" and attn:
         _add_head_attention(net, attn)
