@@ -111,8 +111,8 @@ def test_a_stride_1_stem_keeps_28x28_and_every_stage_stride():
         build_timm("resnet18", stem_stride=1)
 
 
-def test_the_issue_25_grid_is_a_valid_study_of_24_models_x_3_seeds():
-    """zoo_v2 (the grid the zoo will be republished from): every cell validates, 24 models x 3 seeds."""
+def test_the_issue_25_grid_is_a_valid_study_of_24_models_x_3_seeds_x_2_row_kinds():
+    """zoo_v2 (the grid the zoo will be republished from): every cell validates, 24 models x 3 seeds x 2 row kinds."""
     from bench.config import make_config
     from bench.study.cells import cells
     from bench.validate import validate
@@ -121,6 +121,7 @@ def test_the_issue_25_grid_is_a_valid_study_of_24_models_x_3_seeds():
     validate(cfg)
     grid = cells(cfg)
     labels = {c.label for c in grid}
-    assert len(grid) == 72 and len(labels) == 24
+    assert len(grid) == 144 and len(labels) == 24  # each (model, seed): its own errors and the common set
+    assert sorted({c.rows for c in grid}) == ["common", "errors"]
     assert {c.cfg.model_params.get("placement", "blocks") for c in grid} == {"head", "blocks"}
-    assert sum(c.cfg.model_params.get("attn_layer") == "pam" for c in grid) == 9  # PAM at the head only
+    assert sum(c.cfg.model_params.get("attn_layer") == "pam" for c in grid) == 18  # PAM at the head only

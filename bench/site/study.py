@@ -85,10 +85,13 @@ def study_page(folder: Path, rel: str, board_ids: dict[str, str], depth: int) ->
     heads = {m.group(1): m.group(0) for ln in sections.get("Headline", [])
              if (m := re.match(r"- `([^`]+)` [↑↓]:.*", ln))}
     all_rows = df[df["seed"] == "all"]
+    if "rows" in df.columns:  # a study with the common set too: this grid shows each model's own errors
+        all_rows = all_rows[all_rows["rows"] == "errors"]
     scores = ["test_accuracy"] + [c for c in df.columns if "." in c and not c.endswith(("_lo", "_hi"))]
     labels = list(dict.fromkeys(all_rows["label"]))
-    backbones = list(dict.fromkeys(lb.rsplit("-", 1)[0] for lb in labels))
-    attentions = list(dict.fromkeys(lb.rsplit("-", 1)[-1] for lb in labels))
+    # `<backbone>-<attention>[-<placement>]`: the backbone, then the rest (e.g. "se-head")
+    backbones = list(dict.fromkeys(lb.split("-", 1)[0] for lb in labels))
+    attentions = list(dict.fromkeys(lb.split("-", 1)[-1] for lb in labels))
     by_label = {r["label"]: r for _, r in all_rows.iterrows()}
     up = "../" * depth
     grids = []

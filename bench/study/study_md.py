@@ -33,7 +33,9 @@ def _table(df: pd.DataFrame, cols: list[str], heads: list[str]) -> list[str]:
     lines = ["| label | seed | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(cols)]
     for _, r in df.iterrows():
         seed = f"**all ({int(r['n_seeds'])})**" if r["seed"] == "all" else str(r["seed"])
-        lines.append(f"| {r['label']} | {seed} | " + " | ".join(_cell(r, c) for c in cols) + " |")
+        kind = r.get("rows", "errors")
+        label = r["label"] if kind in ("errors", "") or not isinstance(kind, str) else f"{r['label']} ({kind} set)"
+        lines.append(f"| {label} | {seed} | " + " | ".join(_cell(r, c) for c in cols) + " |")
     return lines
 
 
