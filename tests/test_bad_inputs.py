@@ -122,10 +122,13 @@ CASES = [
     (["meta", "{tmp}/edited_errors"], "errors.csv does not match the manifest sha256"),
     (["check", "--plugin", "{tmp}/exits.py"], "--plugin names a plugin a board needs: it goes with --board"),
     # issue 23: ground-truth rows and metrics
-    (["run", "--set", "rows=\"wrong\""], "rows must be errors | correct, got 'wrong'"),
+    (["run", "--set", "rows=\"wrong\""], "rows must be errors | correct | common, got 'wrong'"),
     (["run", "--set", "n_correct=5"], "n_correct must be >= 10, got 5 (allowed [10, 10000]"),
     (["run", "--set", "attributions.metrics=[\"loc_pointing_game\"]"],
-     "loc_pointing_game needs a ground-truth mask and dataset 'mnist' has none"),
+     "loc_pointing_game needs a ground-truth mask and dataset 'mnist' has none"),    # issue 25: the common image set, training a study in sittings
+    (["run", "--set", "dataset=\"fashion-mnist\"", "--set", "rows=common"],
+     "rows='common': dataset 'fashion-mnist' has no common image set"),
+    (["train", "--pin"], "--pin pins a study's checkpoints; a plain run pins its model with `bench run --publish`"),
 ]
 
 _DRIVER = r"""
