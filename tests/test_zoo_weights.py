@@ -2,7 +2,7 @@
 
 Real MNIST and the committed weights: a pinned cell's checkpoint is found by the cell's own config
 (its cache key), loads into the cell's model, and scores on the test split exactly the accuracy
-its metadata records, at or above the 0.990 floor.
+its metadata records (a cell under the 0.990 floor is pinned too: the comparison leaves it out).
 """
 
 from __future__ import annotations
@@ -39,4 +39,4 @@ def test_pinned_zoo_cells_load_from_their_config_and_keep_their_accuracy(mnist, 
         recorded = json.loads(checkpoints.reference(meta["relpath"]).with_suffix(".json").read_text())
         acc = float((Oracle(model, "cpu").predict(mnist.test.x) == mnist.test.y).float().mean())
         assert acc == pytest.approx(recorded["test_accuracy"], abs=1e-4), cell.name
-        assert acc >= 0.990 and recorded["model_params"] == cell.cfg.model_params
+        assert recorded["model_params"] == cell.cfg.model_params  # (a cell under the floor stays: unranked)
