@@ -99,6 +99,9 @@ def collect_errors(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, weights_sha
         if common is None:
             raise ValueError("rows 'common' needs the common set's test indices (bench.data.common.indices)")
         chosen = common.sort().values
+        if len(chosen) and int(chosen[-1]) >= len(y):
+            raise ValueError(f"the common set names test image {int(chosen[-1])} but this test split has {len(y)}: "
+                             "it is made for the dataset's shipped test split")
         target = torch.where(pred == y, logits.topk(2, dim=1).indices[:, 1], y)
     else:
         raise ValueError(f"unknown rows {rows!r} (errors | correct | common)")

@@ -55,3 +55,9 @@ def test_rows_common_is_refused_at_the_door_for_a_dataset_without_a_set():
         validate(make_config("default", dataset="fashion-mnist", rows="common"), extras=False)
     assert common.available() == ["mnist"]
     assert json.loads(common.path("mnist").read_text())["dataset"] == "mnist"
+
+
+def test_a_shorter_test_split_is_refused_not_misindexed(mnist, cnn):
+    with pytest.raises(ValueError, match="the common set names test image .* but this test split has 5000"):
+        collect_errors(Oracle(cnn[0], "cpu"), mnist.test.x[:5000], mnist.test.y[:5000], cnn[1]["weights_sha256"],
+                       rows="common", common=common.indices("mnist"))
