@@ -204,7 +204,9 @@ def _dispatch(args) -> int:
 
         keep_freed_memory()  # steady forward speed after training in-process (see bench/contract/memory.py)
         if args.command == "train":
-            return _train(cfg, args)
+            from bench.train_command import train
+
+            return train(cfg, args)
         if args.command == "check":
             from bench.check import check
 
@@ -380,56 +382,3 @@ def _logging(quiet: bool, verbose: int = 0) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     log.propagate = False  # TensorFlow or alibi may give the root logger a handler: print once
-
-
-def _train(cfg, args) -> int:
-    from bench.cell import resolve_device
-    from bench.data import load_dataset
-    from bench.models.train import load_or_train
-
-    if cfg.study is not None:
-        return _train_study(cfg, args)
-    if args.pin:
-        from bench.contract.params import ConfigError
-
-        raise ConfigError("--pin pins a study's checkpoints; a plain run pins its model with `bench run --publish`")
-    device = resolve_device(cfg.device)
-    model, meta = load_or_train(cfg, load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir), device,
-                                progress=not args.quiet, force=args.force)
-    from bench.atomic import dumps
-
-    print(dumps({k: meta[k] for k in ("test_accuracy", "val_accuracy", "train_seconds", "cached",
-                                           "checkpoint", "weights_sha256") if k in meta}, indent=2))
-    return 0
-
-
-def _train_study(cfg, args) -> int:
-    """Train (or load) every checkpoint of a study's cells, one JSON line each; --pin pins each at once.
-
-    Each cell trains as its train unit would (study.threads torch threads, the cell's own config),
-    so a study run later finds the checkpoint (cached, or pinned with --pin) and trains nothing.
-    """
-    import torch
-
-    from bench.atomic import dumps
-    from bench.cell import resolve_device
-    from bench.data import load_dataset
-    from bench.models.train import checkpoint_relpath, load_or_train
-    from bench.publish import pin_weights
-    from bench.study.cells import cells
-
-    device, seen = resolve_device(cfg.device), set()
-    torch.set_num_threads(cfg.study.threads)
-    for cell in cells(cfg):
-        rel = checkpoint_relpath(cell.cfg)[0]
-        if rel in seen:  # another row kind of the same (model, seed)
-            continue
-        seen.add(rel)
-        data = load_dataset(cell.cfg.dataset, cell.cfg.data_dir, cell.cfg.cache_dir)
-        _, meta = load_or_train(cell.cfg, data, device, progress=not args.quiet, force=args.force)
-        pinned = [str(p) for p in pin_weights([meta]) if p.suffix == ".pt"] if args.pin else []
-        keys = ("test_accuracy", "val_accuracy", "steps", "epochs", "stop", "train_seconds", "train_cpu_seconds",
-                "source", "relpath")
-        print(dumps(dict(cell=f"{cell.dataset}/{cell.label}-seed{cell.seed}", **{k: meta[k] for k in keys if k in meta},
-                         pinned=bool(pinned))), flush=True)
-    return 0
