@@ -188,6 +188,9 @@ class StudyConfig:
     rows: the row kinds every (model, seed) explains, one cell each (bench.config.ROWS; empty:
     the config's `rows`): e.g. ["errors", "common"] explains each model's own errors and the
     common image set with one trained checkpoint; a non-error kind's folder is `<cell>/<rows>/`.
+    pin_dtype: how `bench train --pin` stores each checkpoint: "float32" (as trained) or
+    "float16" (half the repository's bytes; loaded back into float32, and its recorded test
+    accuracy is the rounded weights' own: bench.publish.pin_weights).
     """
 
     models: tuple[StudyModel, ...] = ()
@@ -199,8 +202,10 @@ class StudyConfig:
     only: tuple[str, ...] = ()
     pin_weights: bool = True
     rows: tuple[str, ...] = ()
+    pin_dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        require(self.pin_dtype in ("float32", "float16"), "study.pin_dtype", "float32 | float16", self.pin_dtype)
         for r in self.rows:
             require(r in ROWS, "study.rows", "a list of " + " | ".join(ROWS), list(self.rows))
         require(len(set(self.rows)) == len(self.rows), "study.rows", "free of repeats", list(self.rows))

@@ -53,8 +53,14 @@ def used_checkpoints(ctx) -> list[dict]:
     return [m for m in metas if "relpath" in m]
 
 
-def pin_weights(metas: list[dict]) -> list[Path]:
-    """Copy each checkpoint not yet pinned into the reference weights and record its sha256."""
+def pin_weights(metas: list[dict], rescore=None) -> list[Path]:
+    """Copy each checkpoint not yet pinned into the reference weights and record its sha256.
+
+    With `rescore` (state dict -> test accuracy) each is pinned in float16 instead (bench train
+    --pin with study.pin_dtype = "float16": half the bytes; loading casts back to float32): its
+    sidecar's test_accuracy becomes the rounded weights' own, the trained one kept as
+    test_accuracy_float32, so a board made from the pinned file reports what that file scores.
+    """
     root = checkpoints.reference_dir()
     pins = checkpoints.pinned(root)
     written = []
@@ -66,11 +72,29 @@ def pin_weights(metas: list[dict]) -> list[Path]:
         if rel in pins:
             log.warning("replacing reference weights %s (boards made with the old ones must be republished)", dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in (".pt", ".json"):
-            shutil.copyfile(src.with_suffix(suffix), dest.with_suffix(suffix))
+        if rescore is None:
+            for suffix in (".pt", ".json"):
+                shutil.copyfile(src.with_suffix(suffix), dest.with_suffix(suffix))
+        else:
+            _pin_half(src, dest, rescore)
         pins[rel] = checkpoints.file_sha256(dest)
         written += [dest, dest.with_suffix(".json")]
         log.info("pinned reference weights %s (sha256 %s)", dest, pins[rel][:12])
     if written:
         atomic.write_text(root / checkpoints.SUMS, "".join(f"{d}  {r}\n" for r, d in sorted(pins.items())))
     return written
+
+
+def _pin_half(src: Path, dest: Path, rescore) -> None:
+    """The checkpoint at src rounded to float16 (integer buffers kept) at dest, its sidecar rescored."""
+    import torch
+
+    state, meta = checkpoints.load(src)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    bad = checkpoints.non_finite(half)
+    if bad:  # a weight beyond float16's range: pin it in float32 (study.pin_dtype)
+        raise checkpoints.CheckpointError(f"{src} does not fit float16 ({bad}); set study.pin_dtype = \"float32\"")
+    meta = dict(meta, stored_dtype="float16", test_accuracy_float32=meta.get("test_accuracy"),
+                test_accuracy=rescore(half))
+    atomic.write_with(dest, lambda f: torch.save(half, f))
+    atomic.write_json(dest.with_suffix(".json"), meta, sort_keys=False)

@@ -51,10 +51,30 @@ def train_study(cfg, args) -> int:
             continue
         seen.add(rel)
         data = load_dataset(cell.cfg.dataset, cell.cfg.data_dir, cell.cfg.cache_dir)
-        _, meta = load_or_train(cell.cfg, data, device, progress=not args.quiet, force=args.force)
-        pinned = [str(p) for p in pin_weights([meta]) if p.suffix == ".pt"] if args.pin else []
+        model, meta = load_or_train(cell.cfg, data, device, progress=not args.quiet, force=args.force)
+        rescore = _rescorer(model, data, device) if cfg.study.pin_dtype == "float16" else None
+        pinned = [p for p in pin_weights([meta], rescore) if p.suffix == ".pt"] if args.pin else []
+        if pinned and rescore is not None:  # the float16 file's own accuracy
+            import json
+
+            meta = dict(meta, pinned_test_accuracy=json.loads(pinned[0].with_suffix(".json").read_text())["test_accuracy"])
         keys = ("test_accuracy", "val_accuracy", "steps", "epochs", "stop", "train_seconds", "train_cpu_seconds",
-                "source", "relpath")
+                "source", "relpath", "pinned_test_accuracy")
         print(dumps(dict(cell=f"{cell.dataset}/{cell.label}-seed{cell.seed}", **{k: meta[k] for k in keys if k in meta},
                          pinned=bool(pinned))), flush=True)
     return 0
+
+
+def _rescorer(model, data, device):
+    """state dict -> the test accuracy of `model` holding it (a float16 pin's own accuracy)."""
+    import copy
+
+    from bench.models.train import accuracy
+
+    model = copy.deepcopy(model)  # the trained one stays as it is
+
+    def rescore(state: dict) -> float:
+        model.load_state_dict(state)  # casts each tensor to the model's float32
+        return accuracy(model, data.test.x, data.test.y, device)
+
+    return rescore
