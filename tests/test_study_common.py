@@ -89,7 +89,7 @@ def test_the_floor_leaves_out_cells_and_study_md_says_so(study):
     assert "## Headline on the common image set" in md and "## The models, laid out as the seed report's Table 4" in md
     assert f"Accuracy floor 0.990: {below} of 4 cells below it" in md
     values = pd.read_csv(study / "comparison.csv", keep_default_na=False, na_values=[""])
-    assert set(values.loc[~values["ranked"], "why"]) <= {"below the floor"}
+    assert set(values.loc[~values["ranked"], "why"]) <= {"below the floor", "1 seed at the floor (2 needed)"}
 
 
 def test_the_paired_comparison_is_what_the_instances_say(study):
@@ -135,3 +135,70 @@ def test_train_pins_a_studys_checkpoints_once_each_for_a_later_sitting(tmp_path,
     assert main(argv) == 0  # a later sitting: every checkpoint comes from the pinned weights
     assert {json.loads(x)["source"] for x in capsys.readouterr().out.splitlines()} == {"reference"}
     assert main(["-q", "train", "--preset", "tiny", "--pin"]) == 2  # a plain run pins with run --publish
+
+
+def test_train_pins_float16_checkpoints_that_score_what_their_sidecar_says(tmp_path, cache_dir, monkeypatch,
+                                                                          capsys, mnist):
+    """study.pin_dtype = "float16": every float tensor stored in half precision (integer buffers kept),
+    about half the bytes of the float32 pin, and the sidecar's test_accuracy is the rounded weights' own
+    (the trained float32 one kept beside it); the pinned file loads back as reference weights."""
+    import dataclasses
+
+    import torch
+
+    from bench import checkpoints
+    from bench.config import make_config
+    from bench.contract.oracle import Oracle
+    from bench.models.train import load_or_train
+    from bench.study.cells import cells
+
+    (tmp_path / "pairs.toml").write_text(GRID)
+    argv = ["-q", "train", "--preset", str(tmp_path / "pairs.toml"), "--cache-dir", cache_dir, "--device", "cpu",
+            "--set", 'study.only=["cnn-long-seed1"]', "--pin"]
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "w32"))
+    assert main(argv) == 0
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "w16"))
+    assert main(argv + ["--set", 'study.pin_dtype="float16"']) == 0
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    rel = out[1]["relpath"]
+    full, half = tmp_path / "w32" / rel, tmp_path / "w16" / rel
+    state = torch.load(half, weights_only=True)
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.6
+    side = json.loads(half.with_suffix(".json").read_text())
+    assert side["stored_dtype"] == "float16" and side["test_accuracy_float32"] == out[0]["test_accuracy"]
+    assert out[1]["pinned_test_accuracy"] == side["test_accuracy"]
+    cell = next(c for c in cells(make_config(str(tmp_path / "pairs.toml"))) if c.name == "cnn-long-seed1")
+    model, meta = load_or_train(dataclasses.replace(cell.cfg, cache_dir=str(tmp_path / "empty")), mnist,
+                                torch.device("cpu"), progress=False)
+    assert meta["source"] == "reference" and next(model.parameters()).dtype == torch.float32
+    acc = float((Oracle(model, "cpu").predict(mnist.test.x) == mnist.test.y).float().mean())
+    assert acc == pytest.approx(side["test_accuracy"], abs=1e-6)
+    assert abs(side["test_accuracy"] - side["test_accuracy_float32"]) < 2e-3  # rounding moves a few images at most
+
+
+def test_the_study_page_shows_the_paired_headline_its_tests_and_table4(study, tmp_path):
+    """The site's study page (bench/site/comparison.py) carries what study.md and the comparison CSVs say."""
+    import re
+    import shutil
+
+    from bench.site.study import study_page
+
+    folder = shutil.copytree(study, tmp_path / "pairs")
+    folders = sorted(folder.glob("*/common"))
+    cells, scores = paired.load(folders, floor=None)  # ranked without the floor, so there are tests to show
+    directions = board.directions([board.read_json(board.ATTRIBUTIONS.json(f)) for f in folders])
+    _, tests = paired.compare(cells, scores, directions, n_boot=100)
+    tests.to_csv(folder / "comparison_tests.csv", index=False)
+    html = study_page(folder, "mnist/pairs", {}, 2)
+    assert '<h2 id="common">Headline on the common image set</h2>' in html
+    table = html[html.index('id="comparison-tests"'):]
+    assert table[:table.index("</table>")].count("<tr") == len(tests) + 1  # one row per comparison, and the header
+    values = pd.read_csv(folder / "comparison.csv")
+    assert html[html.index('id="comparison-values"'):].count("<tr") >= len(values) + 1
+    t4 = html[html.index('id="table4"'):]
+    t4 = t4[:t4.index("</table>")]
+    md = (folder / "study.md").read_text().split("## The models, laid out as the seed report's Table 4")[1]
+    md_rows = [ln for ln in md.split("\n## ")[0].splitlines() if ln.startswith("|")][2:]
+    assert len(md_rows) == 2 and t4.count("<tr><td>") == 2  # one row per model label, as study.md has them
+    assert re.findall(r"<tr><td>([^<]+)</td>", t4) == [r.strip("|").split("|")[0].strip() for r in md_rows]

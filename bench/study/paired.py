@@ -10,8 +10,8 @@ two labels pair up image by image. Computed here, from the common cells' folders
   `<score>_vs_random`: the score minus that model's own random control on the same image,
   which takes out what a model's confidence and its images give every map alike.
 - **The accuracy floor.** A cell below its dataset's floor (bench.site.caveats.ACCURACY_FLOORS:
-  MNIST 0.990) is left out; a label with fewer than 2 seeds left is shown "below the floor" and
-  ranked nowhere.
+  MNIST 0.990) is left out; a label with fewer than 2 seeds left is shown unranked ("below the floor", or
+  "1 seed at the floor (2 needed)") and ranked nowhere.
 - **Intervals and tests.** A label's value: the mean over its seeds and images, with the
   two-level bootstrap interval (bench.stats.hierarchical). Per score, the best label against
   the runner-up and against the same backbone without attention: the paired two-level
@@ -123,7 +123,9 @@ def compare(cells: pd.DataFrame, scores: pd.DataFrame, directions: dict, flagged
         rows = []
         for lab in dict.fromkeys(cells["label"]):
             if lab not in mats:
-                rows.append(dict(score=score, label=lab, ranked=False, why="below the floor", higher=higher,
+                n_ok = len(seeds_of.get(lab, []))
+                why = "below the floor" if n_ok == 0 else f"{n_ok} seed at the floor (2 needed)"
+                rows.append(dict(score=score, label=lab, ranked=False, why=why, higher=higher,
                                  mean=np.nan, lo=np.nan, hi=np.nan, n_seeds=len(seeds_of.get(lab, [])),
                                  n_images=len(images), ci="none"))
                 continue
