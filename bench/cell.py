@@ -146,6 +146,7 @@ def _cell_summary(ctx: RunContext, cell, used: list[dict]) -> Path:
     import json
 
     from bench import atomic, board
+    from bench.study import resume
 
     meta, folder = ctx.model_meta, ctx.out_dir
     cf = board.COUNTERFACTUALS.json(folder)
@@ -167,5 +168,5 @@ def _cell_summary(ctx: RunContext, cell, used: list[dict]) -> Path:
                    limited=ctx.errors.limited, rows_per_s=throughput["rows_per_s"],
                    weights_sha256=meta["weights_sha256"], manifest_sha256=ctx.errors.manifest_hash,
                    checkpoint=dict(relpath=meta.get("relpath"), source=meta.get("source")),
-                   solved_now=dict(ctx.solved_now), checkpoints=len(used))
+                   solved_now=dict(ctx.solved_now), checkpoints=len(used), identity=resume.identity(ctx.cfg))
     return atomic.write_json(folder / "cell.json", summary)

@@ -68,14 +68,17 @@ def reproduce_command(cfg) -> str:
 
     try:
         base = make_config(cfg.preset).to_dict()
-    except ConfigError:  # a preset file that is not here: spell out every value
-        base = {}
-    if getattr(cfg, "study", None) is not None and base:  # a study's cell: compared with the cell itself
+    except ConfigError:  # a preset file that is not here: every value that differs from the default preset's
+        base, missing = make_config("default").to_dict(), True
+    else:
+        missing = False
+    if getattr(cfg, "study", None) is not None and not missing:  # a study's cell: compared with the cell itself
         from bench.study.cells import reference_cell
 
         base = reference_cell(cfg) or base
-    sets = [f"{k}={toml_value(v)}" for k, v in _diff(cfg.to_dict(), base) if k.split(".")[0] not in _LOCAL]
-    args = ["python", "-m", "bench", "run", "--preset", cfg.preset if base else "default"]
+    sets = [f"{k}={toml_value(v)}" for k, v in _diff(cfg.to_dict(), base)
+            if k.split(".")[0] not in _LOCAL and v is not None]  # (None: TOML has no form; the default's unset)
+    args = ["python", "-m", "bench", "run", "--preset", "default" if missing else cfg.preset]
     for item in sets:
         args += ["--set", item]
     return shlex.join(args + (["--publish"] if cfg.publish else []))

@@ -170,6 +170,14 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     grid = cells(cfg)
     datasets = list(dict.fromkeys(c.dataset for c in grid))
     roots = study_roots(cfg, datasets, create=True)
+    kept = []
+    if cfg.publish:  # published in sittings: a cell finished by an earlier one stays (bench.study.resume)
+        from bench.study import resume
+
+        kept = [c.key for c in grid if resume.finished(c.cfg, roots[c.dataset] / c.name)]
+        if kept:
+            log.info("%d of %d cells kept as an earlier sitting published them", len(kept), len(grid))
+    todo = [c for c in grid if c.key not in kept]
     for f in roots.values():
         f.mkdir(parents=True, exist_ok=True)
         mark_incomplete(f)  # removed when the study table is written
@@ -177,11 +185,11 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     stores: dict[Path, Store] = {}
     ex = None
     try:
-        for c in grid:  # every store first: one that another run holds is refused before any work
+        for c in todo:  # every store first: one that another run holds is refused before any work
             if c.cfg.store_path not in stores:
                 stores[c.cfg.store_path] = Store(c.cfg.store_path).acquire()
         ex = make_executor(executor, address, cfg.study.threads)
-        driver = Driver(grid, {c.key: roots[c.dataset] / c.name for c in grid}, ex, stores, cfg.study.chunk, progress)
+        driver = Driver(todo, {c.key: roots[c.dataset] / c.name for c in todo}, ex, stores, cfg.study.chunk, progress)
         driver.run()
         info = ex.info()
     except BaseException:
@@ -196,11 +204,22 @@ def run_study(cfg, executor: str = "local", address: str | None = None, progress
     written = []
     for dataset, folder in roots.items():
         t1 = time.perf_counter()
-        mine = [c for c in grid if c.dataset == dataset]
+        mine = [c for c in (_published(cfg, folder) if cfg.publish else grid) if c.dataset == dataset]
         written += write_study(cfg, dataset, mine, folder, dict(info, units=driver.timings, failed=driver.failed,
+                                                                kept=[k for k in kept if k.startswith(dataset + "/")],
+                                                                n_grid=len(cells(cfg, restrict=False)),
                                                                 wall_seconds=round(time.perf_counter() - t0, 2)))
         driver.timed(f"table:{dataset}", "table", time.perf_counter() - t1)
     for f in roots.values():
         mark_complete(f)
-    return dict(folders={d: str(f) for d, f in roots.items()}, cells=[c.key for c in grid], paths=[str(p) for p in written],
+    return dict(folders={d: str(f) for d, f in roots.items()}, cells=[c.key for c in grid], kept=kept, paths=[str(p) for p in written],
                 units=driver.timings, failed=driver.failed, executor=info, seconds=round(time.perf_counter() - t0, 1))
+
+
+def _published(cfg, folder: Path) -> list[Cell]:
+    """Every cell of the whole grid (study.only aside) whose finished board from the same config is in `folder`:
+    a sitting's study table covers what all sittings so far published."""
+    from bench.study import resume
+    from bench.study.cells import cells
+
+    return [c for c in cells(cfg, restrict=False) if resume.finished(c.cfg, folder / c.name)]

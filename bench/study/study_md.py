@@ -102,6 +102,12 @@ def markdown(cfg, dataset: str, cells: list, df: pd.DataFrame, directions: dict,
     lines = [f"# Study {study_name(cfg)}: {dataset}", ""]
     if limited:
         lines += ["**NOT FOR PUBLICATION: --limit cut every cell's error set.**", ""]
+    from bench.study.cells import cells as grid_cells
+
+    n_grid = len([c for c in grid_cells(cfg, restrict=False) if c.dataset == dataset])
+    if len(cells) < n_grid:
+        lines += [f"**INCOMPLETE: {len(cells)} of the grid's {n_grid} cells ** (a run of study.only, or a "
+                  "publish in sittings: bench/study/resume.py): every table and comparison below covers these cells only.", ""]
     params = {c.label: (c.cfg.model, c.cfg.model_params) for c in cells}
     lines += [f"A grid of {len(labels)} model{'s' * (len(labels) != 1)} x {len(seeds)} training seed"
               f"{'s' * (len(seeds) != 1)} ({', '.join(map(str, seeds))}) on {dataset}; each cell is one trained "
