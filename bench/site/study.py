@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, fmt, read_as_text
+from bench.site.comparison import sections as common_sections
 from bench.site.figures import figure
 from bench.site.html import esc, inline_md, num, page
 from bench.site.tables import generic_table
@@ -139,6 +140,7 @@ def study_page(folder: Path, rel: str, board_ids: dict[str, str], depth: int) ->
             "(s0, s1, ...). Shading: darker = better on the shown score (within this grid).</p>"
             f'<p><label for="score">Score</label> <select id="score" class="score-select">{options}</select></p>',
             "".join(grids)]
+    body.append(common_sections(folder, sections))
     if "study_quality.png" in files:
         body.append('<h2 id="figure">Quality against accuracy</h2>' + figure("study_quality.png", "study_quality.png"))
     body.append(f'<h2 id="table">Every row</h2>{_downloads(files, "")}<details><summary>The full study table '
