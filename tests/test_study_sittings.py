@@ -13,6 +13,8 @@ import pytest
 
 from bench.cli import main
 from bench.config import make_config
+from bench.site.index import board_kind
+from bench.site.study import study_page
 from bench.study import resume
 from bench.study.cells import cells
 
@@ -56,6 +58,11 @@ def test_a_study_published_in_two_sittings_keeps_the_first_sittings_cell(tmp_pat
     assert [c["folder"] for c in json.loads((folder / "study.json").read_text())["cells"]] == ["cnn-long-seed0"]
     assert len(pd.read_csv(folder / "study.csv")) >= 1
     assert "INCOMPLETE: 1 of the grid's 2 cells" in (folder / "study.md").read_text()
+    html = study_page(folder, "mnist/sittings", {}, 2)  # the site says so first, in the caveats banner
+    banner = html[html.index('class="banner caveats"'):]
+    assert "INCOMPLETE: 1 of the grid" in banner[:banner.index("</div>")]
+    assert board_kind(dict(title="mnist/sittings/cnn-long-seed0", folder=folder / "cnn-long-seed0")) == "zoo"
+    assert board_kind(dict(title="mnist/cnn", folder=tmp_path / "lb" / "mnist" / "cnn")) == "main"
 
     assert main(argv) == 0  # sitting 2: the whole grid; seed 0 is kept, seed 1 explained
     assert (folder / "cnn-long-seed0" / "cell.json").read_bytes() == first

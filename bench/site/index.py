@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from bench.board import ATTRIBUTIONS, COUNTERFACTUALS, fmt
 from bench.board import table as table_of
@@ -24,6 +25,11 @@ TRUTH_NOTE = ("controlled sets built from MNIST where the pixels that carry the 
               "metric ranks methods as the truth does")
 
 
+def _in_study(folder: Path) -> bool:
+    """Is this board a study's cell (a study.csv in its folder's parent, or, for a common cell, grandparent)?"""
+    return (folder.parent / "study.csv").exists() or (folder.parent.parent / "study.csv").exists()
+
+
 def board_kind(board: dict) -> str:
     """'dev' (bench check's regression baselines), 'zoo' (a study cell), 'seed' (a meta-evaluation seed board),
     'truth' (a board of a controlled set with a ground-truth mask) or 'main' (a published dataset x model board)."""
@@ -34,7 +40,8 @@ def board_kind(board: dict) -> str:
         return "dev"
     if pieces[0] in MASKED:
         return "truth"
-    if len(pieces) >= 3 and pieces[1] == "zoo":
+    folder = board.get("folder")
+    if len(pieces) >= 3 and (pieces[1] == "zoo" or (folder is not None and _in_study(Path(folder)))):
         return "zoo"
     if "meta" in pieces[:-1]:
         return "seed"

@@ -129,11 +129,12 @@ def study_page(folder: Path, rel: str, board_ids: dict[str, str], depth: int) ->
     intro = [ln for ln in sections.get("", []) if ln.strip()]
     shows = [ln for ln in intro if ln.startswith("**What it shows")]
     cannot = [ln for ln in intro if ln.startswith("**What it cannot show")]
-    about = [ln for ln in intro if ln not in shows + cannot]
+    incomplete = [ln for ln in intro if ln.startswith("**INCOMPLETE")]  # a grid published in sittings, so far
+    about = [ln for ln in intro if ln not in shows + cannot + incomplete]
     body = [f'<p>{len(labels)} models ({len(backbones)} backbones × {len(attentions)} attention blocks), each trained with '
             f'{esc(all_rows["n_seeds"].iloc[0]) if len(all_rows) else "?"} seeds; every cell explains its own model\'s '
             "errors.</p>",
-            f'<div class="banner caveats" role="note">{_paras(cannot)}</div>' if cannot else "",
+            f'<div class="banner caveats" role="note">{_paras(incomplete + cannot)}</div>' if cannot or incomplete else "",
             f"<details><summary>About this study: what it shows, the models</summary>{_paras(shows + about)}</details>",
             '<h2 id="grid">Backbone × attention</h2><p>Each cell: the mean over the model\'s training seeds, its 95% t '
             "interval over the seed means (few seeds: wide), the model's test accuracy and links to its seed boards "
