@@ -198,7 +198,9 @@ def hierarchical(values, n_boot: int = 2000, seed: int = 0, alpha: float = ALPHA
     """Mean of a (training seeds x common images) score matrix and its two-level bootstrap interval.
 
     The mean is over every finite entry; a bootstrap draw takes the seeds with replacement, then
-    the images with replacement (module docstring). None below 2 seeds or 2 images, or constant.
+    the images with replacement (module docstring). None below 2 seeds or 2 images, or constant;
+    a constant 0/1 matrix (every row valid, say) gets the Wilson interval of its pooled rows
+    instead ("wilson-pooled"): no draw can move it, but n rows still bound the proportion.
     """
     v = np.asarray(values, np.float64)
     finite = np.isfinite(v)
@@ -206,8 +208,12 @@ def hierarchical(values, n_boot: int = 2000, seed: int = 0, alpha: float = ALPHA
     if n == 0:
         return Cell(np.nan, np.nan, np.nan, 0, n_nan)
     mean = float(v[finite].mean())
-    if v.shape[0] < 2 or v.shape[1] < 2 or np.all(v[finite] == v[finite][0]):
+    constant = bool(np.all(v[finite] == v[finite][0]))
+    if v.shape[0] < 2 or v.shape[1] < 2 or (constant and v[finite][0] not in (0.0, 1.0)):
         return Cell(mean, np.nan, np.nan, n, n_nan, "none")
+    if constant:
+        c = proportion_ci(v[finite])
+        return Cell(mean, c.lo, c.hi, n, n_nan, "wilson-pooled")
     (seeds,), images = _seed_image_draws((v.shape[0],), v.shape[1], n_boot, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a draw of all-NaN entries: NaN, left out

@@ -107,7 +107,8 @@ def test_a_lone_qualifying_row_is_not_best():
 
 
 def test_hierarchical_interval_known_answers_and_coverage():
-    """A (seeds x images) matrix: the mean of every entry; constant: no interval; ~95% coverage by simulation."""
+    """A (seeds x images) matrix: the mean of every entry; constant: no interval (a constant 0/1 one: Wilson);
+    ~95% coverage by simulation."""
     from bench.stats import hierarchical
 
     v = np.arange(12, dtype=float).reshape(3, 4)
@@ -115,6 +116,13 @@ def test_hierarchical_interval_known_answers_and_coverage():
     assert c.mean == pytest.approx(5.5) and c.method == "hierarchical" and c.lo < 5.5 < c.hi
     assert hierarchical(np.full((3, 5), 0.2)).method == "none"
     assert hierarchical(np.ones((1, 5))).method == "none"  # one seed: the seed variance is unknown
+    # every row valid on every seed (a 0/1 score): no draw moves it, the pooled rows' Wilson interval bounds it
+    import scipy.stats as st
+
+    c = hierarchical(np.ones((3, 296)))
+    ci = st.binomtest(888, 888).proportion_ci(method="wilson")
+    assert c.method == "wilson-pooled" and c.mean == 1.0 and (c.lo, c.hi) == pytest.approx((ci.low, ci.high))
+    assert c.lo < 1.0 and hierarchical(np.zeros((3, 20))).hi > 0.0
     # coverage of the two-level model value = mu + seed effect + image effect + noise
     rng, hits, mu = np.random.default_rng(0), 0, 1.0
     for _ in range(150):

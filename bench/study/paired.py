@@ -144,10 +144,10 @@ def compare(cells: pd.DataFrame, scores: pd.DataFrame, directions: dict, flagged
         plain = f"{parts['backbone']}-none"
         if parts["attention"] != "none" and plain in mats:
             rivals.append(("same backbone, no attention", plain))
-        for role, other in rivals:
+        for role, other in rivals:  # (an MDD needs spread: two constant models leave it out)
             d = hierarchical_difference(mats[best], mats[other], n_boot=n_boot)
             tests.append(dict(score=score, best=best, other=other, role=role, diff=d.diff, lo=d.lo, hi=d.hi, p=d.p,
-                              mdd=detectable_from_se(d.se), n_images=d.n_images,
+                              mdd=detectable_from_se(d.se) if d.se > 0 else np.nan, n_images=d.n_images,
                               flag=flagged.get(metric, ""), higher=higher))
     tests = pd.DataFrame(tests)
     if len(tests):
