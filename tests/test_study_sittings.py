@@ -55,7 +55,9 @@ def test_a_study_published_in_two_sittings_keeps_the_first_sittings_cell(tmp_pat
     assert main(argv + ["--set", 'study.only=["cnn-long-seed0"]']) == 0  # sitting 1: one cell
     first = (folder / "cnn-long-seed0" / "cell.json").read_bytes()
     assert json.loads(first)["identity"]
-    assert [c["folder"] for c in json.loads((folder / "study.json").read_text())["cells"]] == ["cnn-long-seed0"]
+    first_study = json.loads((folder / "study.json").read_text())
+    assert [c["folder"] for c in first_study["cells"]] == ["cnn-long-seed0"]
+    assert "study.only" not in first_study["command"]  # the table's command is the grid's, not the sitting's
     assert len(pd.read_csv(folder / "study.csv")) >= 1
     assert "INCOMPLETE: 1 of the grid's 2 cells" in (folder / "study.md").read_text()
     html = study_page(folder, "mnist/sittings", {}, 2)  # the site says so first, in the caveats banner
@@ -70,6 +72,7 @@ def test_a_study_published_in_two_sittings_keeps_the_first_sittings_cell(tmp_pat
     assert study["kept"] == ["mnist/cnn-long-seed0"] and study["n_grid"] == 2
     assert [c["folder"] for c in study["cells"]] == ["cnn-long-seed0", "cnn-long-seed1"]
     assert "INCOMPLETE" not in (folder / "study.md").read_text()
+    assert "study.only" not in study["command"] and "study.only" not in (folder / "study.md").read_text()
 
     # a cell whose config changed in a way that moves its numbers is explained again; where it ran is not such a change
     cell = next(c for c in cells(make_config(str(preset))) if c.seed == 0)

@@ -38,6 +38,10 @@ def write_study(cfg, dataset: str, cells: list, folder: Path, info: dict) -> lis
     from bench.study.study_md import markdown
 
     folder.mkdir(parents=True, exist_ok=True)
+    if cfg.publish and cfg.study.only:  # a sitting: the table covers every cell published so far, so its
+        import dataclasses             # command (study.md, study.json) is the whole grid's
+
+        cfg = dataclasses.replace(cfg, study=dataclasses.replace(cfg.study, only=()))
     cell_folders = [folder / c.name for c in cells]
     df = build_table(cell_folders)
     directions = board.directions(provenances(cell_folders))
